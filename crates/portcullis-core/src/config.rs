@@ -1,0 +1,639 @@
+//! Configuration: [`AuthConfig::from_env`] reads the variables of the sample server's contract;
+//! [`AuthConfig::builder`] sets the same things in code. Both go through one
+//! [`AuthConfigBuilder::build`], which generates development secrets (with a warning) and
+//! enforces production's refusals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::api_key::ApiKeyPrefix;
+use crate::roles::Roles;
+use crate::secret::Secret;
+use crate::token::{
+    AgentTokens, DEFAULT_MAX_TOKEN_BYTES, JwtAlgorithm, KeyError, KeyRing, SigningKey, TokenPolicy,
+    UserTokenTtl, UserTokens, VerifyingKey,
+};
+
+/// Shortest secret accepted in production, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The paths that need no actor unless configured otherwise: exact matches only.
+pub const DEFAULT_PUBLIC_PATHS: &[&str] = &[
+    "/",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+    "/auth/login",
+    "/auth/refresh",
+];
+
+/// `AUTH_ENV`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthEnv {
+    /// Generated secrets with a warning; board fallback allowed.
+    #[default]
+    Development,
+    /// Secrets required and at least 32 bytes; no board fallback.
+    Production,
+}
+
+/// `AUTH_FALLBACK`: who a request with no credentials at all is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Anonymous.
+    #[default]
+    None,
+    /// The board (local trusted mode).
+    Board,
+}
+
+/// A configuration that cannot be used. Never contains a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset.
+    #[error("{0} must be set in production")]
+    Missing(&'static str),
+    /// A secret is too short.
+    #[error("{var} must be at least {min} bytes in production")]
+    TooShort {
+        /// The variable.
+        var: &'static str,
+        /// The minimum.
+        min: usize,
+    },
+    /// A variable does not parse.
+    #[error("{var}: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What was expected.
+        reason: String,
+    },
+    /// Board fallback in production.
+    #[error("AUTH_FALLBACK=board is refused in production")]
+    FallbackInProduction,
+    /// Board fallback on a non-loopback address without `AUTH_FALLBACK_ALLOW_REMOTE=true`.
+    #[error(
+        "AUTH_FALLBACK=board on non-loopback address {0} needs AUTH_FALLBACK_ALLOW_REMOTE=true"
+    )]
+    FallbackOnRemoteBind(SocketAddr),
+    /// A key file could not be read or used.
+    #[error("{var}: {reason}")]
+    Key {
+        /// The variable naming the file.
+        var: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A usable configuration.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `AUTH_ENV`.
+    pub env: AuthEnv,
+    /// User token keys.
+    pub user_keys: KeyRing,
+    /// `iss`, `aud`, leeway, size limit of user tokens.
+    pub user_policy: TokenPolicy,
+    /// User token lifetimes.
+    pub user_ttl: UserTokenTtl,
+    /// `AUTH_REFRESH_REUSE_GRACE_SECONDS`.
+    pub refresh_reuse_grace_secs: u64,
+    /// Agent token keys.
+    pub agent_keys: KeyRing,
+    /// `iss`, `aud`, leeway, size limit of agent tokens.
+    pub agent_policy: TokenPolicy,
+    /// `AUTH_AGENT_JWT_TTL_SECONDS`.
+    pub agent_ttl_secs: u64,
+    /// `AUTH_API_KEY_ENABLED`.
+    pub api_keys_enabled: bool,
+    /// `AUTH_API_KEY_PREFIX`.
+    pub api_key_prefix: ApiKeyPrefix,
+    /// `AUTH_REQUIRE_AUTH`.
+    pub require_auth: bool,
+    /// Default public paths plus `AUTH_REQUIRE_AUTH_EXCEPTIONS`; exact matches.
+    pub public_paths: Vec<String>,
+    /// `AUTH_FALLBACK`.
+    pub fallback: Fallback,
+    /// `AUTH_FALLBACK_ALLOW_REMOTE`.
+    pub fallback_allow_remote: bool,
+    /// `AUTH_COOKIE_SECURE`.
+    pub cookie_secure: bool,
+    /// Role → permissions.
+    pub roles: Roles,
+    /// Secrets generated because none was configured (development only), so that a server
+    /// can persist them and keep tokens valid across restarts.
+    pub generated: GeneratedSecrets,
+}
+
+/// Secrets the configuration generated in development.
+#[derive(Debug, Clone, Default)]
+pub struct GeneratedSecrets {
+    /// For `AUTH_JWT_SECRET_KEY`.
+    pub user_jwt_secret: Option<Secret>,
+    /// For `AUTH_AGENT_JWT_SECRET`.
+    pub agent_jwt_secret: Option<Secret>,
+}
+
+impl AuthConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (the environment, a file, a test's map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut b = AuthConfigBuilder::default();
+        if let Some(v) = get("AUTH_ENV") {
+            b.env = match v.trim().to_ascii_lowercase().as_str() {
+                "development" | "dev" => AuthEnv::Development,
+                "production" | "prod" => AuthEnv::Production,
+                _ => return Err(invalid("AUTH_ENV", "expected development or production")),
+            };
+        }
+        if let Some(v) = get("AUTH_JWT_ALGORITHM") {
+            b.algorithm = JwtAlgorithm::from_name(v.trim()).ok_or_else(|| {
+                invalid(
+                    "AUTH_JWT_ALGORITHM",
+                    "expected HS256, RS256, ES256 or EdDSA",
+                )
+            })?;
+        }
+        b.user_secret = get("AUTH_JWT_SECRET_KEY").map(Secret::from);
+        if let Some(path) = get("AUTH_JWT_PRIVATE_KEY_FILE") {
+            b.private_key_file = Some(PathBuf::from(path));
+        }
+        if let Some(path) = get("AUTH_JWT_PREVIOUS_KEYS_FILE") {
+            b.previous_keys_file = Some(PathBuf::from(path));
+        }
+        if let Some(v) = get("AUTH_JWT_ISSUER") {
+            b.user_issuer = v;
+        }
+        if let Some(v) = get("AUTH_JWT_AUDIENCE") {
+            b.user_audience = v;
+        }
+        if let Some(v) = get("AUTH_JWT_ACCESS_TOKEN_EXPIRE_MINUTES") {
+            b.ttl.access_secs = positive("AUTH_JWT_ACCESS_TOKEN_EXPIRE_MINUTES", &v)? * 60;
+        }
+        if let Some(v) = get("AUTH_REFRESH_TOKEN_EXPIRE_DAYS") {
+            b.ttl.refresh_secs = positive("AUTH_REFRESH_TOKEN_EXPIRE_DAYS", &v)? * 86_400;
+        }
+        if let Some(v) = get("AUTH_REFRESH_TOKEN_REMEMBER_ME_DAYS") {
+            b.ttl.remember_me_secs = positive("AUTH_REFRESH_TOKEN_REMEMBER_ME_DAYS", &v)? * 86_400;
+        }
+        if let Some(v) = get("AUTH_REFRESH_REUSE_GRACE_SECONDS") {
+            b.refresh_reuse_grace_secs = number("AUTH_REFRESH_REUSE_GRACE_SECONDS", &v)?;
+        }
+        if let Some(v) = get("AUTH_JWT_LEEWAY_SECONDS") {
+            b.leeway_secs = number("AUTH_JWT_LEEWAY_SECONDS", &v)?;
+        }
+        b.agent_secret = get("AUTH_AGENT_JWT_SECRET").map(Secret::from);
+        if let Some(v) = get("AUTH_AGENT_JWT_TTL_SECONDS") {
+            b.agent_ttl_secs = positive("AUTH_AGENT_JWT_TTL_SECONDS", &v)?;
+        }
+        if let Some(v) = get("AUTH_AGENT_JWT_ISSUER") {
+            b.agent_issuer = v;
+        }
+        if let Some(v) = get("AUTH_AGENT_JWT_AUDIENCE") {
+            b.agent_audience = v;
+        }
+        if let Some(v) = get("AUTH_API_KEY_ENABLED") {
+            b.api_keys_enabled = boolean("AUTH_API_KEY_ENABLED", &v)?;
+        }
+        if let Some(v) = get("AUTH_API_KEY_PREFIX") {
+            b.api_key_prefix = ApiKeyPrefix::new(v.trim())
+                .map_err(|e| invalid("AUTH_API_KEY_PREFIX", &e.to_string()))?;
+        }
+        if let Some(v) = get("AUTH_REQUIRE_AUTH") {
+            b.require_auth = boolean("AUTH_REQUIRE_AUTH", &v)?;
+        }
+        if let Some(v) = get("AUTH_REQUIRE_AUTH_EXCEPTIONS") {
+            for path in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if !path.starts_with('/') {
+                    return Err(invalid(
+                        "AUTH_REQUIRE_AUTH_EXCEPTIONS",
+                        "paths start with /",
+                    ));
+                }
+                b.public_paths.push(path.to_owned());
+            }
+        }
+        if let Some(v) = get("AUTH_FALLBACK") {
+            b.fallback = match v.trim().to_ascii_lowercase().as_str() {
+                "none" => Fallback::None,
+                "board" => Fallback::Board,
+                _ => return Err(invalid("AUTH_FALLBACK", "expected none or board")),
+            };
+        }
+        if let Some(v) = get("AUTH_FALLBACK_ALLOW_REMOTE") {
+            b.fallback_allow_remote = boolean("AUTH_FALLBACK_ALLOW_REMOTE", &v)?;
+        }
+        if let Some(v) = get("AUTH_COOKIE_SECURE") {
+            b.cookie_secure = Some(boolean("AUTH_COOKIE_SECURE", &v)?);
+        }
+        b.build()
+    }
+
+    /// A builder starting from the defaults.
+    ///
+    /// ```
+    /// use portcullis_core::{AuthConfig, AuthEnv, Secret};
+    /// let config = AuthConfig::builder()
+    ///     .env(AuthEnv::Production)
+    ///     .jwt_secret(Secret::random(32))
+    ///     .agent_secret(Secret::random(32))
+    ///     .issuer("my-service")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.user_policy.issuer, "my-service");
+    /// assert!(config.cookie_secure);
+    /// ```
+    pub fn builder() -> AuthConfigBuilder {
+        AuthConfigBuilder::default()
+    }
+
+    /// Mints and verifies user tokens with this configuration.
+    pub fn user_tokens(&self) -> UserTokens {
+        UserTokens::new(
+            self.user_keys.clone(),
+            self.user_policy.clone(),
+            self.user_ttl,
+        )
+    }
+
+    /// Mints and verifies agent run tokens with this configuration.
+    pub fn agent_tokens(&self) -> AgentTokens {
+        AgentTokens::new(
+            self.agent_keys.clone(),
+            self.agent_policy.clone(),
+            self.agent_ttl_secs,
+        )
+    }
+
+    /// Refuses board fallback on a non-loopback address unless explicitly allowed.
+    pub fn check_bind(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        if self.fallback == Fallback::Board
+            && !addr.ip().is_loopback()
+            && !self.fallback_allow_remote
+        {
+            return Err(ConfigError::FallbackOnRemoteBind(addr));
+        }
+        Ok(())
+    }
+
+    /// True when `path` needs no actor: an exact match, never a prefix.
+    pub fn is_public_path(&self, path: &str) -> bool {
+        self.public_paths.iter().any(|p| p == path)
+    }
+}
+
+/// Sets configuration in code; [`build`](Self::build) applies the same rules as `from_env`.
+#[derive(Debug, Clone)]
+pub struct AuthConfigBuilder {
+    env: AuthEnv,
+    algorithm: JwtAlgorithm,
+    user_secret: Option<Secret>,
+    signing_key: Option<SigningKey>,
+    private_key_file: Option<PathBuf>,
+    previous_keys: Vec<VerifyingKey>,
+    previous_keys_file: Option<PathBuf>,
+    user_issuer: String,
+    user_audience: String,
+    ttl: UserTokenTtl,
+    refresh_reuse_grace_secs: u64,
+    leeway_secs: u64,
+    max_token_bytes: usize,
+    agent_secret: Option<Secret>,
+    agent_ttl_secs: u64,
+    agent_issuer: String,
+    agent_audience: String,
+    api_keys_enabled: bool,
+    api_key_prefix: ApiKeyPrefix,
+    require_auth: bool,
+    public_paths: Vec<String>,
+    fallback: Fallback,
+    fallback_allow_remote: bool,
+    cookie_secure: Option<bool>,
+    roles: Roles,
+}
+
+impl Default for AuthConfigBuilder {
+    fn default() -> Self {
+        Self {
+            env: AuthEnv::Development,
+            algorithm: JwtAlgorithm::Hs256,
+            user_secret: None,
+            signing_key: None,
+            private_key_file: None,
+            previous_keys: Vec::new(),
+            previous_keys_file: None,
+            user_issuer: "portcullis".into(),
+            user_audience: "portcullis-api".into(),
+            ttl: UserTokenTtl::default(),
+            refresh_reuse_grace_secs: 10,
+            leeway_secs: 30,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            agent_secret: None,
+            agent_ttl_secs: 172_800,
+            agent_issuer: "portcullis".into(),
+            agent_audience: "portcullis-agents".into(),
+            api_keys_enabled: true,
+            api_key_prefix: ApiKeyPrefix::default(),
+            require_auth: true,
+            public_paths: DEFAULT_PUBLIC_PATHS
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+            fallback: Fallback::None,
+            fallback_allow_remote: false,
+            cookie_secure: None,
+            roles: Roles::default(),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($( $(#[$m:meta])* $name:ident : $ty:ty => $field:ident $(via $conv:path)? ;)+) => {$(
+        $(#[$m])*
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$field = setters!(@conv value $(, $conv)?);
+            self
+        }
+    )+};
+    (@conv $v:ident) => { $v };
+    (@conv $v:ident, $conv:path) => { $conv($v) };
+}
+
+fn into_string(s: &str) -> String {
+    s.to_owned()
+}
+
+impl AuthConfigBuilder {
+    setters! {
+        /// `AUTH_ENV`.
+        env: AuthEnv => env;
+        /// HS256 secret for user tokens.
+        jwt_secret: Secret => user_secret via Some;
+        /// Signing key for user tokens (any algorithm); replaces the secret.
+        jwt_signing_key: SigningKey => signing_key via Some;
+        /// Required `iss` of user tokens.
+        issuer: &str => user_issuer via into_string;
+        /// Required `aud` of user tokens.
+        audience: &str => user_audience via into_string;
+        /// User token lifetimes.
+        user_ttl: UserTokenTtl => ttl;
+        /// Refresh reuse grace window, seconds.
+        refresh_reuse_grace_secs: u64 => refresh_reuse_grace_secs;
+        /// Clock skew allowed, seconds.
+        leeway_secs: u64 => leeway_secs;
+        /// Largest token accepted, bytes.
+        max_token_bytes: usize => max_token_bytes;
+        /// HS256 secret for agent run tokens.
+        agent_secret: Secret => agent_secret via Some;
+        /// Agent run token lifetime, seconds.
+        agent_ttl_secs: u64 => agent_ttl_secs;
+        /// Required `iss` of agent tokens.
+        agent_issuer: &str => agent_issuer via into_string;
+        /// Required `aud` of agent tokens.
+        agent_audience: &str => agent_audience via into_string;
+        /// Accept API keys.
+        api_keys_enabled: bool => api_keys_enabled;
+        /// API key prefix.
+        api_key_prefix: ApiKeyPrefix => api_key_prefix;
+        /// Every path needs an actor, but the public ones.
+        require_auth: bool => require_auth;
+        /// Who a request with no credentials is.
+        fallback: Fallback => fallback;
+        /// Allow board fallback on a non-loopback bind.
+        fallback_allow_remote: bool => fallback_allow_remote;
+        /// `Secure` on cookies.
+        cookie_secure: bool => cookie_secure via Some;
+        /// Role → permissions.
+        roles: Roles => roles;
+    }
+
+    /// Adds a verify-only user token key (rotation).
+    #[must_use]
+    pub fn previous_key(mut self, key: VerifyingKey) -> Self {
+        self.previous_keys.push(key);
+        self
+    }
+
+    /// Adds an exact-match public path.
+    #[must_use]
+    pub fn public_path(mut self, path: &str) -> Self {
+        self.public_paths.push(path.to_owned());
+        self
+    }
+
+    /// Checks everything and builds. Development without secrets generates them and warns;
+    /// production refuses missing or short secrets and board fallback.
+    pub fn build(self) -> Result<AuthConfig, ConfigError> {
+        let production = self.env == AuthEnv::Production;
+        if production && self.fallback == Fallback::Board {
+            return Err(ConfigError::FallbackInProduction);
+        }
+        let mut generated = GeneratedSecrets::default();
+
+        let active = match (self.signing_key, self.algorithm) {
+            (Some(key), _) => key,
+            (None, JwtAlgorithm::Hs256) => {
+                let secret = resolve_secret(
+                    self.user_secret,
+                    "AUTH_JWT_SECRET_KEY",
+                    production,
+                    &mut generated.user_jwt_secret,
+                )?;
+                SigningKey::hs256(&secret)
+            }
+            (None, alg) => {
+                let path = self
+                    .private_key_file
+                    .ok_or(ConfigError::Missing("AUTH_JWT_PRIVATE_KEY_FILE"))?;
+                let pem = read_key_file("AUTH_JWT_PRIVATE_KEY_FILE", &path)?;
+                SigningKey::from_private_pem(alg, pem.expose())
+                    .map_err(|e| key_error("AUTH_JWT_PRIVATE_KEY_FILE", e))?
+            }
+        };
+        let mut user_keys = KeyRing::new(active);
+        let mut previous = self.previous_keys;
+        if let Some(path) = &self.previous_keys_file {
+            previous.extend(load_previous_keys(path)?);
+        }
+        for key in previous {
+            user_keys = user_keys
+                .with_previous(key)
+                .map_err(|e| key_error("AUTH_JWT_PREVIOUS_KEYS_FILE", e))?;
+        }
+
+        let agent_secret = resolve_secret(
+            self.agent_secret,
+            "AUTH_AGENT_JWT_SECRET",
+            production,
+            &mut generated.agent_jwt_secret,
+        )?;
+        let agent_keys = KeyRing::new(SigningKey::hs256(&agent_secret));
+
+        let policy = |issuer: String, audience: String| TokenPolicy {
+            issuer,
+            audience,
+            leeway_secs: self.leeway_secs,
+            max_token_bytes: self.max_token_bytes,
+        };
+        Ok(AuthConfig {
+            env: self.env,
+            user_keys,
+            user_policy: policy(self.user_issuer, self.user_audience),
+            user_ttl: self.ttl,
+            refresh_reuse_grace_secs: self.refresh_reuse_grace_secs,
+            agent_keys,
+            agent_policy: policy(self.agent_issuer, self.agent_audience),
+            agent_ttl_secs: self.agent_ttl_secs,
+            api_keys_enabled: self.api_keys_enabled,
+            api_key_prefix: self.api_key_prefix,
+            require_auth: self.require_auth,
+            public_paths: self.public_paths,
+            fallback: self.fallback,
+            fallback_allow_remote: self.fallback_allow_remote,
+            cookie_secure: self.cookie_secure.unwrap_or(production),
+            roles: self.roles,
+            generated,
+        })
+    }
+}
+
+fn resolve_secret(
+    given: Option<Secret>,
+    var: &'static str,
+    production: bool,
+    generated: &mut Option<Secret>,
+) -> Result<Secret, ConfigError> {
+    match given {
+        Some(s) if s.len() < MIN_SECRET_BYTES => {
+            if production {
+                return Err(ConfigError::TooShort {
+                    var,
+                    min: MIN_SECRET_BYTES,
+                });
+            }
+            tracing::warn!(
+                variable = var,
+                "secret is shorter than 32 bytes; production would refuse it"
+            );
+            Ok(s)
+        }
+        Some(s) => Ok(s),
+        None if production => Err(ConfigError::Missing(var)),
+        None => {
+            tracing::warn!(
+                variable = var,
+                "no secret configured: generated one for development; tokens will not survive a restart unless it is persisted"
+            );
+            let s = Secret::random(MIN_SECRET_BYTES);
+            *generated = Some(s.clone());
+            Ok(s)
+        }
+    }
+}
+
+fn read_key_file(var: &'static str, path: &PathBuf) -> Result<Secret, ConfigError> {
+    std::fs::read(path)
+        .map(Secret::new)
+        .map_err(|e| ConfigError::Key {
+            var,
+            reason: format!("cannot read {}: {e}", path.display()),
+        })
+}
+
+fn key_error(var: &'static str, e: KeyError) -> ConfigError {
+    ConfigError::Key {
+        var,
+        reason: e.to_string(),
+    }
+}
+
+/// One entry of `AUTH_JWT_PREVIOUS_KEYS_FILE`, a JSON array:
+/// `[{"alg": "HS256", "secret": "…"}, {"alg": "RS256", "public_key_pem": "…", "kid": "…"}]`.
+#[derive(Deserialize)]
+struct PreviousKeyEntry {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    public_key_pem: Option<String>,
+}
+
+fn load_previous_keys(path: &PathBuf) -> Result<Vec<VerifyingKey>, ConfigError> {
+    const VAR: &str = "AUTH_JWT_PREVIOUS_KEYS_FILE";
+    let raw = read_key_file(VAR, path)?;
+    let entries: Vec<PreviousKeyEntry> =
+        serde_json::from_slice(raw.expose()).map_err(|e| ConfigError::Key {
+            var: VAR,
+            // serde_json's message names a position, never the input's content.
+            reason: format!("not a JSON array of keys: {e}"),
+        })?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let alg = JwtAlgorithm::from_name(&entry.alg).ok_or_else(|| ConfigError::Key {
+                var: VAR,
+                reason: format!("unknown alg `{}`", entry.alg),
+            })?;
+            let key = match (alg, entry.secret, entry.public_key_pem) {
+                (JwtAlgorithm::Hs256, Some(secret), _) => {
+                    Ok(VerifyingKey::hs256(&Secret::from(secret)))
+                }
+                (JwtAlgorithm::Hs256, None, _) => Err(ConfigError::Key {
+                    var: VAR,
+                    reason: "an HS256 entry needs `secret`".into(),
+                }),
+                (alg, _, Some(pem)) => VerifyingKey::from_public_pem(alg, pem.as_bytes())
+                    .map_err(|e| key_error(VAR, e)),
+                (_, _, None) => Err(ConfigError::Key {
+                    var: VAR,
+                    reason: "an asymmetric entry needs `public_key_pem`".into(),
+                }),
+            }?;
+            Ok(match entry.kid {
+                Some(kid) => key.with_kid(&kid),
+                None => key,
+            })
+        })
+        .collect()
+}
+
+fn invalid(var: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.to_owned(),
+    }
+}
+
+fn number(var: &'static str, v: &str) -> Result<u64, ConfigError> {
+    v.trim()
+        .parse()
+        .map_err(|_| invalid(var, "expected a whole number"))
+}
+
+fn positive(var: &'static str, v: &str) -> Result<u64, ConfigError> {
+    match number(var, v)? {
+        0 => Err(invalid(var, "expected a whole number above 0")),
+        n => Ok(n),
+    }
+}
+
+fn boolean(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(var, "expected true or false")),
+    }
+}

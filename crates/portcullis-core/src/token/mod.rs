@@ -1,0 +1,285 @@
+//! Tokens: the key ring, and three token kinds with mutually exclusive validation.
+//!
+//! - **Access** (user): `type: "access"`, tied to a login session by `sid`.
+//! - **Refresh** (user): `type: "refresh"`, rotated on every use; stored only as a hash.
+//! - **Agent run**: no `type`; its own secret, issuer and audience; `company_id` and `run_id`.
+//!
+//! A token of one kind never passes as another: the kinds differ in `type`, and the agent
+//! family has its own keys and audience.
+
+mod claims;
+mod keyring;
+mod verify;
+
+use std::sync::Arc;
+
+pub use claims::{AccessClaims, AgentClaims, Audience, NumericDate, RefreshClaims, Registered};
+pub use keyring::{JwtAlgorithm, KeyError, KeyRing, SigningKey, VerifyingKey};
+pub use verify::{DEFAULT_MAX_TOKEN_BYTES, MintError, TokenHeader, TokenPolicy};
+
+use crate::clock::{SharedClock, SystemClock, UnixTime};
+use crate::error::TokenError;
+use crate::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
+use crate::secret::SecretString;
+use verify::Verifier;
+
+/// A token just minted, with what the caller needs to hand it out and to revoke it.
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    /// The JWT. `Debug` prints `***`.
+    pub token: SecretString,
+    /// Its `jti`.
+    pub jti: TokenId,
+    /// Its `exp`.
+    pub expires_at: UnixTime,
+    /// Seconds from now to `exp`.
+    pub expires_in: u64,
+}
+
+/// Lifetimes of user tokens, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserTokenTtl {
+    /// Access token: 15 minutes by default.
+    pub access_secs: u64,
+    /// Refresh token: 7 days by default.
+    pub refresh_secs: u64,
+    /// Refresh token with remember-me: 30 days by default.
+    pub remember_me_secs: u64,
+}
+
+impl Default for UserTokenTtl {
+    fn default() -> Self {
+        Self {
+            access_secs: 15 * 60,
+            refresh_secs: 7 * 24 * 3600,
+            remember_me_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// What an access token says about its user.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessGrant<'a> {
+    /// The user.
+    pub user_id: &'a UserId,
+    /// Their email.
+    pub email: &'a str,
+    /// Their role.
+    pub role: &'a str,
+    /// Their organisation.
+    pub org_id: &'a OrgId,
+    /// The login session.
+    pub session_id: &'a SessionId,
+}
+
+/// Mints and verifies user access and refresh tokens.
+///
+/// ```
+/// use portcullis_core::{Secret, token::*, ids::*};
+/// let ring = KeyRing::new(SigningKey::hs256(&Secret::random(32)));
+/// let tokens = UserTokens::new(ring, TokenPolicy {
+///     issuer: "portcullis".into(), audience: "portcullis-api".into(),
+///     leeway_secs: 30, max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+/// }, UserTokenTtl::default());
+/// let (user, org, sid) = (UserId::from("u1"), OrgId::from("acme"), SessionId::random());
+/// let minted = tokens.mint_access(AccessGrant {
+///     user_id: &user, email: "a@example.com", role: "user", org_id: &org, session_id: &sid,
+/// }).unwrap();
+/// let claims = tokens.verify_access(minted.token.expose()).unwrap();
+/// assert_eq!(claims.sub.as_deref(), Some("u1"));
+/// // A refresh token is not an access token.
+/// let refresh = tokens.mint_refresh(&user, &sid, false).unwrap();
+/// assert_eq!(tokens.verify_access(refresh.token.expose()), Err(TokenError::WrongType));
+/// # use portcullis_core::TokenError;
+/// ```
+#[derive(Clone)]
+pub struct UserTokens {
+    verifier: Arc<Verifier>,
+    ttl: UserTokenTtl,
+    clock: SharedClock,
+}
+
+impl UserTokens {
+    /// User tokens signed by `ring`'s active key, on the system clock.
+    pub fn new(ring: KeyRing, policy: TokenPolicy, ttl: UserTokenTtl) -> Self {
+        Self {
+            verifier: Arc::new(Verifier::new(ring, policy)),
+            ttl,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Replaces the clock (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The key ring.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.verifier.ring
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.verifier.policy
+    }
+
+    /// The lifetimes.
+    pub fn ttl(&self) -> UserTokenTtl {
+        self.ttl
+    }
+
+    /// A new access token.
+    pub fn mint_access(&self, grant: AccessGrant<'_>) -> Result<MintedToken, MintError> {
+        let now = self.clock.now();
+        let jti = TokenId::random();
+        let exp = now + self.ttl.access_secs;
+        let claims = AccessClaims {
+            sub: Some(grant.user_id.to_string()),
+            email: Some(grant.email.to_owned()),
+            role: Some(grant.role.to_owned()),
+            org_id: Some(grant.org_id.to_string()),
+            token_type: Some("access".into()),
+            sid: Some(grant.session_id.to_string()),
+            registered: registered(&self.verifier.policy, now, exp, &jti),
+        };
+        finish(&self.verifier, &claims, jti, now, exp)
+    }
+
+    /// A new refresh token; remember-me gets the longer lifetime.
+    pub fn mint_refresh(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+        remember_me: bool,
+    ) -> Result<MintedToken, MintError> {
+        let now = self.clock.now();
+        let jti = TokenId::random();
+        let exp = now + self.refresh_lifetime(remember_me);
+        let claims = RefreshClaims {
+            sub: Some(user_id.to_string()),
+            token_type: Some("refresh".into()),
+            sid: Some(session_id.to_string()),
+            rmb: remember_me,
+            registered: registered(&self.verifier.policy, now, exp, &jti),
+        };
+        finish(&self.verifier, &claims, jti, now, exp)
+    }
+
+    /// The refresh lifetime for a session.
+    pub fn refresh_lifetime(&self, remember_me: bool) -> u64 {
+        if remember_me {
+            self.ttl.remember_me_secs
+        } else {
+            self.ttl.refresh_secs
+        }
+    }
+
+    /// Verifies an access token. Session liveness and the denylist are the caller's next step.
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.verifier.verify(token, self.clock.now())
+    }
+
+    /// Verifies a refresh token. Rotation rules are the session store's next step.
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+        self.verifier.verify(token, self.clock.now())
+    }
+}
+
+/// What an agent run token says.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentGrant<'a> {
+    /// The agent.
+    pub agent_id: &'a AgentId,
+    /// Its company.
+    pub company_id: &'a OrgId,
+    /// The adapter running it.
+    pub adapter_type: &'a str,
+    /// The run.
+    pub run_id: &'a RunId,
+}
+
+/// Mints and verifies agent run tokens (48 h by default), with their own keys and audience.
+#[derive(Clone)]
+pub struct AgentTokens {
+    verifier: Arc<Verifier>,
+    ttl_secs: u64,
+    clock: SharedClock,
+}
+
+impl AgentTokens {
+    /// Agent tokens signed by `ring`'s active key, living `ttl_secs`.
+    pub fn new(ring: KeyRing, policy: TokenPolicy, ttl_secs: u64) -> Self {
+        Self {
+            verifier: Arc::new(Verifier::new(ring, policy)),
+            ttl_secs,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Replaces the clock (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The key ring.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.verifier.ring
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.verifier.policy
+    }
+
+    /// A new run token.
+    pub fn mint(&self, grant: AgentGrant<'_>) -> Result<MintedToken, MintError> {
+        let now = self.clock.now();
+        let jti = TokenId::random();
+        let exp = now + self.ttl_secs;
+        let claims = AgentClaims {
+            sub: Some(grant.agent_id.to_string()),
+            company_id: Some(grant.company_id.to_string()),
+            adapter_type: Some(grant.adapter_type.to_owned()),
+            run_id: Some(grant.run_id.to_string()),
+            token_type: None,
+            registered: registered(&self.verifier.policy, now, exp, &jti),
+        };
+        finish(&self.verifier, &claims, jti, now, exp)
+    }
+
+    /// Verifies a run token. Agent liveness and company are the caller's next step.
+    pub fn verify(&self, token: &str) -> Result<AgentClaims, TokenError> {
+        self.verifier.verify(token, self.clock.now())
+    }
+}
+
+fn registered(policy: &TokenPolicy, now: UnixTime, exp: UnixTime, jti: &TokenId) -> Registered {
+    Registered {
+        iss: Some(policy.issuer.clone()),
+        aud: Some(Audience::One(policy.audience.clone())),
+        exp: Some(NumericDate(exp)),
+        nbf: None,
+        iat: Some(NumericDate(now)),
+        jti: Some(jti.to_string()),
+    }
+}
+
+fn finish<T: serde::Serialize>(
+    verifier: &Verifier,
+    claims: &T,
+    jti: TokenId,
+    now: UnixTime,
+    exp: UnixTime,
+) -> Result<MintedToken, MintError> {
+    Ok(MintedToken {
+        token: SecretString::new(verifier.sign(claims)?),
+        jti,
+        expires_at: exp,
+        expires_in: exp - now,
+    })
+}
