@@ -637,3 +637,307 @@ fn boolean(var: &'static str, v: &str) -> Result<bool, ConfigError> {
         _ => Err(invalid(var, "expected true or false")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const LONG: &str = "a-secret-that-is-at-least-32-bytes-long";
+    const LONG2: &str = "another-secret-at-least-32-bytes-long!!";
+
+    fn from(vars: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        AuthConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn prod(extra: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let mut vars = vec![
+            ("AUTH_ENV", "production"),
+            ("AUTH_JWT_SECRET_KEY", LONG),
+            ("AUTH_AGENT_JWT_SECRET", LONG2),
+        ];
+        vars.extend_from_slice(extra);
+        from(&vars)
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.env, AuthEnv::Development);
+        assert_eq!(c.user_policy.issuer, "portcullis");
+        assert_eq!(c.user_policy.audience, "portcullis-api");
+        assert_eq!(c.agent_policy.audience, "portcullis-agents");
+        assert_eq!(c.user_policy.leeway_secs, 30);
+        assert_eq!(c.user_ttl, UserTokenTtl::default());
+        assert_eq!(c.user_ttl.access_secs, 900);
+        assert_eq!(c.refresh_reuse_grace_secs, 10);
+        assert_eq!(c.agent_ttl_secs, 172_800);
+        assert!(c.api_keys_enabled && c.require_auth && !c.cookie_secure);
+        assert_eq!(c.api_key_prefix.as_str(), "ck");
+        assert_eq!(c.fallback, Fallback::None);
+        assert_eq!(c.user_keys.active().algorithm(), JwtAlgorithm::Hs256);
+    }
+
+    #[test]
+    fn development_without_secrets_generates_them() {
+        let c = from(&[]).unwrap();
+        let user = c.generated.user_jwt_secret.as_ref().unwrap();
+        assert_eq!(user.len(), MIN_SECRET_BYTES);
+        assert!(c.generated.agent_jwt_secret.is_some());
+        assert_eq!(c.user_keys.active().kid(), SigningKey::hs256(user).kid());
+        let configured = from(&[("AUTH_JWT_SECRET_KEY", LONG)]).unwrap();
+        assert!(configured.generated.user_jwt_secret.is_none());
+    }
+
+    #[test]
+    fn production_refuses_missing_secrets() {
+        assert_eq!(
+            from(&[("AUTH_ENV", "production"), ("AUTH_AGENT_JWT_SECRET", LONG)]).unwrap_err(),
+            ConfigError::Missing("AUTH_JWT_SECRET_KEY")
+        );
+        assert_eq!(
+            from(&[("AUTH_ENV", "production"), ("AUTH_JWT_SECRET_KEY", LONG)]).unwrap_err(),
+            ConfigError::Missing("AUTH_AGENT_JWT_SECRET")
+        );
+        assert_eq!(
+            prod(&[("AUTH_JWT_ALGORITHM", "RS256")]).unwrap_err(),
+            ConfigError::Missing("AUTH_JWT_PRIVATE_KEY_FILE")
+        );
+    }
+
+    #[test]
+    fn production_refuses_short_secrets() {
+        let short = "31-bytes-is-one-byte-too-short!";
+        assert_eq!(short.len(), 31);
+        assert_eq!(
+            prod(&[("AUTH_JWT_SECRET_KEY", short)]).unwrap_err(),
+            ConfigError::TooShort {
+                var: "AUTH_JWT_SECRET_KEY",
+                min: 32
+            }
+        );
+        assert_eq!(
+            prod(&[("AUTH_AGENT_JWT_SECRET", short)]).unwrap_err(),
+            ConfigError::TooShort {
+                var: "AUTH_AGENT_JWT_SECRET",
+                min: 32
+            }
+        );
+        // Development accepts it, with a warning.
+        assert!(from(&[("AUTH_JWT_SECRET_KEY", short)]).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_board_fallback() {
+        assert_eq!(
+            prod(&[("AUTH_FALLBACK", "board")]).unwrap_err(),
+            ConfigError::FallbackInProduction
+        );
+        let c = prod(&[]).unwrap();
+        assert!(c.cookie_secure, "Secure cookies by default in production");
+    }
+
+    #[test]
+    fn board_fallback_is_refused_on_a_remote_bind_unless_allowed() {
+        let c = from(&[("AUTH_FALLBACK", "board")]).unwrap();
+        assert!(c.check_bind("127.0.0.1:8080".parse().unwrap()).is_ok());
+        assert!(c.check_bind("[::1]:8080".parse().unwrap()).is_ok());
+        let remote = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(
+            c.check_bind(remote),
+            Err(ConfigError::FallbackOnRemoteBind(remote))
+        );
+        let allowed = from(&[
+            ("AUTH_FALLBACK", "board"),
+            ("AUTH_FALLBACK_ALLOW_REMOTE", "true"),
+        ])
+        .unwrap();
+        assert!(allowed.check_bind(remote).is_ok());
+        assert!(
+            from(&[]).unwrap().check_bind(remote).is_ok(),
+            "no fallback, no check"
+        );
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = from(&[
+            ("AUTH_JWT_ISSUER", "iss-x"),
+            ("AUTH_JWT_AUDIENCE", "aud-x"),
+            ("AUTH_JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "5"),
+            ("AUTH_REFRESH_TOKEN_EXPIRE_DAYS", "2"),
+            ("AUTH_REFRESH_TOKEN_REMEMBER_ME_DAYS", "9"),
+            ("AUTH_REFRESH_REUSE_GRACE_SECONDS", "0"),
+            ("AUTH_JWT_LEEWAY_SECONDS", "5"),
+            ("AUTH_AGENT_JWT_TTL_SECONDS", "60"),
+            ("AUTH_AGENT_JWT_ISSUER", "agent-iss"),
+            ("AUTH_AGENT_JWT_AUDIENCE", "agent-aud"),
+            ("AUTH_API_KEY_ENABLED", "false"),
+            ("AUTH_API_KEY_PREFIX", "acme"),
+            ("AUTH_REQUIRE_AUTH", "no"),
+            ("AUTH_REQUIRE_AUTH_EXCEPTIONS", "/docs, /status"),
+            ("AUTH_FALLBACK", "board"),
+            ("AUTH_COOKIE_SECURE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.user_policy.issuer.as_str(),
+                c.user_policy.audience.as_str()
+            ),
+            ("iss-x", "aud-x")
+        );
+        assert_eq!(c.user_ttl.access_secs, 300);
+        assert_eq!(c.user_ttl.refresh_secs, 2 * 86_400);
+        assert_eq!(c.user_ttl.remember_me_secs, 9 * 86_400);
+        assert_eq!(c.refresh_reuse_grace_secs, 0);
+        assert_eq!(c.user_policy.leeway_secs, 5);
+        assert_eq!(c.agent_ttl_secs, 60);
+        assert_eq!(c.agent_policy.issuer, "agent-iss");
+        assert_eq!(c.agent_policy.audience, "agent-aud");
+        assert!(!c.api_keys_enabled && !c.require_auth && c.cookie_secure);
+        assert_eq!(c.api_key_prefix.as_str(), "acme");
+        assert_eq!(c.fallback, Fallback::Board);
+        assert!(c.is_public_path("/docs") && c.is_public_path("/status"));
+    }
+
+    #[test]
+    fn public_paths_match_exactly_never_by_prefix() {
+        let c = from(&[("AUTH_REQUIRE_AUTH_EXCEPTIONS", "/docs")]).unwrap();
+        assert!(c.is_public_path("/docs"));
+        assert!(!c.is_public_path("/docsX"));
+        assert!(!c.is_public_path("/docs/"));
+        assert!(!c.is_public_path("/docs/secret"));
+        assert!(c.is_public_path("/auth/login"));
+        assert!(!c.is_public_path("/auth/logout"));
+        assert!(c.is_public_path("/"));
+        assert!(!c.is_public_path("/api/v1/sessions"));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors_without_the_value() {
+        for (var, value) in [
+            ("AUTH_ENV", "staging"),
+            ("AUTH_JWT_ALGORITHM", "HS512"),
+            ("AUTH_JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "00"),
+            ("AUTH_JWT_LEEWAY_SECONDS", "-1"),
+            ("AUTH_API_KEY_ENABLED", "maybe"),
+            ("AUTH_API_KEY_PREFIX", "Bad_Prefix"),
+            ("AUTH_FALLBACK", "admin"),
+            ("AUTH_REQUIRE_AUTH_EXCEPTIONS", "docs"),
+        ] {
+            match from(&[(var, value)]) {
+                Err(ConfigError::Invalid { var: v, reason }) => {
+                    assert_eq!(v, var);
+                    assert!(!reason.contains(value), "{reason}");
+                }
+                other => panic!("{var}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn asymmetric_key_and_previous_keys_are_loaded_from_files() {
+        let dir = std::env::temp_dir().join(format!("portcullis-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let private = dir.join("es256.pem");
+        std::fs::write(&private, include_bytes!("token/testdata/es256.pem")).unwrap();
+        let previous = dir.join("previous.json");
+        let rs_pub =
+            String::from_utf8(include_bytes!("token/testdata/rs256.pub.pem").to_vec()).unwrap();
+        let entries = serde_json::json!([
+            {"alg": "HS256", "secret": LONG2, "kid": "old-hs"},
+            {"alg": "RS256", "public_key_pem": rs_pub},
+        ]);
+        std::fs::write(&previous, entries.to_string()).unwrap();
+        let c = prod(&[
+            ("AUTH_JWT_ALGORITHM", "ES256"),
+            ("AUTH_JWT_PRIVATE_KEY_FILE", private.to_str().unwrap()),
+            ("AUTH_JWT_PREVIOUS_KEYS_FILE", previous.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(c.user_keys.active().algorithm(), JwtAlgorithm::Es256);
+        let kids: Vec<_> = c
+            .user_keys
+            .keys()
+            .map(|k| (k.kid().to_owned(), k.algorithm()))
+            .collect();
+        assert_eq!(kids.len(), 3);
+        assert_eq!(kids[1], ("old-hs".to_owned(), JwtAlgorithm::Hs256));
+        assert_eq!(kids[2].1, JwtAlgorithm::Rs256);
+        assert_eq!(c.user_keys.jwks().keys.len(), 2);
+
+        std::fs::write(&previous, "not json").unwrap();
+        let err = prod(&[("AUTH_JWT_PREVIOUS_KEYS_FILE", previous.to_str().unwrap())]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Key {
+                var: "AUTH_JWT_PREVIOUS_KEYS_FILE",
+                ..
+            }
+        ));
+        let err = prod(&[
+            ("AUTH_JWT_ALGORITHM", "RS256"),
+            ("AUTH_JWT_PRIVATE_KEY_FILE", "/nonexistent/key.pem"),
+        ])
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Key {
+                var: "AUTH_JWT_PRIVATE_KEY_FILE",
+                ..
+            }
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn debug_output_never_contains_a_secret() {
+        let c = prod(&[]).unwrap();
+        let dev = from(&[]).unwrap();
+        let shown = format!(
+            "{c:?} {dev:?} {:?}",
+            AuthConfig::builder().jwt_secret(Secret::from(LONG))
+        );
+        assert!(!shown.contains(LONG) && !shown.contains(LONG2), "{shown}");
+        let generated = dev.generated.user_jwt_secret.unwrap();
+        let hex: String = generated
+            .expose()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!shown.contains(&hex));
+    }
+
+    #[test]
+    fn builder_applies_the_same_rules_as_the_environment() {
+        assert_eq!(
+            AuthConfig::builder()
+                .env(AuthEnv::Production)
+                .build()
+                .unwrap_err(),
+            ConfigError::Missing("AUTH_JWT_SECRET_KEY")
+        );
+        assert_eq!(
+            AuthConfig::builder()
+                .env(AuthEnv::Production)
+                .jwt_secret(Secret::from(LONG))
+                .agent_secret(Secret::from(LONG2))
+                .fallback(Fallback::Board)
+                .build()
+                .unwrap_err(),
+            ConfigError::FallbackInProduction
+        );
+        let c = AuthConfig::builder()
+            .public_path("/metrics")
+            .cookie_secure(true)
+            .build()
+            .unwrap();
+        assert!(c.is_public_path("/metrics") && c.cookie_secure);
+    }
+}

@@ -47,6 +47,9 @@ pub enum JwtAlgorithm {
 }
 
 impl JwtAlgorithm {
+    /// Every supported algorithm, in discriminant order.
+    pub const ALL: [Self; 4] = [Self::Hs256, Self::Rs256, Self::Es256, Self::EdDsa];
+
     /// The JOSE name: `HS256`, `RS256`, `ES256`, `EdDSA`.
     pub const fn as_str(self) -> &'static str {
         match self {

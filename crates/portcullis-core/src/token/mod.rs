@@ -283,3 +283,5 @@ fn finish<T: serde::Serialize>(
         expires_in: exp - now,
     })
 }
+#[cfg(test)]
+mod tests;

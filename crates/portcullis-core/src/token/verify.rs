@@ -81,28 +81,26 @@ pub(crate) struct Verifier {
     pub(crate) ring: KeyRing,
     pub(crate) policy: TokenPolicy,
     // Only the signature and the claims' JSON are left to jsonwebtoken; every claim check is
-    // ours, against our injectable clock and with distinct errors.
-    validation: Validation,
+    // ours, against our injectable clock and with distinct errors. One per algorithm, since
+    // jsonwebtoken requires all allowed algorithms to share the key's family.
+    validations: [Validation; 4],
 }
 
 impl Verifier {
     pub(crate) fn new(ring: KeyRing, policy: TokenPolicy) -> Self {
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.algorithms = vec![
-            jsonwebtoken::Algorithm::HS256,
-            jsonwebtoken::Algorithm::RS256,
-            jsonwebtoken::Algorithm::ES256,
-            jsonwebtoken::Algorithm::EdDSA,
-        ];
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
+        let only = |alg: JwtAlgorithm| {
+            let mut v = Validation::new(alg.to_jwt());
+            v.required_spec_claims.clear();
+            v.validate_exp = false;
+            v.validate_nbf = false;
+            v.validate_aud = false;
+            v.leeway = 0;
+            v
+        };
         Self {
             ring,
             policy,
-            validation,
+            validations: JwtAlgorithm::ALL.map(only),
         }
     }
 
@@ -129,15 +127,16 @@ impl Verifier {
     ) -> Result<C, TokenError> {
         let (header, alg) = TokenHeader::parse(token, self.policy.max_token_bytes)?;
         let key = self.key_for(&header, alg)?;
-        let claims: C = jsonwebtoken::decode(token, key.decoding(), &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    TokenError::AlgorithmNotAllowed
-                }
-                _ => TokenError::Malformed,
-            })?
-            .claims;
+        let claims: C =
+            jsonwebtoken::decode(token, key.decoding(), &self.validations[alg as usize])
+                .map_err(|e| match e.kind() {
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        TokenError::AlgorithmNotAllowed
+                    }
+                    _ => TokenError::Malformed,
+                })?
+                .claims;
         self.check_registered(claims.registered(), now)?;
         claims.check_kind()?;
         Ok(claims)

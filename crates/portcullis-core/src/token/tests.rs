@@ -1,0 +1,655 @@
+//! Every rejection of the token pipeline, by name, asserting the exact variant.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::secret::Secret;
+
+const NOW: u64 = 1_800_000_000;
+const RS_PRIV: &[u8] = include_bytes!("testdata/rs256.pem");
+const RS_PUB: &[u8] = include_bytes!("testdata/rs256.pub.pem");
+const ES_PRIV: &[u8] = include_bytes!("testdata/es256.pem");
+const ES_PUB: &[u8] = include_bytes!("testdata/es256.pub.pem");
+const ED_PRIV: &[u8] = include_bytes!("testdata/eddsa.pem");
+const ED_PUB: &[u8] = include_bytes!("testdata/eddsa.pub.pem");
+
+fn secret() -> Secret {
+    Secret::from("unit-test-secret-of-at-least-32-bytes")
+}
+
+fn policy() -> TokenPolicy {
+    TokenPolicy {
+        issuer: "portcullis".into(),
+        audience: "portcullis-api".into(),
+        leeway_secs: 30,
+        max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+    }
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(NOW)
+}
+
+fn user_tokens(ring: KeyRing, clock: &ManualClock) -> UserTokens {
+    UserTokens::new(ring, policy(), UserTokenTtl::default()).with_clock(Arc::new(clock.clone()))
+}
+
+fn hs_tokens(clock: &ManualClock) -> UserTokens {
+    user_tokens(KeyRing::new(SigningKey::hs256(&secret())), clock)
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+/// Signs any header and claims with HS256 and `secret`, bypassing our minting.
+fn forge_hs256(header: Value, claims: Value, secret: &[u8]) -> String {
+    let msg = format!("{}.{}", b64(&header), b64(&claims));
+    let key = jsonwebtoken::EncodingKey::from_secret(secret);
+    let sig =
+        jsonwebtoken::crypto::sign(msg.as_bytes(), &key, jsonwebtoken::Algorithm::HS256).unwrap();
+    format!("{msg}.{sig}")
+}
+
+fn hs_kid() -> String {
+    SigningKey::hs256(&secret()).kid().to_owned()
+}
+
+fn access_claims() -> Value {
+    json!({
+        "sub": "u1", "email": "a@example.com", "role": "user", "org_id": "acme",
+        "type": "access", "sid": "s1", "jti": "j1",
+        "iat": NOW, "exp": NOW + 900, "iss": "portcullis", "aud": "portcullis-api",
+    })
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+fn verify_forged(header: Value, claims: Value) -> Result<AccessClaims, TokenError> {
+    hs_tokens(&clock()).verify_access(&forge_hs256(header, claims, secret().expose()))
+}
+
+fn hs_header() -> Value {
+    json!({"alg": "HS256", "typ": "JWT", "kid": hs_kid()})
+}
+
+fn grant<'a>(
+    user: &'a crate::ids::UserId,
+    org: &'a crate::ids::OrgId,
+    sid: &'a crate::ids::SessionId,
+) -> AccessGrant<'a> {
+    AccessGrant {
+        user_id: user,
+        email: "a@example.com",
+        role: "user",
+        org_id: org,
+        session_id: sid,
+    }
+}
+
+fn mint_access(tokens: &UserTokens) -> String {
+    let (u, o, s) = ("u1".into(), "acme".into(), "s1".into());
+    tokens
+        .mint_access(grant(&u, &o, &s))
+        .unwrap()
+        .token
+        .expose()
+        .to_owned()
+}
+
+#[test]
+fn forged_token_with_valid_claims_is_accepted_by_the_test_helper() {
+    // Guards the helpers below: a correctly signed, well-formed token passes.
+    let claims = verify_forged(hs_header(), access_claims()).unwrap();
+    assert_eq!(claims.sub.as_deref(), Some("u1"));
+}
+
+#[test]
+fn minted_access_token_round_trips_with_kid_and_claims() {
+    let tokens = hs_tokens(&clock());
+    let token = mint_access(&tokens);
+    let (header, alg) = TokenHeader::parse(&token, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+    assert_eq!(alg, JwtAlgorithm::Hs256);
+    assert_eq!(header.kid.as_deref(), Some(hs_kid().as_str()));
+    let c = tokens.verify_access(&token).unwrap();
+    assert_eq!(c.token_type.as_deref(), Some("access"));
+    assert_eq!(c.registered.exp, Some(NumericDate(NOW + 900)));
+    assert_eq!(c.registered.iat, Some(NumericDate(NOW)));
+}
+
+#[test]
+fn alg_none_in_every_casing_is_rejected() {
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let unsigned = format!("{}.{}.", b64(&json!({"alg": alg})), b64(&access_claims()));
+        assert_eq!(
+            hs_tokens(&clock()).verify_access(&unsigned),
+            Err(TokenError::AlgNone),
+            "{alg}"
+        );
+        // Even with a valid HMAC attached.
+        let signed = forge_hs256(json!({"alg": alg}), access_claims(), secret().expose());
+        assert_eq!(
+            hs_tokens(&clock()).verify_access(&signed),
+            Err(TokenError::AlgNone)
+        );
+    }
+}
+
+#[test]
+fn unknown_crit_header_is_rejected() {
+    let header = json!({"alg": "HS256", "kid": hs_kid(), "crit": ["exp-ext"], "exp-ext": 1});
+    assert_eq!(
+        verify_forged(header, access_claims()),
+        Err(TokenError::UnknownCrit)
+    );
+}
+
+#[test]
+fn unsupported_algorithm_is_rejected() {
+    for alg in ["HS512", "hs256", "RS384", "PS256", "ES384", "foo"] {
+        let header = json!({"alg": alg, "kid": hs_kid()});
+        assert_eq!(
+            verify_forged(header, access_claims()),
+            Err(TokenError::UnsupportedAlgorithm),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn rs256_public_key_used_as_hs256_secret_is_rejected() {
+    // Algorithm confusion: an attacker signs with HS256 using the public key as the secret and
+    // names the RS256 key's kid.
+    let ring = KeyRing::new(SigningKey::from_private_pem(JwtAlgorithm::Rs256, RS_PRIV).unwrap());
+    let kid = ring.active().kid().to_owned();
+    let tokens = user_tokens(ring, &clock());
+    let forged = forge_hs256(json!({"alg": "HS256", "kid": kid}), access_claims(), RS_PUB);
+    assert_eq!(
+        tokens.verify_access(&forged),
+        Err(TokenError::AlgorithmNotAllowed)
+    );
+    // And without a kid (tried against the active key): same.
+    let forged = forge_hs256(json!({"alg": "HS256"}), access_claims(), RS_PUB);
+    assert_eq!(
+        tokens.verify_access(&forged),
+        Err(TokenError::AlgorithmNotAllowed)
+    );
+}
+
+#[test]
+fn eddsa_public_key_used_as_hs256_secret_is_rejected() {
+    let ring = KeyRing::new(SigningKey::from_private_pem(JwtAlgorithm::EdDsa, ED_PRIV).unwrap());
+    let tokens = user_tokens(ring, &clock());
+    let forged = forge_hs256(json!({"alg": "HS256"}), access_claims(), ED_PUB);
+    assert_eq!(
+        tokens.verify_access(&forged),
+        Err(TokenError::AlgorithmNotAllowed)
+    );
+}
+
+#[test]
+fn unknown_kid_is_rejected() {
+    for kid in [
+        "nope",
+        "../../etc/passwd",
+        "' OR 1=1 --",
+        "a\0b",
+        &"k".repeat(5_000),
+    ] {
+        let header = json!({"alg": "HS256", "kid": kid});
+        let result = verify_forged(header, access_claims());
+        assert!(
+            result == Err(TokenError::UnknownKid) || result == Err(TokenError::Oversize),
+            "{result:?}"
+        );
+    }
+    let header = json!({"alg": "HS256", "kid": "nope"});
+    assert_eq!(
+        verify_forged(header, access_claims()),
+        Err(TokenError::UnknownKid)
+    );
+}
+
+#[test]
+fn bad_signature_is_rejected() {
+    let forged = forge_hs256(
+        hs_header(),
+        access_claims(),
+        b"another-secret-of-at-least-32-bytes!",
+    );
+    assert_eq!(
+        hs_tokens(&clock()).verify_access(&forged),
+        Err(TokenError::BadSignature)
+    );
+    // A valid token whose payload was swapped.
+    let tokens = hs_tokens(&clock());
+    let token = mint_access(&tokens);
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let evil = b64(&with(access_claims(), "role", json!("admin")));
+    parts[1] = &evil;
+    assert_eq!(
+        tokens.verify_access(&parts.join(".")),
+        Err(TokenError::BadSignature)
+    );
+}
+
+#[test]
+fn expired_token_is_rejected_after_the_leeway_only() {
+    let c = clock();
+    let tokens = hs_tokens(&c);
+    let token = mint_access(&tokens);
+    c.advance(900 + 29);
+    assert!(tokens.verify_access(&token).is_ok(), "within leeway");
+    c.advance(1);
+    assert_eq!(tokens.verify_access(&token), Err(TokenError::Expired));
+}
+
+#[test]
+fn not_yet_valid_token_is_rejected() {
+    let claims = with(access_claims(), "nbf", json!(NOW + 31));
+    assert_eq!(
+        verify_forged(hs_header(), claims),
+        Err(TokenError::NotYetValid)
+    );
+    let claims = with(access_claims(), "nbf", json!(NOW + 30));
+    assert!(verify_forged(hs_header(), claims).is_ok(), "within leeway");
+}
+
+#[test]
+fn token_issued_in_the_future_is_rejected() {
+    let claims = with(access_claims(), "iat", json!(NOW + 31));
+    assert_eq!(
+        verify_forged(hs_header(), claims),
+        Err(TokenError::IssuedInFuture)
+    );
+}
+
+#[test]
+fn wrong_issuer_is_rejected() {
+    let claims = with(access_claims(), "iss", json!("evil"));
+    assert_eq!(
+        verify_forged(hs_header(), claims),
+        Err(TokenError::WrongIssuer)
+    );
+}
+
+#[test]
+fn wrong_audience_is_rejected_and_audience_arrays_work() {
+    let claims = with(access_claims(), "aud", json!("other-api"));
+    assert_eq!(
+        verify_forged(hs_header(), claims),
+        Err(TokenError::WrongAudience)
+    );
+    let claims = with(access_claims(), "aud", json!(["x", "portcullis-api"]));
+    assert!(verify_forged(hs_header(), claims).is_ok());
+    let claims = with(access_claims(), "aud", json!(["x", "y"]));
+    assert_eq!(
+        verify_forged(hs_header(), claims),
+        Err(TokenError::WrongAudience)
+    );
+}
+
+#[test]
+fn missing_required_claims_are_named() {
+    for claim in [
+        "exp", "iss", "aud", "type", "sub", "sid", "jti", "role", "org_id",
+    ] {
+        let claims = without(access_claims(), claim);
+        assert_eq!(
+            verify_forged(hs_header(), claims),
+            Err(TokenError::MissingClaim(claim)),
+            "{claim}"
+        );
+    }
+}
+
+#[test]
+fn wrong_typed_and_absurd_times_are_malformed_not_panics() {
+    for exp in [
+        json!("soon"),
+        json!(-1),
+        json!(null),
+        json!(1e300),
+        json!([1]),
+        json!(true),
+    ] {
+        let claims = with(access_claims(), "exp", exp.clone());
+        let result = verify_forged(hs_header(), claims);
+        assert!(
+            matches!(
+                result,
+                Err(TokenError::Malformed | TokenError::MissingClaim("exp"))
+            ),
+            "{exp}: {result:?}"
+        );
+    }
+    // The far future is a valid, if silly, expiry; u64::MAX must not overflow.
+    let claims = with(access_claims(), "exp", json!(u64::MAX));
+    assert!(verify_forged(hs_header(), claims).is_ok());
+    let claims = with(access_claims(), "exp", json!((NOW + 60) as f64 + 0.5));
+    assert!(
+        verify_forged(hs_header(), claims).is_ok(),
+        "fractional NumericDate"
+    );
+}
+
+#[test]
+fn refresh_token_used_as_access_token_is_wrong_type_and_the_reverse() {
+    let tokens = hs_tokens(&clock());
+    let (u, s) = ("u1".into(), "s1".into());
+    let refresh = tokens.mint_refresh(&u, &s, false).unwrap();
+    assert_eq!(
+        tokens.verify_access(refresh.token.expose()),
+        Err(TokenError::WrongType)
+    );
+    let access = mint_access(&tokens);
+    assert_eq!(tokens.verify_refresh(&access), Err(TokenError::WrongType));
+    let claims = tokens.verify_refresh(refresh.token.expose()).unwrap();
+    assert!(!claims.rmb);
+    assert_eq!(refresh.expires_in, 7 * 86_400);
+    let remembered = tokens.mint_refresh(&u, &s, true).unwrap();
+    assert_eq!(remembered.expires_in, 30 * 86_400);
+    assert!(
+        tokens
+            .verify_refresh(remembered.token.expose())
+            .unwrap()
+            .rmb
+    );
+}
+
+#[test]
+fn user_token_is_never_an_agent_token_and_the_reverse() {
+    let c = clock();
+    let agent_policy = TokenPolicy {
+        audience: "portcullis-agents".into(),
+        ..policy()
+    };
+    let agent_secret = Secret::from("agent-secret-of-at-least-32-bytes!!!");
+    let agents = AgentTokens::new(
+        KeyRing::new(SigningKey::hs256(&agent_secret)),
+        agent_policy.clone(),
+        172_800,
+    )
+    .with_clock(Arc::new(c.clone()));
+    let users = hs_tokens(&c);
+    let (a, o, r) = ("agent-1".into(), "acme".into(), "run-1".into());
+    let run = agents
+        .mint(AgentGrant {
+            agent_id: &a,
+            company_id: &o,
+            adapter_type: "process",
+            run_id: &r,
+        })
+        .unwrap();
+    assert_eq!(run.expires_in, 172_800);
+    // Different keys: the agent token's kid is unknown to the user ring, and the reverse.
+    assert_eq!(
+        users.verify_access(run.token.expose()),
+        Err(TokenError::UnknownKid)
+    );
+    assert_eq!(
+        agents.verify(&mint_access(&users)),
+        Err(TokenError::UnknownKid)
+    );
+    // Even if both families shared a secret (misconfiguration), the audience keeps them apart…
+    let shared = AgentTokens::new(KeyRing::new(SigningKey::hs256(&secret())), agent_policy, 60)
+        .with_clock(Arc::new(c.clone()));
+    assert_eq!(
+        shared.verify(&mint_access(&users)),
+        Err(TokenError::WrongAudience)
+    );
+    let agent_on_user_secret = shared
+        .mint(AgentGrant {
+            agent_id: &a,
+            company_id: &o,
+            adapter_type: "process",
+            run_id: &r,
+        })
+        .unwrap();
+    assert_eq!(
+        users.verify_access(agent_on_user_secret.token.expose()),
+        Err(TokenError::WrongAudience)
+    );
+    // …and if they shared the audience too, the `type` claim still does.
+    let same_everything =
+        AgentTokens::new(KeyRing::new(SigningKey::hs256(&secret())), policy(), 60)
+            .with_clock(Arc::new(c.clone()));
+    assert_eq!(
+        same_everything.verify(&mint_access(&users)),
+        Err(TokenError::WrongType)
+    );
+    let agent_token = same_everything
+        .mint(AgentGrant {
+            agent_id: &a,
+            company_id: &o,
+            adapter_type: "process",
+            run_id: &r,
+        })
+        .unwrap();
+    assert_eq!(
+        users.verify_access(agent_token.token.expose()),
+        Err(TokenError::MissingClaim("type"))
+    );
+    let claims = agents.verify(run.token.expose()).unwrap();
+    assert_eq!(claims.company_id.as_deref(), Some("acme"));
+    assert_eq!(claims.run_id.as_deref(), Some("run-1"));
+}
+
+#[test]
+fn oversize_token_is_rejected_before_parsing() {
+    let huge = "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1);
+    assert_eq!(
+        hs_tokens(&clock()).verify_access(&huge),
+        Err(TokenError::Oversize)
+    );
+    let big_header = json!({"alg": "HS256", "pad": "x".repeat(2_000)});
+    assert_eq!(
+        verify_forged(big_header, access_claims()),
+        Err(TokenError::Oversize)
+    );
+}
+
+#[test]
+fn malformed_tokens_are_rejected() {
+    let tokens = hs_tokens(&clock());
+    let good = mint_access(&tokens);
+    let (h, rest) = good.split_once('.').unwrap();
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a.b",
+        "a.b.c.d",
+        "not-base64!.x.y",
+        &format!("{}.{rest}", URL_SAFE_NO_PAD.encode("not json")),
+        &format!("{h}.%%%.sig"),
+        &format!("{h}.{}.sig", URL_SAFE_NO_PAD.encode("[1,2]")),
+    ] {
+        let result = tokens.verify_access(bad);
+        assert!(
+            matches!(
+                result,
+                Err(TokenError::Malformed | TokenError::BadSignature)
+            ),
+            "{bad}: {result:?}"
+        );
+    }
+    assert_eq!(tokens.verify_access("a.b"), Err(TokenError::Malformed));
+}
+
+#[test]
+fn every_algorithm_round_trips_and_rejects_the_others_keys() {
+    let c = clock();
+    let rings = [
+        KeyRing::new(SigningKey::hs256(&secret())),
+        KeyRing::new(SigningKey::from_private_pem(JwtAlgorithm::Rs256, RS_PRIV).unwrap()),
+        KeyRing::new(SigningKey::from_private_pem(JwtAlgorithm::Es256, ES_PRIV).unwrap()),
+        KeyRing::new(SigningKey::from_private_pem(JwtAlgorithm::EdDsa, ED_PRIV).unwrap()),
+    ];
+    let tokens: Vec<_> = rings.iter().map(|r| user_tokens(r.clone(), &c)).collect();
+    for (i, t) in tokens.iter().enumerate() {
+        let token = mint_access(t);
+        assert!(
+            t.verify_access(&token).is_ok(),
+            "{:?}",
+            t.key_ring().active()
+        );
+        for (j, other) in tokens.iter().enumerate() {
+            if i != j {
+                assert_eq!(other.verify_access(&token), Err(TokenError::UnknownKid));
+            }
+        }
+    }
+}
+
+#[test]
+fn public_pem_verifies_what_the_private_pem_signs() {
+    let c = clock();
+    for (alg, private, public) in [
+        (JwtAlgorithm::Rs256, RS_PRIV, RS_PUB),
+        (JwtAlgorithm::Es256, ES_PRIV, ES_PUB),
+        (JwtAlgorithm::EdDsa, ED_PRIV, ED_PUB),
+    ] {
+        let signer = user_tokens(
+            KeyRing::new(SigningKey::from_private_pem(alg, private).unwrap()),
+            &c,
+        );
+        let public = VerifyingKey::from_public_pem(alg, public).unwrap();
+        assert_eq!(
+            public.kid(),
+            signer.key_ring().active().kid(),
+            "thumbprint kid is stable"
+        );
+        // A ring whose active key is something else but which holds the public key as previous.
+        let verifier = user_tokens(
+            KeyRing::new(SigningKey::hs256(&secret()))
+                .with_previous(public)
+                .unwrap(),
+            &c,
+        );
+        assert!(
+            verifier.verify_access(&mint_access(&signer)).is_ok(),
+            "{alg}"
+        );
+    }
+    assert_eq!(
+        SigningKey::from_private_pem(JwtAlgorithm::Rs256, ES_PRIV).unwrap_err(),
+        KeyError::InvalidKey(JwtAlgorithm::Rs256, "InvalidKeyFormat".into())
+    );
+}
+
+#[test]
+fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
+    let c = clock();
+    let old_secret = Secret::from("the-old-secret-of-at-least-32-bytes!!");
+    let old = user_tokens(KeyRing::new(SigningKey::hs256(&old_secret)), &c);
+    let old_token = mint_access(&old);
+    let rotated = user_tokens(
+        KeyRing::new(SigningKey::hs256(&secret()))
+            .with_previous(VerifyingKey::hs256(&old_secret))
+            .unwrap(),
+        &c,
+    );
+    assert!(rotated.verify_access(&old_token).is_ok());
+    let new_token = mint_access(&rotated);
+    assert_eq!(old.verify_access(&new_token), Err(TokenError::UnknownKid));
+    // Dropped from the ring: refused.
+    assert_eq!(
+        hs_tokens(&c).verify_access(&old_token),
+        Err(TokenError::UnknownKid)
+    );
+    // A token without kid is tried against the active key only.
+    let no_kid = forge_hs256(
+        json!({"alg": "HS256"}),
+        access_claims(),
+        old_secret.expose(),
+    );
+    assert_eq!(
+        rotated.verify_access(&no_kid),
+        Err(TokenError::BadSignature)
+    );
+    let no_kid = forge_hs256(json!({"alg": "HS256"}), access_claims(), secret().expose());
+    assert!(rotated.verify_access(&no_kid).is_ok());
+}
+
+#[test]
+fn duplicate_kid_in_ring_is_refused() {
+    let err = KeyRing::new(SigningKey::hs256(&secret()))
+        .with_previous(VerifyingKey::hs256(&secret()))
+        .unwrap_err();
+    assert_eq!(err, KeyError::DuplicateKid(hs_kid()));
+}
+
+#[test]
+fn jwks_publishes_public_keys_only() {
+    let ring = KeyRing::new(SigningKey::from_private_pem(JwtAlgorithm::Es256, ES_PRIV).unwrap())
+        .with_previous(VerifyingKey::from_public_pem(JwtAlgorithm::Rs256, RS_PUB).unwrap())
+        .unwrap()
+        .with_previous(VerifyingKey::hs256(&secret()))
+        .unwrap();
+    let jwks = serde_json::to_value(ring.jwks()).unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "the HS256 secret is never published");
+    assert_eq!(keys[0]["kty"], "EC");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert_eq!(keys[0]["use"], "sig");
+    assert_eq!(keys[0]["kid"], ring.active().kid());
+    assert_eq!(keys[1]["kty"], "RSA");
+    assert!(
+        keys.iter()
+            .all(|k| k.get("d").is_none() && k.get("k").is_none())
+    );
+    assert!(
+        KeyRing::new(SigningKey::hs256(&secret()))
+            .jwks()
+            .keys
+            .is_empty()
+    );
+}
+
+#[test]
+fn keys_and_minted_tokens_never_show_secrets_in_debug() {
+    let key = SigningKey::hs256(&secret());
+    let shown = format!("{key:?} {:?}", KeyRing::new(key.clone()));
+    assert!(!shown.contains("unit-test-secret"), "{shown}");
+    let minted = hs_tokens(&clock());
+    let (u, o, s) = ("u1".into(), "acme".into(), "s1".into());
+    let m = minted.mint_access(grant(&u, &o, &s)).unwrap();
+    assert!(!format!("{m:?}").contains(m.token.expose()));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn verify_never_panics_on_arbitrary_strings(s in any::<String>()) {
+            let _ = hs_tokens(&clock()).verify_access(&s);
+        }
+
+        #[test]
+        fn verify_never_panics_on_three_part_garbage(a in "[A-Za-z0-9_-]{0,200}", b in "[A-Za-z0-9_-]{0,200}", c in "[A-Za-z0-9_-]{0,100}") {
+            let _ = hs_tokens(&clock()).verify_access(&format!("{a}.{b}.{c}"));
+        }
+
+        #[test]
+        fn huge_and_non_ascii_tokens_are_errors(n in 1usize..100_000, ch in any::<char>()) {
+            let s: String = std::iter::repeat_n(ch, n).collect();
+            prop_assert!(hs_tokens(&clock()).verify_access(&s).is_err());
+        }
+    }
+}
