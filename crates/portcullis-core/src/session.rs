@@ -109,7 +109,8 @@ impl SessionRecord {
                 ..self.clone()
             });
         }
-        let within_grace = now <= self.rotated_at.saturating_add(grace_secs);
+        // A grace of 0 disables retries altogether (even within the same second).
+        let within_grace = grace_secs > 0 && now <= self.rotated_at.saturating_add(grace_secs);
         if self.parent.as_ref() == Some(presented) && within_grace {
             // A retry of the rotation just made: rotate again from the same parent. The grace
             // window keeps its start, so retries cannot stretch it.
@@ -190,6 +191,15 @@ mod tests {
             s.refresh(&h(0), h(2), 1_012, GRACE),
             Transition::RevokeForReuse
         );
+    }
+
+    #[test]
+    fn zero_grace_means_any_replay_is_reuse_even_in_the_same_second() {
+        let s = session().refresh(&h(0), h(1), 1_001, 0);
+        let Transition::Rotate(s) = s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(s.refresh(&h(0), h(2), 1_001, 0), Transition::RevokeForReuse);
     }
 
     #[test]

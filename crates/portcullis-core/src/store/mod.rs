@@ -4,6 +4,8 @@
 //! and passes the same conformance suite. A store that cannot answer returns
 //! [`StoreError`], which the layer turns into 503 `auth_unavailable`: fail closed.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod memory;
 
 use async_trait::async_trait;

@@ -1,0 +1,339 @@
+//! The conformance suite every store backend must pass, written once.
+//!
+//! A backend crate runs it with [`store_conformance_tests!`](crate::store_conformance_tests),
+//! giving an async factory that returns fresh, isolated [`Stores`]:
+//!
+//! ```text
+//! portcullis_core::store_conformance_tests!(async { my_backend::fresh_stores().await });
+//! ```
+
+use std::sync::Arc;
+
+use super::{
+    AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, RefreshResult, SessionStore,
+};
+use crate::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyHash, KeyOwner};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{AuthError, StoreError};
+use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
+use crate::permission::seed;
+use crate::session::{RefreshRejection, SessionRecord};
+
+/// One backend's four stores.
+#[derive(Clone)]
+pub struct Stores {
+    /// API keys.
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Agents.
+    pub agents: Arc<dyn AgentDirectory>,
+    /// Denied `jti`s.
+    pub denylist: Arc<dyn Denylist>,
+}
+
+impl Stores {
+    /// The in-memory stores.
+    pub fn memory() -> Self {
+        Self {
+            api_keys: Arc::new(super::MemoryApiKeyStore::default()),
+            sessions: Arc::new(super::MemorySessionStore::default()),
+            agents: Arc::new(super::MemoryAgentDirectory::default()),
+            denylist: Arc::new(super::MemoryDenylist::default()),
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemClock.now()
+}
+
+fn key_record(owner: KeyOwner, expires_at: Option<u64>) -> (ApiKeyRecord, String) {
+    let generated = api_key::generate(&ApiKeyPrefix::default());
+    let record = ApiKeyRecord {
+        id: ApiKeyId::random(),
+        name: "conformance".into(),
+        hash: generated.hash,
+        display_prefix: generated.display_prefix.clone(),
+        created_by: UserId::random(),
+        owner,
+        org_id: OrgId::from("acme"),
+        permissions: seed::MEMORY_ALL,
+        created_at: now(),
+        expires_at,
+        enabled: true,
+        rate_limit_per_minute: Some(60),
+        last_used_at: None,
+    };
+    (record, generated.key.expose().to_owned())
+}
+
+fn session(user: &UserId, first: KeyHash) -> SessionRecord {
+    SessionRecord::new(
+        SessionId::random(),
+        user.clone(),
+        "acme".into(),
+        first,
+        now(),
+        3_600,
+        false,
+    )
+}
+
+/// Create, then look up by hash and by id; a duplicate hash is a conflict.
+pub async fn api_key_create_and_lookup(s: &Stores) {
+    let owner = KeyOwner::User(UserId::random());
+    let (rec, key) = key_record(owner.clone(), None);
+    s.api_keys.insert(rec.clone()).await.unwrap();
+    let found = s
+        .api_keys
+        .find_by_hash(&KeyHash::of(key.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(found.as_ref(), Some(&rec));
+    assert_eq!(s.api_keys.get(&rec.id).await.unwrap().as_ref(), Some(&rec));
+    assert_eq!(
+        s.api_keys
+            .find_by_hash(&KeyHash::of(b"unknown"))
+            .await
+            .unwrap(),
+        None
+    );
+    let dup = ApiKeyRecord {
+        id: ApiKeyId::random(),
+        ..rec.clone()
+    };
+    assert!(matches!(
+        s.api_keys.insert(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (second, _) = key_record(owner.clone(), None);
+    s.api_keys.insert(second.clone()).await.unwrap();
+    let listed = s.api_keys.list_by_owner(&owner).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        s.api_keys
+            .list_by_owner(&KeyOwner::User(UserId::random()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An expired key is stored as such and refused by `check_usable`.
+pub async fn api_key_expiry(s: &Stores) {
+    let (rec, _) = key_record(KeyOwner::User(UserId::random()), Some(now() - 1));
+    s.api_keys.insert(rec.clone()).await.unwrap();
+    let found = s.api_keys.find_by_hash(&rec.hash).await.unwrap().unwrap();
+    assert_eq!(found.check_usable(now()), Err(AuthError::ApiKeyExpired));
+}
+
+/// Disable and re-enable; unknown ids report false.
+pub async fn api_key_disable(s: &Stores) {
+    let (rec, _) = key_record(KeyOwner::User(UserId::random()), None);
+    s.api_keys.insert(rec.clone()).await.unwrap();
+    assert!(s.api_keys.set_enabled(&rec.id, false).await.unwrap());
+    let found = s.api_keys.find_by_hash(&rec.hash).await.unwrap().unwrap();
+    assert_eq!(found.check_usable(now()), Err(AuthError::ApiKeyDisabled));
+    assert!(s.api_keys.set_enabled(&rec.id, true).await.unwrap());
+    let found = s.api_keys.find_by_hash(&rec.hash).await.unwrap().unwrap();
+    assert_eq!(found.check_usable(now()), Ok(()));
+    assert!(
+        !s.api_keys
+            .set_enabled(&ApiKeyId::random(), false)
+            .await
+            .unwrap()
+    );
+}
+
+/// Delete removes the key for good.
+pub async fn api_key_revoke(s: &Stores) {
+    let (rec, _) = key_record(KeyOwner::Agent(AgentId::random()), None);
+    s.api_keys.insert(rec.clone()).await.unwrap();
+    assert!(s.api_keys.delete(&rec.id).await.unwrap());
+    assert_eq!(s.api_keys.find_by_hash(&rec.hash).await.unwrap(), None);
+    assert!(!s.api_keys.delete(&rec.id).await.unwrap());
+}
+
+/// `touch` records the latest use and never goes back in time.
+pub async fn api_key_touch(s: &Stores) {
+    let (rec, _) = key_record(KeyOwner::User(UserId::random()), None);
+    s.api_keys.insert(rec.clone()).await.unwrap();
+    let t = now();
+    s.api_keys
+        .touch(&[(rec.id.clone(), t), (ApiKeyId::random(), t)])
+        .await
+        .unwrap();
+    s.api_keys
+        .touch(&[(rec.id.clone(), t - 100)])
+        .await
+        .unwrap();
+    let found = s.api_keys.get(&rec.id).await.unwrap().unwrap();
+    assert_eq!(found.last_used_at, Some(t));
+}
+
+/// Rotation with the current token, a retry within the grace, then reuse after it.
+pub async fn session_rotation_and_reuse(s: &Stores) {
+    let user = UserId::random();
+    let t0 = KeyHash::of(b"t0");
+    let sess = session(&user, t0);
+    s.sessions.create(sess.clone()).await.unwrap();
+    let t = now();
+    let t1 = KeyHash::of(b"t1");
+    let RefreshResult::Rotated(after) = s.sessions.refresh(&sess.id, &t0, t1, t, 10).await.unwrap()
+    else {
+        panic!("current token must rotate");
+    };
+    assert_eq!((after.current, after.parent), (t1, Some(t0)));
+    assert_eq!(s.sessions.get(&sess.id).await.unwrap(), Some(after));
+    // A retry inside the grace keeps the session.
+    let t2 = KeyHash::of(b"t2");
+    assert!(matches!(
+        s.sessions
+            .refresh(&sess.id, &t0, t2, t + 5, 10)
+            .await
+            .unwrap(),
+        RefreshResult::Rotated(_)
+    ));
+    // The same parent after the grace: the whole session is revoked.
+    assert_eq!(
+        s.sessions
+            .refresh(&sess.id, &t0, KeyHash::of(b"t3"), t + 11, 10)
+            .await
+            .unwrap(),
+        RefreshResult::ReuseDetected
+    );
+    assert!(s.sessions.get(&sess.id).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        s.sessions
+            .refresh(&sess.id, &t2, KeyHash::of(b"t4"), t + 12, 10)
+            .await
+            .unwrap(),
+        RefreshResult::Rejected(RefreshRejection::Revoked)
+    );
+    assert_eq!(
+        s.sessions
+            .refresh(&SessionId::random(), &t0, t1, t, 10)
+            .await
+            .unwrap(),
+        RefreshResult::NotFound
+    );
+}
+
+/// Revoking one session and every session of a user.
+pub async fn session_revoke_and_revoke_all(s: &Stores) {
+    let user = UserId::random();
+    let other = UserId::random();
+    let a = session(&user, KeyHash::of(b"a"));
+    let b = session(&user, KeyHash::of(b"b"));
+    let c = session(&other, KeyHash::of(b"c"));
+    for x in [&a, &b, &c] {
+        s.sessions.create(x.clone()).await.unwrap();
+    }
+    assert!(s.sessions.revoke(&a.id).await.unwrap());
+    assert!(!s.sessions.get(&a.id).await.unwrap().unwrap().is_live(now()));
+    assert_eq!(s.sessions.revoke_all_for_user(&user).await.unwrap(), 1);
+    assert!(!s.sessions.get(&b.id).await.unwrap().unwrap().is_live(now()));
+    assert!(s.sessions.get(&c.id).await.unwrap().unwrap().is_live(now()));
+    assert!(!s.sessions.revoke(&SessionId::random()).await.unwrap());
+    assert!(s.sessions.count_live(now()).await.unwrap() >= 1);
+}
+
+/// Expired sessions refuse refresh.
+pub async fn session_expiry(s: &Stores) {
+    let t0 = KeyHash::of(b"t0");
+    let sess = session(&UserId::random(), t0);
+    s.sessions.create(sess.clone()).await.unwrap();
+    assert_eq!(
+        s.sessions
+            .refresh(&sess.id, &t0, KeyHash::of(b"t1"), sess.expires_at, 10)
+            .await
+            .unwrap(),
+        RefreshResult::Rejected(RefreshRejection::Expired)
+    );
+}
+
+/// Of N concurrent refreshes with the same current token and no grace, exactly one rotates;
+/// the others see reuse, and the session ends revoked (the conservative outcome of a race
+/// between a thief and the owner).
+pub async fn concurrent_refresh_race(s: &Stores) {
+    let t0 = KeyHash::of(b"race-0");
+    let sess = session(&UserId::random(), t0);
+    s.sessions.create(sess.clone()).await.unwrap();
+    let t = now();
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = s.sessions.clone();
+            let id = sess.id.clone();
+            tokio::spawn(async move {
+                store
+                    .refresh(&id, &t0, KeyHash::of(&[b'n', i]), t, 0)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), RefreshResult::Rotated(_)) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one concurrent refresh rotates");
+}
+
+/// Agents: insert, get, terminate.
+pub async fn agent_terminate(s: &Stores) {
+    let agent = AgentRecord {
+        id: AgentId::random(),
+        org_id: "acme".into(),
+        name: "builder".into(),
+        status: AgentStatus::Active,
+        created_at: now(),
+    };
+    s.agents.insert(agent.clone()).await.unwrap();
+    assert_eq!(
+        s.agents.get(&agent.id).await.unwrap().as_ref(),
+        Some(&agent)
+    );
+    assert!(s.agents.terminate(&agent.id).await.unwrap());
+    assert_eq!(
+        s.agents.get(&agent.id).await.unwrap().unwrap().status,
+        AgentStatus::Terminated
+    );
+    assert!(!s.agents.terminate(&AgentId::random()).await.unwrap());
+    assert_eq!(s.agents.get(&AgentId::random()).await.unwrap(), None);
+    assert!(s.agents.count().await.unwrap() >= 1);
+}
+
+/// Denied `jti`s stay denied until their expiry.
+pub async fn denylist_expiry(s: &Stores) {
+    let jti = TokenId::random();
+    let t = now();
+    assert!(!s.denylist.is_denied(&jti, t).await.unwrap());
+    s.denylist.deny(&jti, t + 60).await.unwrap();
+    assert!(s.denylist.is_denied(&jti, t).await.unwrap());
+    assert!(s.denylist.is_denied(&jti, t + 59).await.unwrap());
+    assert!(!s.denylist.is_denied(&jti, t + 60).await.unwrap());
+    assert!(!s.denylist.is_denied(&TokenId::random(), t).await.unwrap());
+}
+
+/// Runs every conformance check as its own `#[tokio::test]` against the stores `$factory`
+/// (an expression evaluating to a future of [`Stores`]) makes. Needs `tokio` with the
+/// `macros` and `rt-multi-thread` features in the caller's dev-dependencies.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr) => {
+        $crate::store_conformance_tests!(@tests $factory;
+            api_key_create_and_lookup, api_key_expiry, api_key_disable, api_key_revoke,
+            api_key_touch, session_rotation_and_reuse, session_revoke_and_revoke_all,
+            session_expiry, concurrent_refresh_race, agent_terminate, denylist_expiry);
+    };
+    (@tests $factory:expr; $($name:ident),+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let stores = $factory.await;
+            $crate::store::conformance::$name(&stores).await;
+        }
+    )+};
+}
