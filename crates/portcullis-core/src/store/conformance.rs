@@ -7,6 +7,9 @@
 //! portcullis_core::store_conformance_tests!(async { my_backend::fresh_stores().await });
 //! ```
 
+// A test suite: a store call that fails is a failed test, so unwrapping is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use super::{
