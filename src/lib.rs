@@ -8,18 +8,37 @@
 //! This crate is the facade: one `use portcullis::…` for everything.
 //!
 //! ```
-//! use portcullis::{AuthConfig, PermissionList, seed::MemoryCreate};
-//! let config = AuthConfig::builder().build()?;
-//! assert!(config.roles.get("user").unwrap().contains(MemoryCreate::SET));
+//! # #[cfg(feature = "axum")] {
+//! use axum::{Router, routing::post};
+//! use portcullis::{AuthLayer, Authenticator, RequirePermissions, seed::MemoryCreate};
+//!
+//! async fn create_memory(who: RequirePermissions<MemoryCreate>) -> String {
+//!     format!("created by {}", who.id().unwrap_or("?"))
+//! }
+//!
+//! let auth = Authenticator::from_env()?; // or Authenticator::builder()…
+//! let app: Router = Router::new()
+//!     .route("/memories", post(create_memory))
+//!     .layer(AuthLayer::new(auth));
+//! # }
 //! # Ok::<(), portcullis::ConfigError>(())
 //! ```
 #![forbid(unsafe_code)]
 
 pub use portcullis_core::{
     Actor, ActorKind, AgentActor, ApiKeyActor, ApiKeyFormatError, AuthConfig, AuthConfigBuilder,
-    AuthEnv, AuthError, AuthMethod, Clock, ConfigError, Fallback, ManualClock, Permission,
-    PermissionCatalog, PermissionDef, PermissionGroup, PermissionList, PermissionSet,
-    RateLimitInfo, Roles, Secret, SecretString, SharedClock, StoreError, SystemClock, TokenError,
-    UnixTime, UserActor, actor, api_key, clock, config, error, ids, permission, permissions, roles,
-    secret, seed, session, store, token,
+    AuthEnv, AuthError, AuthMethod, Authenticator, AuthenticatorBuilder, Clock, ConfigError,
+    Credential, Fallback, ManualClock, Permission, PermissionCatalog, PermissionDef,
+    PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Secret, SecretString,
+    SharedClock, StoreError, SystemClock, TokenError, UnixTime, UserActor, actor, api_key, clock,
+    config, error, ids, permission, permissions, rate_limit, roles, secret, seed, session, store,
+    token,
+};
+pub use portcullis_tower::{
+    AuthLayer, AuthService, ProblemContext, Renderer, ResponseFuture, credentials, render,
+};
+
+#[cfg(feature = "axum")]
+pub use portcullis_axum::{
+    AuthRejection, CurrentActor, CurrentOrg, RequireAnyPermission, RequirePermissions,
 };

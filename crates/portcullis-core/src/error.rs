@@ -52,6 +52,12 @@ pub enum TokenError {
     /// A valid token of another kind (a refresh token used as an access token, …).
     #[error("token is of the wrong type")]
     WrongType,
+    /// The token's subject (an agent) does not exist.
+    #[error("token subject is unknown")]
+    UnknownSubject,
+    /// An agent token whose `company_id` is not the agent's organisation.
+    #[error("token company does not match its agent")]
+    CompanyMismatch,
 }
 
 /// Why a presented API key was refused by parsing alone, before any lookup.
@@ -124,6 +130,10 @@ pub enum AuthError {
         /// The permissions lacking.
         missing: PermissionSet,
     },
+    /// 401 `invalid_credentials` too: several credentials that name different actors.
+    /// (Kept apart from `InvalidCredentials` so logs can tell a bad login from a conflict.)
+    #[error("the credentials presented name different actors")]
+    ConflictingCredentials,
     /// 403 `csrf_failed`: a cookie-authenticated unsafe request without a matching CSRF token.
     #[error("CSRF token missing or wrong")]
     CsrfFailed,
@@ -153,7 +163,7 @@ impl AuthError {
     pub const fn code(&self) -> &'static str {
         match self {
             Self::MissingCredentials => "missing_credentials",
-            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidCredentials | Self::ConflictingCredentials => "invalid_credentials",
             Self::InvalidToken(_) => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::TokenRevoked => "token_revoked",
@@ -221,6 +231,11 @@ mod tests {
         let cases = [
             (AuthError::MissingCredentials, 401, "missing_credentials"),
             (AuthError::InvalidCredentials, 401, "invalid_credentials"),
+            (
+                AuthError::ConflictingCredentials,
+                401,
+                "invalid_credentials",
+            ),
             (
                 AuthError::InvalidToken(TokenError::BadSignature),
                 401,

@@ -19,12 +19,14 @@
 
 pub mod actor;
 pub mod api_key;
+pub mod authenticator;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;
 pub mod permission;
 mod random;
+pub mod rate_limit;
 pub mod roles;
 pub mod secret;
 pub mod session;
@@ -32,6 +34,7 @@ pub mod store;
 pub mod token;
 
 pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, UserActor};
+pub use authenticator::{Authenticator, AuthenticatorBuilder, Credential};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError, Fallback};
 pub use error::{ApiKeyFormatError, AuthError, RateLimitInfo, StoreError, TokenError};

@@ -108,12 +108,20 @@ pub trait Permission: PermissionList {
 pub trait PermissionList: Send + Sync + 'static {
     /// The set of every permission in the list.
     const SET: PermissionSet;
+
+    /// Calls `f` with the name of each permission of the list that is in `set`, in list order
+    /// (how a 403 names what is missing without a catalog).
+    fn names_in(set: PermissionSet, f: &mut dyn FnMut(&'static str));
 }
 
 macro_rules! tuple_lists {
     ($( ($($t:ident),+) )+) => {$(
         impl<$($t: PermissionList),+> PermissionList for ($($t,)+) {
             const SET: PermissionSet = PermissionSet::EMPTY $(.union($t::SET))+;
+
+            fn names_in(set: PermissionSet, f: &mut dyn FnMut(&'static str)) {
+                $($t::names_in(set, f);)+
+            }
         }
     )+};
 }
@@ -251,6 +259,12 @@ macro_rules! permissions {
 
             impl $crate::PermissionList for $name {
                 const SET: $crate::PermissionSet = $crate::PermissionSet::from_bit($bit);
+
+                fn names_in(set: $crate::PermissionSet, f: &mut dyn FnMut(&'static str)) {
+                    if set.contains(Self::SET) {
+                        f($text);
+                    }
+                }
             }
         )+
 
@@ -433,6 +447,17 @@ mod tests {
             MemoryCreate::SET | SessionRead::SET | AdminWrite::SET
         );
         assert_eq!(MemoryCreate::NAME, "memory:create");
+    }
+
+    #[test]
+    fn names_in_lists_only_the_members_in_the_set_in_order() {
+        type Need = (MemoryCreate, (SessionRead, AdminWrite));
+        let mut names = Vec::new();
+        Need::names_in(
+            SessionRead::SET | AdminWrite::SET | MemoryList::SET,
+            &mut |n| names.push(n),
+        );
+        assert_eq!(names, ["session:read", "admin:write"]);
     }
 
     #[test]

@@ -10,42 +10,14 @@
 // A test suite: a store call that fails is a failed test, so unwrapping is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use super::{
-    AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, RefreshResult, SessionStore,
-};
+pub use super::Stores;
+use super::{AgentRecord, AgentStatus, RefreshResult};
 use crate::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyHash, KeyOwner};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuthError, StoreError};
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use crate::permission::seed;
 use crate::session::{RefreshRejection, SessionRecord};
-
-/// One backend's four stores.
-#[derive(Clone)]
-pub struct Stores {
-    /// API keys.
-    pub api_keys: Arc<dyn ApiKeyStore>,
-    /// Sessions.
-    pub sessions: Arc<dyn SessionStore>,
-    /// Agents.
-    pub agents: Arc<dyn AgentDirectory>,
-    /// Denied `jti`s.
-    pub denylist: Arc<dyn Denylist>,
-}
-
-impl Stores {
-    /// The in-memory stores.
-    pub fn memory() -> Self {
-        Self {
-            api_keys: Arc::new(super::MemoryApiKeyStore::default()),
-            sessions: Arc::new(super::MemorySessionStore::default()),
-            agents: Arc::new(super::MemoryAgentDirectory::default()),
-            denylist: Arc::new(super::MemoryDenylist::default()),
-        }
-    }
-}
 
 fn now() -> u64 {
     SystemClock.now()

@@ -8,6 +8,8 @@
 pub mod conformance;
 mod memory;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use memory::{MemoryAgentDirectory, MemoryApiKeyStore, MemoryDenylist, MemorySessionStore};
@@ -119,4 +121,35 @@ pub trait Denylist: Send + Sync + 'static {
     async fn deny(&self, jti: &TokenId, expires_at: UnixTime) -> Result<(), StoreError>;
     /// True when `jti` is denied at `now`.
     async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError>;
+}
+
+/// One backend's four stores, as the [`Authenticator`](crate::Authenticator) uses them.
+#[derive(Clone)]
+pub struct Stores {
+    /// API keys.
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Agents.
+    pub agents: Arc<dyn AgentDirectory>,
+    /// Denied `jti`s.
+    pub denylist: Arc<dyn Denylist>,
+}
+
+impl Stores {
+    /// Fresh bounded in-memory stores.
+    pub fn memory() -> Self {
+        Self {
+            api_keys: Arc::new(MemoryApiKeyStore::default()),
+            sessions: Arc::new(MemorySessionStore::default()),
+            agents: Arc::new(MemoryAgentDirectory::default()),
+            denylist: Arc::new(MemoryDenylist::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
 }

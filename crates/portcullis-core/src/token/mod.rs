@@ -23,6 +23,28 @@ use crate::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
 use crate::secret::SecretString;
 use verify::Verifier;
 
+/// True when the (unverified) payload of `token` has a `type` member: how a token without
+/// `kid` is routed to the user family (which has `type`) or the agent family (which has none).
+/// A routing hint only; the chosen family then verifies everything.
+pub fn payload_has_type_claim(token: &str) -> bool {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[serde(rename = "type")]
+        token_type: Option<serde::de::IgnoredAny>,
+    }
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice::<Peek>(&json).ok())
+        .is_some_and(|peek| peek.token_type.is_some())
+}
+
 /// A token just minted, with what the caller needs to hand it out and to revoke it.
 #[derive(Debug, Clone)]
 pub struct MintedToken {

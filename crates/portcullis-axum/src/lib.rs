@@ -1,0 +1,259 @@
+//! Portcullis for axum 0.8: extractors that say in a handler's signature what the route needs.
+//!
+//! | extractor | gives | refuses with |
+//! | --- | --- | --- |
+//! | [`CurrentActor`] | any authenticated actor | 401 `missing_credentials` |
+//! | `Option<CurrentActor>` | the actor, or `None` when anonymous | — |
+//! | [`RequirePermissions<P>`] | an actor holding every permission of `P` | 401, or 403 `insufficient_permissions` naming the missing ones |
+//! | [`RequireAnyPermission<P>`] | an actor holding at least one permission of `P` | 401, or 403 |
+//! | [`CurrentOrg`] | the actor and the org it acts in (every org, for the board) | 401 |
+//!
+//! Each derefs to the [`Actor`]. They read what [`AuthLayer`](portcullis_tower::AuthLayer) put
+//! in the request; without the layer they answer 500 with a message naming the fix, never a 401.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use portcullis_axum::RequirePermissions;
+//! use portcullis_core::{Authenticator, seed::MemoryCreate};
+//! use portcullis_tower::AuthLayer;
+//!
+//! async fn create_memory(who: RequirePermissions<MemoryCreate>) -> String {
+//!     format!("created by {}", who.id().unwrap_or("?"))
+//! }
+//! let auth = Authenticator::builder().build().unwrap();
+//! let app: Router = Router::new()
+//!     .route("/memories", post(create_memory))
+//!     .layer(AuthLayer::new(auth));
+//! ```
+#![forbid(unsafe_code)]
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+use portcullis_core::ids::OrgId;
+use portcullis_core::{Actor, AuthError, PermissionList, PermissionSet};
+use portcullis_tower::{ProblemContext, Renderer};
+
+/// What a handler gets when the route needs any authenticated actor.
+#[derive(Debug, Clone)]
+pub struct CurrentActor(pub Actor);
+
+/// An actor holding every permission of `P` (a marker or a tuple of markers).
+pub struct RequirePermissions<P>(Actor, PhantomData<fn() -> P>);
+
+/// An actor holding at least one permission of `P`.
+pub struct RequireAnyPermission<P>(Actor, PhantomData<fn() -> P>);
+
+/// The actor and the organisation it acts in.
+#[derive(Debug, Clone)]
+pub struct CurrentOrg(Actor);
+
+macro_rules! deref_to_actor {
+    ($($t:ident $(<$p:ident>)?),+) => {$(
+        impl$(<$p>)? Deref for $t$(<$p>)? {
+            type Target = Actor;
+            fn deref(&self) -> &Actor {
+                &self.0
+            }
+        }
+    )+};
+}
+deref_to_actor!(
+    CurrentActor,
+    RequirePermissions<P>,
+    RequireAnyPermission<P>,
+    CurrentOrg
+);
+
+impl<P> RequirePermissions<P> {
+    /// The actor.
+    pub fn into_actor(self) -> Actor {
+        self.0
+    }
+}
+
+impl<P> RequireAnyPermission<P> {
+    /// The actor.
+    pub fn into_actor(self) -> Actor {
+        self.0
+    }
+}
+
+impl<P> std::fmt::Debug for RequirePermissions<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RequirePermissions").field(&self.0).finish()
+    }
+}
+
+impl<P> std::fmt::Debug for RequireAnyPermission<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RequireAnyPermission")
+            .field(&self.0)
+            .finish()
+    }
+}
+
+impl CurrentOrg {
+    /// The actor's organisation; `None` for the board, which acts in every org.
+    pub fn org_id(&self) -> Option<&OrgId> {
+        self.0.org_id()
+    }
+
+    /// True when the actor may act in `org`.
+    pub fn allows(&self, org: &OrgId) -> bool {
+        self.0.can_access_org(org)
+    }
+}
+
+/// Why an extractor refused.
+#[derive(Debug)]
+pub struct AuthRejection(Rejection);
+
+#[derive(Debug)]
+enum Rejection {
+    /// No [`Actor`] in the request: the layer is not installed on this route.
+    MissingLayer,
+    /// A 401 or 403, rendered like every other refusal.
+    Refused {
+        error: AuthError,
+        scope: Option<String>,
+        renderer: Option<Renderer>,
+    },
+}
+
+impl AuthRejection {
+    /// The error, unless the layer is missing.
+    pub fn error(&self) -> Option<&AuthError> {
+        match &self.0 {
+            Rejection::MissingLayer => None,
+            Rejection::Refused { error, .. } => Some(error),
+        }
+    }
+
+    fn refused(parts: &Parts, error: AuthError, scope: Option<String>) -> Self {
+        Self(Rejection::Refused {
+            error,
+            scope,
+            renderer: parts.extensions.get::<Renderer>().cloned(),
+        })
+    }
+}
+
+/// The text of the 500 a route without the layer answers.
+pub const MISSING_LAYER: &str = "portcullis: no Actor in the request extensions: this route is \
+    not behind the auth layer. Add `.layer(AuthLayer::new(authenticator))` to the Router, after \
+    the routes that use Portcullis extractors.";
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Rejection::MissingLayer => {
+                (StatusCode::INTERNAL_SERVER_ERROR, MISSING_LAYER).into_response()
+            }
+            Rejection::Refused {
+                error,
+                scope,
+                renderer,
+            } => renderer.unwrap_or_default().render::<Body>(
+                &error,
+                ProblemContext {
+                    credential_presented: false,
+                    scope: scope.as_deref(),
+                },
+            ),
+        }
+    }
+}
+
+/// The authenticated actor, or the rejection.
+fn authenticated(parts: &Parts) -> Result<&Actor, AuthRejection> {
+    match parts.extensions.get::<Actor>() {
+        None => Err(AuthRejection(Rejection::MissingLayer)),
+        Some(Actor::Anonymous) => Err(AuthRejection::refused(
+            parts,
+            AuthError::MissingCredentials,
+            None,
+        )),
+        Some(actor) => Ok(actor),
+    }
+}
+
+fn scope<P: PermissionList>(set: PermissionSet) -> String {
+    let mut s = String::new();
+    P::names_in(set, &mut |name| {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(name);
+    });
+    s
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentActor {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        authenticated(parts).map(|a| Self(a.clone()))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentActor {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<Actor>() {
+            None => Err(AuthRejection(Rejection::MissingLayer)),
+            Some(Actor::Anonymous) => Ok(None),
+            Some(actor) => Ok(Some(Self(actor.clone()))),
+        }
+    }
+}
+
+impl<S: Send + Sync, P: PermissionList> FromRequestParts<S> for RequirePermissions<P> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let actor = authenticated(parts)?;
+        let missing = actor.permissions().missing(P::SET);
+        if missing.is_empty() {
+            Ok(Self(actor.clone(), PhantomData))
+        } else {
+            let scope = scope::<P>(missing);
+            Err(AuthRejection::refused(
+                parts,
+                AuthError::InsufficientPermissions { missing },
+                Some(scope),
+            ))
+        }
+    }
+}
+
+impl<S: Send + Sync, P: PermissionList> FromRequestParts<S> for RequireAnyPermission<P> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let actor = authenticated(parts)?;
+        if actor.permissions().intersects(P::SET) {
+            Ok(Self(actor.clone(), PhantomData))
+        } else {
+            Err(AuthRejection::refused(
+                parts,
+                AuthError::InsufficientPermissions { missing: P::SET },
+                Some(scope::<P>(P::SET)),
+            ))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentOrg {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        authenticated(parts).map(|a| Self(a.clone()))
+    }
+}

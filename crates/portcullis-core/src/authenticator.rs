@@ -1,0 +1,371 @@
+//! The [`Authenticator`]: turns one presented credential into an [`Actor`], or the reason it
+//! cannot. Framework-free; the Tower layer extracts credentials and calls it.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use crate::actor::{Actor, AgentActor, ApiKeyActor, AuthMethod, UserActor};
+use crate::api_key::{self, KeyOwner};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{AuthConfig, ConfigError};
+use crate::error::{AuthError, TokenError};
+use crate::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
+use crate::permission::{PermissionCatalog, PermissionSet, seed};
+use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
+use crate::store::{AgentRecord, AgentStatus, Stores};
+use crate::token::{AgentTokens, TokenHeader, UserTokens, payload_has_type_claim};
+
+/// One credential as presented, borrowed from the request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// `X-API-Key: ck_…` or `Authorization: Bearer ck_…`.
+    ApiKey(&'a str),
+    /// `Authorization: Bearer <jwt>`: a user access token or an agent run token.
+    Bearer(&'a str),
+    /// The access-token cookie: a user access token.
+    Cookie(&'a str),
+}
+
+impl Credential<'_> {
+    /// `api_key`, `bearer` or `cookie`, for logs.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::ApiKey(_) => "api_key",
+            Self::Bearer(_) => "bearer",
+            Self::Cookie(_) => "cookie",
+        }
+    }
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credential itself.
+        write!(f, "Credential::{}(***)", self.kind())
+    }
+}
+
+/// Resolves credentials to actors. Cheap to clone (one `Arc`).
+///
+/// ```
+/// use portcullis_core::{Authenticator, Credential, AuthError};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let auth = Authenticator::builder().build().unwrap(); // development defaults, memory stores
+/// let err = auth.resolve(Credential::ApiKey("ck_typo")).await.unwrap_err();
+/// assert_eq!(err, AuthError::InvalidApiKey);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Authenticator(Arc<Inner>);
+
+struct Inner {
+    config: AuthConfig,
+    user_tokens: UserTokens,
+    agent_tokens: AgentTokens,
+    stores: Stores,
+    rate_limiter: Arc<dyn RateLimiter>,
+    clock: SharedClock,
+    catalog: PermissionCatalog,
+    agent_permissions: PermissionSet,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("env", &self.0.config.env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Authenticator`].
+pub struct AuthenticatorBuilder {
+    config: Option<AuthConfig>,
+    stores: Option<Stores>,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
+    clock: Option<SharedClock>,
+    catalog: PermissionCatalog,
+    agent_permissions: PermissionSet,
+}
+
+impl AuthenticatorBuilder {
+    /// The configuration (default: `AuthConfig::builder().build()`, development).
+    #[must_use]
+    pub fn config(mut self, config: AuthConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The stores (default: bounded in-memory stores).
+    #[must_use]
+    pub fn stores(mut self, stores: Stores) -> Self {
+        self.stores = Some(stores);
+        self
+    }
+
+    /// The rate limiter (default: in memory).
+    #[must_use]
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
+        self
+    }
+
+    /// The clock (default: the system clock). Tests inject a [`ManualClock`](crate::ManualClock).
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The declared permissions (default: the seed set).
+    #[must_use]
+    pub fn catalog(mut self, catalog: PermissionCatalog) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// What agents on run tokens may do (default: `session:*` and `memory:*`).
+    #[must_use]
+    pub fn agent_permissions(mut self, permissions: PermissionSet) -> Self {
+        self.agent_permissions = permissions;
+        self
+    }
+
+    /// Builds it.
+    pub fn build(self) -> Result<Authenticator, ConfigError> {
+        let config = match self.config {
+            Some(c) => c,
+            None => AuthConfig::builder().build()?,
+        };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        Ok(Authenticator(Arc::new(Inner {
+            user_tokens: config.user_tokens().with_clock(clock.clone()),
+            agent_tokens: config.agent_tokens().with_clock(clock.clone()),
+            config,
+            stores: self.stores.unwrap_or_else(Stores::memory),
+            rate_limiter: self
+                .rate_limiter
+                .unwrap_or_else(|| Arc::new(MemoryRateLimiter::default())),
+            clock,
+            catalog: self.catalog,
+            agent_permissions: self.agent_permissions,
+        })))
+    }
+}
+
+impl Authenticator {
+    /// From the environment (`AuthConfig::from_env`), with in-memory stores.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().config(AuthConfig::from_env()?).build()
+    }
+
+    /// A builder.
+    pub fn builder() -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            config: None,
+            stores: None,
+            rate_limiter: None,
+            clock: None,
+            catalog: PermissionCatalog::seed(),
+            agent_permissions: seed::SESSION_ALL | seed::MEMORY_ALL,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AuthConfig {
+        &self.0.config
+    }
+
+    /// User token minting and verification.
+    pub fn user_tokens(&self) -> &UserTokens {
+        &self.0.user_tokens
+    }
+
+    /// Agent token minting and verification.
+    pub fn agent_tokens(&self) -> &AgentTokens {
+        &self.0.agent_tokens
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &Stores {
+        &self.0.stores
+    }
+
+    /// The declared permissions.
+    pub fn catalog(&self) -> &PermissionCatalog {
+        &self.0.catalog
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.0.clock
+    }
+
+    /// The actor a credential stands for.
+    pub async fn resolve(&self, credential: Credential<'_>) -> Result<Actor, AuthError> {
+        match credential {
+            Credential::ApiKey(key) => self.resolve_api_key(key).await,
+            Credential::Bearer(token) => self.resolve_jwt(token, AuthMethod::Jwt).await,
+            Credential::Cookie(token) => self.resolve_jwt(token, AuthMethod::Cookie).await,
+        }
+    }
+
+    async fn resolve_jwt(&self, token: &str, method: AuthMethod) -> Result<Actor, AuthError> {
+        let max = self.0.config.user_policy.max_token_bytes;
+        let (header, _) = TokenHeader::parse(token, max)?;
+        // The kid names the family; a token without one goes by its claims' shape. Cookies
+        // only ever carry user tokens.
+        let agent = method == AuthMethod::Jwt
+            && match header.kid.as_deref() {
+                Some(kid) => {
+                    self.0.user_tokens.key_ring().find(Some(kid)).is_none()
+                        && self.0.agent_tokens.key_ring().find(Some(kid)).is_some()
+                }
+                None => !payload_has_type_claim(token),
+            };
+        if agent {
+            self.resolve_agent_token(token).await
+        } else {
+            self.resolve_user_token(token, method).await
+        }
+    }
+
+    async fn resolve_user_token(
+        &self,
+        token: &str,
+        method: AuthMethod,
+    ) -> Result<Actor, AuthError> {
+        let claims = self.0.user_tokens.verify_access(token)?;
+        // verify_access guarantees these are present.
+        let (Some(sub), Some(sid), Some(org), Some(role), Some(jti)) = (
+            claims.sub,
+            claims.sid,
+            claims.org_id,
+            claims.role,
+            claims.registered.jti,
+        ) else {
+            return Err(AuthError::InvalidToken(TokenError::Malformed));
+        };
+        let now = self.0.clock.now();
+        let session_id = SessionId::from(sid);
+        let user_id = UserId::from(sub);
+        let live = self
+            .0
+            .stores
+            .sessions
+            .get(&session_id)
+            .await?
+            .is_some_and(|s| s.user_id == user_id && s.is_live(now));
+        if !live
+            || self
+                .0
+                .stores
+                .denylist
+                .is_denied(&TokenId::from(jti), now)
+                .await?
+        {
+            return Err(AuthError::TokenRevoked);
+        }
+        let permissions = self
+            .0
+            .config
+            .roles
+            .get(&role)
+            .unwrap_or(PermissionSet::EMPTY);
+        Ok(Actor::User(Arc::new(UserActor {
+            id: user_id,
+            org_id: OrgId::from(org),
+            role: role.into(),
+            permissions,
+            session_id,
+            method,
+        })))
+    }
+
+    async fn resolve_agent_token(&self, token: &str) -> Result<Actor, AuthError> {
+        let claims = self.0.agent_tokens.verify(token)?;
+        let (Some(sub), Some(company), Some(run), Some(jti)) = (
+            claims.sub,
+            claims.company_id,
+            claims.run_id,
+            claims.registered.jti,
+        ) else {
+            return Err(AuthError::InvalidToken(TokenError::Malformed));
+        };
+        let agent = self
+            .live_agent(&AgentId::from(sub))
+            .await?
+            .ok_or(TokenError::UnknownSubject)?;
+        if agent.org_id.as_str() != company {
+            return Err(TokenError::CompanyMismatch.into());
+        }
+        if self
+            .0
+            .stores
+            .denylist
+            .is_denied(&TokenId::from(jti), self.0.clock.now())
+            .await?
+        {
+            return Err(AuthError::TokenRevoked);
+        }
+        Ok(Actor::Agent(Arc::new(AgentActor {
+            id: agent.id,
+            org_id: agent.org_id,
+            permissions: self.0.agent_permissions,
+            run_id: Some(RunId::from(run)),
+            key_id: None,
+            method: AuthMethod::Jwt,
+        })))
+    }
+
+    /// The agent, if it exists; terminated agents are an error.
+    async fn live_agent(&self, id: &AgentId) -> Result<Option<AgentRecord>, AuthError> {
+        match self.0.stores.agents.get(id).await? {
+            Some(a) if a.status == AgentStatus::Terminated => Err(AuthError::AgentTerminated),
+            other => Ok(other),
+        }
+    }
+
+    async fn resolve_api_key(&self, raw: &str) -> Result<Actor, AuthError> {
+        if !self.0.config.api_keys_enabled {
+            return Err(AuthError::InvalidApiKey);
+        }
+        let presented = api_key::parse(raw, &self.0.config.api_key_prefix)?;
+        let record = self
+            .0
+            .stores
+            .api_keys
+            .find_by_hash(&presented.hash())
+            .await?
+            .ok_or(AuthError::InvalidApiKey)?;
+        record.check_usable(self.0.clock.now())?;
+        if let Some(limit) = record.rate_limit_per_minute.and_then(NonZeroU32::new) {
+            self.0
+                .rate_limiter
+                .check(record.id.as_str(), limit)
+                .await?
+                .map_err(AuthError::RateLimited)?;
+        }
+        Ok(match record.owner {
+            KeyOwner::Agent(agent_id) => {
+                let agent = self
+                    .live_agent(&agent_id)
+                    .await?
+                    .ok_or(AuthError::InvalidApiKey)?;
+                Actor::Agent(Arc::new(AgentActor {
+                    id: agent.id,
+                    org_id: agent.org_id,
+                    permissions: record.permissions,
+                    run_id: None,
+                    key_id: Some(record.id),
+                    method: AuthMethod::ApiKey,
+                }))
+            }
+            KeyOwner::User(owner) => Actor::ApiKey(Arc::new(ApiKeyActor {
+                key_id: record.id,
+                owner,
+                org_id: record.org_id,
+                permissions: record.permissions,
+                rate_limit_per_minute: record.rate_limit_per_minute,
+            })),
+        })
+    }
+}

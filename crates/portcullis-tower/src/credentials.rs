@@ -1,0 +1,344 @@
+//! Which credentials a request carries: a pure function of its head, with no I/O, so it can be
+//! fuzzed and tested on its own.
+//!
+//! Sources, in the contract's order: `X-API-Key`, `Authorization: Bearer` (the scheme is
+//! case-insensitive, RFC 7235), and the access cookie. A bearer value with the API key prefix is
+//! an API key; anything else there is a JWT. A source that is present but unreadable (two
+//! `Authorization` headers, a non-Bearer scheme, bytes that are not visible ASCII) is an error,
+//! never "no credential".
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, Method};
+use portcullis_core::api_key::ApiKeyPrefix;
+use portcullis_core::{AuthError, Credential, TokenError};
+use subtle::ConstantTimeEq;
+
+/// `X-API-Key`.
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+/// `X-CSRF-Token`.
+pub const CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
+/// The access-token cookie.
+pub const ACCESS_COOKIE: &str = "portcullis_access";
+/// The refresh-token cookie.
+pub const REFRESH_COOKIE: &str = "portcullis_refresh";
+/// The CSRF cookie (readable by the page's JavaScript, which echoes it in `X-CSRF-Token`).
+pub const CSRF_COOKIE: &str = "portcullis_csrf";
+
+/// The credentials of one request, by source. Identical values from two sources count once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Credentials<'a> {
+    /// From `X-API-Key`.
+    pub api_key_header: Option<Credential<'a>>,
+    /// From `Authorization: Bearer`.
+    pub authorization: Option<Credential<'a>>,
+    /// From the access cookie.
+    pub cookie: Option<Credential<'a>>,
+}
+
+impl<'a> Credentials<'a> {
+    /// True when no credential was presented at all.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The distinct credentials in the contract's order; the first one decides the actor.
+    pub fn iter(&self) -> impl Iterator<Item = Credential<'a>> + '_ {
+        let all = [self.api_key_header, self.authorization, self.cookie];
+        all.into_iter().enumerate().filter_map(move |(i, c)| {
+            let c = c?;
+            // Skip a value already presented by an earlier source (`X-API-Key: k` with
+            // `Bearer k`, or the same JWT as bearer and cookie).
+            let dup = all[..i]
+                .iter()
+                .flatten()
+                .any(|prev| value(prev) == value(&c));
+            (!dup).then_some(c)
+        })
+    }
+}
+
+fn value<'a>(c: &Credential<'a>) -> &'a str {
+    match *c {
+        Credential::ApiKey(v) | Credential::Bearer(v) | Credential::Cookie(v) => v,
+    }
+}
+
+/// Extracts the credentials of a request.
+///
+/// ```
+/// use portcullis_core::{Credential, api_key::ApiKeyPrefix};
+/// use portcullis_tower::credentials::extract;
+/// let (parts, _) = http::Request::get("/")
+///     .header("authorization", "bEaReR a.b.c")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// let creds = extract(&parts, &ApiKeyPrefix::default()).unwrap();
+/// assert_eq!(creds.authorization, Some(Credential::Bearer("a.b.c")));
+/// ```
+pub fn extract<'a>(parts: &'a Parts, prefix: &ApiKeyPrefix) -> Result<Credentials<'a>, AuthError> {
+    Ok(Credentials {
+        api_key_header: api_key_header(&parts.headers)?,
+        authorization: authorization(&parts.headers, prefix)?,
+        cookie: cookie(&parts.headers, ACCESS_COOKIE)?.map(Credential::Cookie),
+    })
+}
+
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    first.to_str().map(Some).map_err(|_| ())
+}
+
+fn api_key_header(headers: &HeaderMap) -> Result<Option<Credential<'_>>, AuthError> {
+    match single(headers, &API_KEY_HEADER) {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) if !v.trim().is_empty() => Ok(Some(Credential::ApiKey(v.trim()))),
+        _ => Err(AuthError::InvalidApiKey),
+    }
+}
+
+fn authorization<'a>(
+    headers: &'a HeaderMap,
+    prefix: &ApiKeyPrefix,
+) -> Result<Option<Credential<'a>>, AuthError> {
+    let malformed = AuthError::InvalidToken(TokenError::Malformed);
+    let Some(v) = single(headers, &AUTHORIZATION).map_err(|()| malformed.clone())? else {
+        return Ok(None);
+    };
+    let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Basic, Digest, …: a credential, but not one this service accepts.
+        return Err(AuthError::InvalidCredentials);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() || token.contains(' ') {
+        return Err(malformed);
+    }
+    Ok(Some(if prefix.matches(token) {
+        Credential::ApiKey(token)
+    } else {
+        Credential::Bearer(token)
+    }))
+}
+
+/// The value of cookie `name` across every `Cookie` header. An empty value counts as absent
+/// (that is how a cleared cookie arrives); two different values are an error.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+    let mut found: Option<&str> = None;
+    for header in headers.get_all(COOKIE) {
+        // A Cookie header that is not visible ASCII belongs to some other application; it
+        // cannot carry our cookies, which are.
+        let Ok(header) = header.to_str() else {
+            continue;
+        };
+        for pair in header.split(';') {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            if k.trim() != name {
+                continue;
+            }
+            let v = v.trim().trim_matches('"');
+            if v.is_empty() {
+                continue;
+            }
+            match found {
+                Some(prev) if prev != v => {
+                    return Err(AuthError::InvalidToken(TokenError::Malformed));
+                }
+                _ => found = Some(v),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// True for methods that change state and so need CSRF protection under cookie auth.
+pub fn is_unsafe(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// True when `X-CSRF-Token` equals the CSRF cookie (constant time; both must be non-empty).
+pub fn csrf_matches(headers: &HeaderMap) -> bool {
+    let (Ok(Some(header)), Ok(Some(cookie))) =
+        (single(headers, &CSRF_HEADER), cookie(headers, CSRF_COOKIE))
+    else {
+        return false;
+    };
+    !header.is_empty() && bool::from(header.as_bytes().ct_eq(cookie.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parts(headers: &[(&str, &[u8])]) -> Parts {
+        let mut b = http::Request::post("/x");
+        for (k, v) in headers {
+            b = b.header(*k, http::HeaderValue::from_bytes(v).unwrap());
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn ex(headers: &[(&str, &[u8])]) -> Result<Vec<Credential<'static>>, AuthError> {
+        let p = Box::leak(Box::new(parts(headers)));
+        extract(p, &ApiKeyPrefix::default()).map(|c| c.iter().collect())
+    }
+
+    #[test]
+    fn no_headers_is_no_credential() {
+        assert_eq!(ex(&[]), Ok(vec![]));
+        assert!(
+            extract(&parts(&[]), &ApiKeyPrefix::default())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_shape_picks_the_kind() {
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let v = format!("{scheme} a.b.c");
+            assert_eq!(
+                ex(&[("authorization", v.as_bytes())]),
+                Ok(vec![Credential::Bearer("a.b.c")])
+            );
+        }
+        assert_eq!(
+            ex(&[("authorization", b"Bearer ck_abc")]),
+            Ok(vec![Credential::ApiKey("ck_abc")])
+        );
+        assert_eq!(
+            ex(&[("x-api-key", b"ck_abc")]),
+            Ok(vec![Credential::ApiKey("ck_abc")])
+        );
+    }
+
+    #[test]
+    fn other_schemes_and_malformed_bearers_are_errors_not_absence() {
+        assert_eq!(
+            ex(&[("authorization", b"Basic dXNlcjpwYXNz")]),
+            Err(AuthError::InvalidCredentials)
+        );
+        let malformed = Err(AuthError::InvalidToken(TokenError::Malformed));
+        assert_eq!(ex(&[("authorization", b"Bearer")]), malformed);
+        assert_eq!(ex(&[("authorization", b"Bearer ")]), malformed);
+        assert_eq!(ex(&[("authorization", b"Bearer a b")]), malformed);
+        assert_eq!(ex(&[("authorization", b"Bearer \xff\xfe")]), malformed);
+        assert_eq!(
+            ex(&[
+                ("authorization", b"Bearer a"),
+                ("authorization", b"Bearer b")
+            ]),
+            malformed
+        );
+        assert_eq!(ex(&[("x-api-key", b"")]), Err(AuthError::InvalidApiKey));
+        assert_eq!(
+            ex(&[("x-api-key", b"a"), ("x-api-key", b"b")]),
+            Err(AuthError::InvalidApiKey)
+        );
+    }
+
+    #[test]
+    fn the_access_cookie_is_found_among_others_and_empty_is_absent() {
+        assert_eq!(
+            ex(&[("cookie", b"theme=dark; portcullis_access=t.o.k; x=1")]),
+            Ok(vec![Credential::Cookie("t.o.k")])
+        );
+        assert_eq!(ex(&[("cookie", b"portcullis_access=")]), Ok(vec![]));
+        assert_eq!(
+            ex(&[
+                ("cookie", b"\xffjunk"),
+                ("cookie", b"portcullis_access=a.b.c")
+            ]),
+            Ok(vec![Credential::Cookie("a.b.c")])
+        );
+        assert_eq!(
+            ex(&[(
+                "cookie",
+                b"portcullis_access=a.b.c; portcullis_access=d.e.f"
+            )]),
+            Err(AuthError::InvalidToken(TokenError::Malformed))
+        );
+    }
+
+    #[test]
+    fn identical_values_from_two_sources_count_once_in_order() {
+        assert_eq!(
+            ex(&[
+                ("authorization", b"Bearer a.b.c"),
+                ("cookie", b"portcullis_access=a.b.c")
+            ]),
+            Ok(vec![Credential::Bearer("a.b.c")])
+        );
+        assert_eq!(
+            ex(&[
+                ("cookie", b"portcullis_access=x.y.z"),
+                ("authorization", b"Bearer a.b.c"),
+                ("x-api-key", b"ck_1")
+            ]),
+            Ok(vec![
+                Credential::ApiKey("ck_1"),
+                Credential::Bearer("a.b.c"),
+                Credential::Cookie("x.y.z")
+            ])
+        );
+    }
+
+    #[test]
+    fn csrf_needs_equal_non_empty_header_and_cookie() {
+        assert!(csrf_matches(
+            &parts(&[("x-csrf-token", b"abc"), ("cookie", b"portcullis_csrf=abc")]).headers
+        ));
+        assert!(!csrf_matches(
+            &parts(&[("x-csrf-token", b"abd"), ("cookie", b"portcullis_csrf=abc")]).headers
+        ));
+        assert!(!csrf_matches(
+            &parts(&[("cookie", b"portcullis_csrf=abc")]).headers
+        ));
+        assert!(!csrf_matches(&parts(&[("x-csrf-token", b"abc")]).headers));
+        assert!(!csrf_matches(
+            &parts(&[("x-csrf-token", b""), ("cookie", b"portcullis_csrf=")]).headers
+        ));
+        assert!(is_unsafe(&Method::POST) && is_unsafe(&Method::DELETE) && !is_unsafe(&Method::GET));
+    }
+
+    proptest! {
+        #[test]
+        fn extract_never_panics_on_any_header_bytes(
+            auth in proptest::collection::vec(any::<u8>(), 0..200),
+            key in proptest::collection::vec(any::<u8>(), 0..200),
+            cookie in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut map = HeaderMap::new();
+            for (name, v) in [(AUTHORIZATION, auth), (API_KEY_HEADER, key), (COOKIE, cookie)] {
+                if let Ok(v) = http::HeaderValue::from_bytes(&v) {
+                    map.append(name, v);
+                }
+            }
+            let mut p = parts(&[]);
+            p.headers = map;
+            let _ = extract(&p, &ApiKeyPrefix::default());
+            let _ = csrf_matches(&p.headers);
+        }
+
+        #[test]
+        fn a_huge_authorization_header_is_an_error_or_a_bearer_never_a_panic(n in 0usize..100_000) {
+            let v = format!("Bearer {}", "a".repeat(n));
+            let p = parts(&[("authorization", v.as_bytes())]);
+            let r = extract(&p, &ApiKeyPrefix::default());
+            prop_assert!(r.is_err() || r.unwrap().authorization.is_some());
+        }
+    }
+}

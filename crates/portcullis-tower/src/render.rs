@@ -1,0 +1,294 @@
+//! The one place a refusal becomes a response: `application/problem+json`
+//! `{type, title, status, detail, code}` with the contract's headers — `WWW-Authenticate` on
+//! 401 and on 403 `insufficient_permissions`, `Retry-After` and `RateLimit-*` on 429,
+//! `Retry-After` on 503. Applications may replace the body (not the status or headers) with
+//! [`Renderer::with_body`].
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use portcullis_core::AuthError;
+
+/// Seconds a client should wait after a 503.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
+
+/// What the renderer knows about a refusal beyond the error itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProblemContext<'a> {
+    /// A credential was presented (adds `error="invalid_token"` to a 401's challenge).
+    pub credential_presented: bool,
+    /// Space-separated names of the missing permissions, for 403 `insufficient_permissions`.
+    pub scope: Option<&'a str>,
+}
+
+/// The problem document of a refusal, as given to a custom body function.
+#[derive(Debug, Clone)]
+pub struct Problem<'a> {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The contract's `code`.
+    pub code: &'static str,
+    /// Short title.
+    pub title: &'static str,
+    /// Human-readable detail. Never contains a credential or a secret.
+    pub detail: String,
+    /// The missing permissions, if any.
+    pub scope: Option<&'a str>,
+}
+
+/// A replacement body: its content type and bytes.
+pub type ErrorBody = (HeaderValue, Bytes);
+
+type BodyFn = dyn Fn(&AuthError, &Problem<'_>) -> ErrorBody + Send + Sync;
+
+/// Renders refusals. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Renderer {
+    body: Option<Arc<BodyFn>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("custom_body", &self.body.is_some())
+            .finish()
+    }
+}
+
+impl Renderer {
+    /// Replaces the body of every refusal; status and headers stay the contract's.
+    ///
+    /// ```
+    /// use portcullis_tower::render::Renderer;
+    /// let renderer = Renderer::default().with_body(|_err, problem| {
+    ///     (http::HeaderValue::from_static("text/plain"), format!("no: {}", problem.code).into())
+    /// });
+    /// # let _ = renderer;
+    /// ```
+    #[must_use]
+    pub fn with_body(
+        mut self,
+        f: impl Fn(&AuthError, &Problem<'_>) -> ErrorBody + Send + Sync + 'static,
+    ) -> Self {
+        self.body = Some(Arc::new(f));
+        self
+    }
+
+    /// True when a custom body function is set.
+    pub fn is_custom(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// The response for `err`.
+    pub fn render<B: From<Bytes>>(&self, err: &AuthError, ctx: ProblemContext<'_>) -> Response<B> {
+        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let problem = Problem {
+            status,
+            code: err.code(),
+            title: err.title(),
+            detail: detail(err, ctx.scope),
+            scope: ctx.scope,
+        };
+        let (content_type, body) = match &self.body {
+            Some(f) => f(err, &problem),
+            None => (PROBLEM_JSON, problem_json(&problem)),
+        };
+        let mut response = Response::new(B::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, content_type);
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match err {
+            AuthError::InsufficientPermissions { .. } => {
+                let mut v = String::from(r#"Bearer error="insufficient_scope""#);
+                if let Some(scope) = ctx.scope {
+                    let _ = write!(v, r#", scope="{scope}""#);
+                }
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    headers.insert(WWW_AUTHENTICATE, v);
+                }
+            }
+            AuthError::RateLimited(info) => {
+                headers.insert(RETRY_AFTER, info.retry_after_secs.into());
+                headers.insert(
+                    HeaderName::from_static("ratelimit-limit"),
+                    info.limit.into(),
+                );
+                headers.insert(
+                    HeaderName::from_static("ratelimit-remaining"),
+                    info.remaining.into(),
+                );
+                headers.insert(
+                    HeaderName::from_static("ratelimit-reset"),
+                    info.reset_secs.into(),
+                );
+            }
+            AuthError::Unavailable(_) => {
+                headers.insert(RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECS.into());
+            }
+            AuthError::CsrfFailed => {}
+            _ if status == StatusCode::UNAUTHORIZED => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(if ctx.credential_presented {
+                        r#"Bearer realm="portcullis", error="invalid_token""#
+                    } else {
+                        r#"Bearer realm="portcullis""#
+                    }),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+fn detail(err: &AuthError, scope: Option<&str>) -> String {
+    match (err, scope) {
+        (AuthError::InsufficientPermissions { .. }, Some(scope)) => {
+            format!("missing permissions: {scope}")
+        }
+        // Display texts are fixed strings: no credential, key or store message ever reaches
+        // them (`Unavailable` does not print its cause).
+        _ => err.to_string(),
+    }
+}
+
+fn problem_json(p: &Problem<'_>) -> Bytes {
+    let doc = serde_json::json!({
+        "type": "about:blank",
+        "title": p.title,
+        "status": p.status.as_u16(),
+        "detail": p.detail,
+        "code": p.code,
+    });
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::{RateLimitInfo, StoreError, TokenError};
+
+    fn render(err: AuthError, ctx: ProblemContext<'_>) -> Response<Bytes> {
+        Renderer::default().render(&err, ctx)
+    }
+
+    fn json(r: &Response<Bytes>) -> serde_json::Value {
+        serde_json::from_slice(r.body()).unwrap()
+    }
+
+    #[test]
+    fn a_401_without_credentials_has_a_bare_challenge() {
+        let r = render(AuthError::MissingCredentials, ProblemContext::default());
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="portcullis""#
+        );
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/problem+json");
+        let body = json(&r);
+        assert_eq!(body["code"], "missing_credentials");
+        assert_eq!(body["status"], 401);
+        assert_eq!(body["title"], "Unauthorized");
+        assert!(body["type"].is_string() && body["detail"].is_string());
+    }
+
+    #[test]
+    fn a_401_with_a_credential_says_invalid_token() {
+        let ctx = ProblemContext {
+            credential_presented: true,
+            scope: None,
+        };
+        let r = render(AuthError::InvalidToken(TokenError::BadSignature), ctx);
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="portcullis", error="invalid_token""#
+        );
+        assert_eq!(json(&r)["code"], "invalid_token");
+    }
+
+    #[test]
+    fn a_403_names_the_missing_scope() {
+        let ctx = ProblemContext {
+            credential_presented: true,
+            scope: Some("memory:create session:read"),
+        };
+        let r = render(
+            AuthError::InsufficientPermissions {
+                missing: portcullis_core::PermissionSet::EMPTY,
+            },
+            ctx,
+        );
+        assert_eq!(r.status(), 403);
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope", scope="memory:create session:read""#
+        );
+        assert_eq!(json(&r)["code"], "insufficient_permissions");
+        let csrf = render(AuthError::CsrfFailed, ctx);
+        assert_eq!(
+            (csrf.status().as_u16(), json(&csrf)["code"].as_str()),
+            (403, Some("csrf_failed"))
+        );
+        assert!(csrf.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn a_429_carries_retry_after_and_ratelimit_headers() {
+        let info = RateLimitInfo {
+            limit: 60,
+            remaining: 0,
+            reset_secs: 7,
+            retry_after_secs: 1,
+        };
+        let r = render(AuthError::RateLimited(info), ProblemContext::default());
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[RETRY_AFTER], "1");
+        assert_eq!(r.headers()["ratelimit-limit"], "60");
+        assert_eq!(r.headers()["ratelimit-remaining"], "0");
+        assert_eq!(r.headers()["ratelimit-reset"], "7");
+        assert_eq!(json(&r)["code"], "rate_limited");
+    }
+
+    #[test]
+    fn a_503_has_retry_after_and_never_the_store_message() {
+        let err = AuthError::Unavailable(StoreError::Unavailable(
+            "postgres://admin:hunter2@db".into(),
+        ));
+        let r = render(err, ProblemContext::default());
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[RETRY_AFTER], "5");
+        assert_eq!(json(&r)["code"], "auth_unavailable");
+        assert!(!String::from_utf8_lossy(r.body()).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_custom_body_keeps_status_and_headers() {
+        let renderer = Renderer::default().with_body(|_, p| {
+            (
+                HeaderValue::from_static("text/plain"),
+                format!("denied: {}", p.code).into(),
+            )
+        });
+        let r: Response<Bytes> = renderer.render(
+            &AuthError::TokenExpired,
+            ProblemContext {
+                credential_presented: true,
+                scope: None,
+            },
+        );
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.body(), "denied: token_expired");
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/plain");
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="portcullis", error="invalid_token""#
+        );
+    }
+}
