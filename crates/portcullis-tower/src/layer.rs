@@ -177,6 +177,8 @@ where
 /// Resolves every credential presented: the first decides the actor; any other must resolve
 /// too, to the same actor. Cookie-authenticated unsafe requests must pass the CSRF check.
 async fn decide(auth: &Authenticator, parts: &Parts) -> (&'static str, Result<Actor, AuthError>) {
+    // Extracted again here rather than carried over from `call`: the credentials borrow the
+    // head, which moves into this future. Extraction is a few header lookups, no allocation.
     let creds = match credentials::extract(parts, &auth.config().api_key_prefix) {
         Ok(c) => c,
         Err(e) => return ("unreadable", Err(e)),
