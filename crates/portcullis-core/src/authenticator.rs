@@ -5,14 +5,17 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use crate::actor::{Actor, AgentActor, ApiKeyActor, AuthMethod, UserActor};
-use crate::api_key::{self, KeyOwner};
+use crate::api_key::{self, KeyHash, KeyOwner};
+use crate::cache::{CacheConfig, Caches, Invalidation, InvalidationSink};
+use crate::clock::UnixTime;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AuthConfig, ConfigError};
+use crate::error::StoreError;
 use crate::error::{AuthError, TokenError};
-use crate::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
+use crate::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, TokenId, UserId};
 use crate::permission::{PermissionCatalog, PermissionSet, seed};
 use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
-use crate::store::{AgentRecord, AgentStatus, Stores};
+use crate::store::{AgentRecord, AgentStatus, RefreshResult, Stores};
 use crate::token::{AgentTokens, TokenHeader, UserTokens, payload_has_type_claim};
 
 /// One credential as presented, borrowed from the request.
@@ -66,6 +69,8 @@ struct Inner {
     clock: SharedClock,
     catalog: PermissionCatalog,
     agent_permissions: PermissionSet,
+    caches: Caches,
+    sink: Option<Arc<dyn InvalidationSink>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -84,9 +89,25 @@ pub struct AuthenticatorBuilder {
     clock: Option<SharedClock>,
     catalog: PermissionCatalog,
     agent_permissions: PermissionSet,
+    cache: CacheConfig,
+    sink: Option<Arc<dyn InvalidationSink>>,
 }
 
 impl AuthenticatorBuilder {
+    /// Cache sizes and lifetimes (default: 100 000 entries each, 30 s).
+    #[must_use]
+    pub fn cache(mut self, cache: CacheConfig) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Where invalidations are announced to other instances (default: nowhere).
+    #[must_use]
+    pub fn invalidation_sink(mut self, sink: Arc<dyn InvalidationSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
     /// The configuration (default: `AuthConfig::builder().build()`, development).
     #[must_use]
     pub fn config(mut self, config: AuthConfig) -> Self {
@@ -147,6 +168,8 @@ impl AuthenticatorBuilder {
             clock,
             catalog: self.catalog,
             agent_permissions: self.agent_permissions,
+            caches: Caches::new(self.cache),
+            sink: self.sink,
         })))
     }
 }
@@ -166,6 +189,8 @@ impl Authenticator {
             clock: None,
             catalog: PermissionCatalog::seed(),
             agent_permissions: seed::SESSION_ALL | seed::MEMORY_ALL,
+            cache: CacheConfig::default(),
+            sink: None,
         }
     }
 
@@ -248,20 +273,10 @@ impl Authenticator {
         let session_id = SessionId::from(sid);
         let user_id = UserId::from(sub);
         let live = self
-            .0
-            .stores
-            .sessions
-            .get(&session_id)
+            .session(&session_id)
             .await?
             .is_some_and(|s| s.user_id == user_id && s.is_live(now));
-        if !live
-            || self
-                .0
-                .stores
-                .denylist
-                .is_denied(&TokenId::from(jti), now)
-                .await?
-        {
+        if !live || self.is_denied(&TokenId::from(jti), now).await? {
             return Err(AuthError::TokenRevoked);
         }
         let permissions = self
@@ -298,17 +313,14 @@ impl Authenticator {
             return Err(TokenError::CompanyMismatch.into());
         }
         if self
-            .0
-            .stores
-            .denylist
             .is_denied(&TokenId::from(jti), self.0.clock.now())
             .await?
         {
             return Err(AuthError::TokenRevoked);
         }
         Ok(Actor::Agent(Arc::new(AgentActor {
-            id: agent.id,
-            org_id: agent.org_id,
+            id: agent.id.clone(),
+            org_id: agent.org_id.clone(),
             permissions: self.0.agent_permissions,
             run_id: Some(RunId::from(run)),
             key_id: None,
@@ -317,23 +329,40 @@ impl Authenticator {
     }
 
     /// The agent, if it exists; terminated agents are an error.
-    async fn live_agent(&self, id: &AgentId) -> Result<Option<AgentRecord>, AuthError> {
-        match self.0.stores.agents.get(id).await? {
+    async fn live_agent(&self, id: &AgentId) -> Result<Option<Arc<AgentRecord>>, AuthError> {
+        let agents = &self.0.stores.agents;
+        match self.0.caches.agent(id, agents.get(id)).await? {
             Some(a) if a.status == AgentStatus::Terminated => Err(AuthError::AgentTerminated),
             other => Ok(other),
         }
+    }
+
+    async fn session(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<Arc<crate::session::SessionRecord>>, StoreError> {
+        let sessions = &self.0.stores.sessions;
+        self.0.caches.session(id, sessions.get(id)).await
+    }
+
+    async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError> {
+        let denylist = &self.0.stores.denylist;
+        self.0
+            .caches
+            .denied(jti, denylist.is_denied(jti, now))
+            .await
     }
 
     async fn resolve_api_key(&self, raw: &str) -> Result<Actor, AuthError> {
         if !self.0.config.api_keys_enabled {
             return Err(AuthError::InvalidApiKey);
         }
-        let presented = api_key::parse(raw, &self.0.config.api_key_prefix)?;
+        let hash = api_key::parse(raw, &self.0.config.api_key_prefix)?.hash();
+        let keys = &self.0.stores.api_keys;
         let record = self
             .0
-            .stores
-            .api_keys
-            .find_by_hash(&presented.hash())
+            .caches
+            .api_key(hash, keys.find_by_hash(&hash))
             .await?
             .ok_or(AuthError::InvalidApiKey)?;
         record.check_usable(self.0.clock.now())?;
@@ -344,28 +373,124 @@ impl Authenticator {
                 .await?
                 .map_err(AuthError::RateLimited)?;
         }
-        Ok(match record.owner {
+        Ok(match &record.owner {
             KeyOwner::Agent(agent_id) => {
                 let agent = self
-                    .live_agent(&agent_id)
+                    .live_agent(agent_id)
                     .await?
                     .ok_or(AuthError::InvalidApiKey)?;
                 Actor::Agent(Arc::new(AgentActor {
-                    id: agent.id,
-                    org_id: agent.org_id,
+                    id: agent.id.clone(),
+                    org_id: agent.org_id.clone(),
                     permissions: record.permissions,
                     run_id: None,
-                    key_id: Some(record.id),
+                    key_id: Some(record.id.clone()),
                     method: AuthMethod::ApiKey,
                 }))
             }
             KeyOwner::User(owner) => Actor::ApiKey(Arc::new(ApiKeyActor {
-                key_id: record.id,
-                owner,
-                org_id: record.org_id,
+                key_id: record.id.clone(),
+                owner: owner.clone(),
+                org_id: record.org_id.clone(),
                 permissions: record.permissions,
                 rate_limit_per_minute: record.rate_limit_per_minute,
             })),
         })
+    }
+
+    /// Drops `what` from this instance's caches (for invalidations announced by others).
+    pub async fn invalidate(&self, what: &Invalidation) {
+        self.0.caches.invalidate(what).await;
+    }
+
+    /// Invalidates locally and announces it to the other instances.
+    async fn invalidate_everywhere(&self, what: Invalidation) {
+        self.0.caches.invalidate(&what).await;
+        if let Some(sink) = &self.0.sink {
+            sink.publish(&what);
+        }
+    }
+
+    /// Revokes one session: its access and refresh tokens are dead at once.
+    pub async fn revoke_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let found = self.0.stores.sessions.revoke(id).await?;
+        self.invalidate_everywhere(Invalidation::Session(id.clone()))
+            .await;
+        Ok(found)
+    }
+
+    /// Revokes every session of a user (password change, admin action).
+    pub async fn revoke_user_sessions(&self, user: &UserId) -> Result<u64, StoreError> {
+        let n = self.0.stores.sessions.revoke_all_for_user(user).await?;
+        self.invalidate_everywhere(Invalidation::UserSessions(user.clone()))
+            .await;
+        Ok(n)
+    }
+
+    /// Denies a token id until `expires_at`.
+    pub async fn deny_token(&self, jti: &TokenId, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.0.stores.denylist.deny(jti, expires_at).await?;
+        self.invalidate_everywhere(Invalidation::Token(jti.clone()))
+            .await;
+        Ok(())
+    }
+
+    /// Terminates an agent: its run tokens and keys are dead at once.
+    pub async fn terminate_agent(&self, id: &AgentId) -> Result<bool, StoreError> {
+        let found = self.0.stores.agents.terminate(id).await?;
+        self.invalidate_everywhere(Invalidation::Agent(id.clone()))
+            .await;
+        Ok(found)
+    }
+
+    /// Enables or disables an API key, at once.
+    pub async fn set_api_key_enabled(
+        &self,
+        id: &ApiKeyId,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        let Some(hash) = self.key_hash(id).await? else {
+            return Ok(false);
+        };
+        let found = self.0.stores.api_keys.set_enabled(id, enabled).await?;
+        self.invalidate_everywhere(Invalidation::ApiKey(hash)).await;
+        Ok(found)
+    }
+
+    /// Deletes an API key: dead at once.
+    pub async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
+        let Some(hash) = self.key_hash(id).await? else {
+            return Ok(false);
+        };
+        let found = self.0.stores.api_keys.delete(id).await?;
+        self.invalidate_everywhere(Invalidation::ApiKey(hash)).await;
+        Ok(found)
+    }
+
+    async fn key_hash(&self, id: &ApiKeyId) -> Result<Option<KeyHash>, StoreError> {
+        Ok(self.0.stores.api_keys.get(id).await?.map(|r| r.hash))
+    }
+
+    /// Presents a refresh token to its session (rotation with reuse detection); a detected
+    /// reuse revokes the session everywhere at once.
+    pub async fn refresh_session(
+        &self,
+        id: &SessionId,
+        presented: &KeyHash,
+        next: KeyHash,
+    ) -> Result<RefreshResult, StoreError> {
+        let now = self.0.clock.now();
+        let grace = self.0.config.refresh_reuse_grace_secs;
+        let result = self
+            .0
+            .stores
+            .sessions
+            .refresh(id, presented, next, now, grace)
+            .await?;
+        if result == RefreshResult::ReuseDetected {
+            self.invalidate_everywhere(Invalidation::Session(id.clone()))
+                .await;
+        }
+        Ok(result)
     }
 }

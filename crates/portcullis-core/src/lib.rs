@@ -20,6 +20,7 @@
 pub mod actor;
 pub mod api_key;
 pub mod authenticator;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -822,7 +822,7 @@ async fn a_revoked_session_is_token_revoked() {
         Some("u-alice"),
         Some("jwt"),
     );
-    assert!(fx.auth.stores().sessions.revoke(&sid).await.unwrap());
+    assert!(fx.auth.revoke_session(&sid).await.unwrap());
     assert_401(
         &fx.send(get(PRIVATE, &[("authorization", &h)])).await,
         "token_revoked",
@@ -842,9 +842,7 @@ async fn all_sessions_of_a_user_revoked_is_token_revoked() {
     // (The count it returns is not checked: the memory store counts "live" by the system
     // clock, and these sessions live on the manual clock, years ago.)
     fx.auth
-        .stores()
-        .sessions
-        .revoke_all_for_user(&UserId::from("u-alice"))
+        .revoke_user_sessions(&UserId::from("u-alice"))
         .await
         .unwrap();
     for token in [one, two] {
@@ -862,9 +860,7 @@ async fn a_denied_jti_is_token_revoked() {
     let minted = fx.access("u-alice", &sid);
     let other = fx.access("u-alice", &sid);
     fx.auth
-        .stores()
-        .denylist
-        .deny(&minted.jti, minted.expires_at)
+        .deny_token(&minted.jti, minted.expires_at)
         .await
         .unwrap();
     let r = fx
@@ -933,12 +929,7 @@ async fn a_denied_agent_run_token_is_token_revoked() {
     let fx = Fx::new();
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
-    fx.auth
-        .stores()
-        .denylist
-        .deny(&run.jti, run.expires_at)
-        .await
-        .unwrap();
+    fx.auth.deny_token(&run.jti, run.expires_at).await.unwrap();
     let r = fx
         .send(get(
             PRIVATE,
@@ -1055,7 +1046,7 @@ async fn a_deleted_api_key_is_invalid_api_key() {
         Some(id.as_str()),
         Some("api_key"),
     );
-    assert!(fx.auth.stores().api_keys.delete(&id).await.unwrap());
+    assert!(fx.auth.delete_api_key(&id).await.unwrap());
     assert_401(
         &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
         "invalid_api_key",
@@ -1091,14 +1082,7 @@ async fn an_expired_api_key_is_api_key_expired() {
 async fn a_disabled_api_key_is_api_key_disabled() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
-    assert!(
-        fx.auth
-            .stores()
-            .api_keys
-            .set_enabled(&id, false)
-            .await
-            .unwrap()
-    );
+    assert!(fx.auth.set_api_key_enabled(&id, false).await.unwrap());
     for r in [
         fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
         fx.send(get(PRIVATE, &[("authorization", &bearer(&key))]))
@@ -1106,14 +1090,7 @@ async fn a_disabled_api_key_is_api_key_disabled() {
     ] {
         assert_401(&r, "api_key_disabled");
     }
-    assert!(
-        fx.auth
-            .stores()
-            .api_keys
-            .set_enabled(&id, true)
-            .await
-            .unwrap()
-    );
+    assert!(fx.auth.set_api_key_enabled(&id, true).await.unwrap());
     assert_actor(
         &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
         "api_key",
@@ -1143,7 +1120,7 @@ async fn a_terminated_agents_run_token_and_api_key_are_agent_terminated() {
     let agent = fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     let (key, _) = fx.key_with(KeyOwner::Agent(agent.clone()), |_| {}).await;
-    assert!(fx.auth.stores().agents.terminate(&agent).await.unwrap());
+    assert!(fx.auth.terminate_agent(&agent).await.unwrap());
     for r in [
         fx.send(get(
             PRIVATE,

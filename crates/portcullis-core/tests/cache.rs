@@ -1,0 +1,216 @@
+//! The caches in front of the stores: single-flight, negative entries, errors never cached,
+//! invalidation at once.
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::cache::{Invalidation, InvalidationSink};
+use portcullis_core::ids::{ApiKeyId, UserId};
+use portcullis_core::store::{ApiKeyStore, MemoryApiKeyStore, Stores};
+use portcullis_core::{AuthError, Authenticator, Credential, StoreError, seed};
+
+/// Counts lookups by hash, and can be switched off to act like an unreachable database.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryApiKeyStore,
+    lookups: AtomicUsize,
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl ApiKeyStore for Counting {
+    async fn insert(&self, r: ApiKeyRecord) -> Result<(), StoreError> {
+        self.inner.insert(r).await
+    }
+    async fn find_by_hash(&self, h: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        // Long enough that concurrent requests overlap with this one.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        self.inner.find_by_hash(h).await
+    }
+    async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn list_by_owner(&self, o: &KeyOwner) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.inner.list_by_owner(o).await
+    }
+    async fn set_enabled(&self, id: &ApiKeyId, e: bool) -> Result<bool, StoreError> {
+        self.inner.set_enabled(id, e).await
+    }
+    async fn delete(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
+        self.inner.delete(id).await
+    }
+    async fn touch(&self, u: &[(ApiKeyId, u64)]) -> Result<(), StoreError> {
+        self.inner.touch(u).await
+    }
+}
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Invalidation>>);
+
+impl InvalidationSink for Recorder {
+    fn publish(&self, what: &Invalidation) {
+        self.0.lock().unwrap().push(what.clone());
+    }
+}
+
+struct Fx {
+    auth: Authenticator,
+    store: Arc<Counting>,
+    sink: Arc<Recorder>,
+}
+
+fn fx() -> Fx {
+    let store = Arc::new(Counting::default());
+    let sink = Arc::new(Recorder::default());
+    let stores = Stores {
+        api_keys: store.clone(),
+        ..Stores::memory()
+    };
+    let auth = Authenticator::builder()
+        .stores(stores)
+        .invalidation_sink(sink.clone())
+        .build()
+        .unwrap();
+    Fx { auth, store, sink }
+}
+
+async fn new_key(fx: &Fx) -> (String, ApiKeyId) {
+    let g = api_key::generate(&fx.auth.config().api_key_prefix);
+    let id = ApiKeyId::random();
+    fx.store
+        .insert(ApiKeyRecord {
+            id: id.clone(),
+            name: "k".into(),
+            hash: g.hash,
+            display_prefix: g.display_prefix.clone(),
+            created_by: UserId::from("u"),
+            owner: KeyOwner::User(UserId::from("u")),
+            org_id: "acme".into(),
+            permissions: seed::MEMORY_ALL,
+            created_at: 0,
+            expires_at: None,
+            enabled: true,
+            rate_limit_per_minute: None,
+            last_used_at: None,
+        })
+        .await
+        .unwrap();
+    (g.key.expose().to_owned(), id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_for_one_uncached_key_makes_one_store_query() {
+    let fx = fx();
+    let (key, _) = new_key(&fx).await;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let auth = fx.auth.clone();
+            let key = key.clone();
+            tokio::spawn(async move { auth.resolve(Credential::ApiKey(&key)).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().is_ok());
+    }
+    assert_eq!(fx.store.lookups.load(Ordering::SeqCst), 1);
+    // And later requests are served from the cache.
+    fx.auth.resolve(Credential::ApiKey(&key)).await.unwrap();
+    assert_eq!(fx.store.lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_repeated_unknown_key_is_answered_from_the_negative_cache() {
+    let fx = fx();
+    let unknown = api_key::generate(&fx.auth.config().api_key_prefix);
+    for _ in 0..100 {
+        assert_eq!(
+            fx.auth
+                .resolve(Credential::ApiKey(unknown.key.expose()))
+                .await,
+            Err(AuthError::InvalidApiKey)
+        );
+    }
+    assert_eq!(fx.store.lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_forged_key_never_reaches_the_store() {
+    let fx = fx();
+    let forged = format!("ck_{}", "A".repeat(49));
+    assert_eq!(
+        fx.auth.resolve(Credential::ApiKey(&forged)).await,
+        Err(AuthError::InvalidApiKey)
+    );
+    assert_eq!(fx.store.lookups.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn store_errors_are_not_cached_and_the_next_request_recovers() {
+    let fx = fx();
+    let (key, _) = new_key(&fx).await;
+    fx.store.down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        assert!(matches!(
+            fx.auth.resolve(Credential::ApiKey(&key)).await,
+            Err(AuthError::Unavailable(_))
+        ));
+    }
+    fx.store.down.store(false, Ordering::SeqCst);
+    assert!(fx.auth.resolve(Credential::ApiKey(&key)).await.is_ok());
+    assert_eq!(fx.store.lookups.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn disabling_or_deleting_through_the_authenticator_takes_effect_at_once_and_is_announced() {
+    let fx = fx();
+    let (key, id) = new_key(&fx).await;
+    let hash = KeyHash::of(key.as_bytes());
+    assert!(fx.auth.resolve(Credential::ApiKey(&key)).await.is_ok());
+    assert!(fx.auth.set_api_key_enabled(&id, false).await.unwrap());
+    assert_eq!(
+        fx.auth.resolve(Credential::ApiKey(&key)).await,
+        Err(AuthError::ApiKeyDisabled)
+    );
+    assert!(fx.auth.set_api_key_enabled(&id, true).await.unwrap());
+    assert!(fx.auth.resolve(Credential::ApiKey(&key)).await.is_ok());
+    assert!(fx.auth.delete_api_key(&id).await.unwrap());
+    assert_eq!(
+        fx.auth.resolve(Credential::ApiKey(&key)).await,
+        Err(AuthError::InvalidApiKey)
+    );
+    assert_eq!(
+        *fx.sink.0.lock().unwrap(),
+        vec![Invalidation::ApiKey(hash); 3],
+        "every change is announced to the other instances"
+    );
+    assert!(!fx.auth.delete_api_key(&id).await.unwrap(), "already gone");
+}
+
+#[tokio::test]
+async fn an_invalidation_from_another_instance_drops_the_entry() {
+    let fx = fx();
+    let (key, id) = new_key(&fx).await;
+    assert!(fx.auth.resolve(Credential::ApiKey(&key)).await.is_ok());
+    // Another instance disabled it: the store changed behind this one's back…
+    fx.store.set_enabled(&id, false).await.unwrap();
+    assert!(
+        fx.auth.resolve(Credential::ApiKey(&key)).await.is_ok(),
+        "still cached"
+    );
+    // …and its announcement arrives.
+    fx.auth
+        .invalidate(&Invalidation::ApiKey(KeyHash::of(key.as_bytes())))
+        .await;
+    assert_eq!(
+        fx.auth.resolve(Credential::ApiKey(&key)).await,
+        Err(AuthError::ApiKeyDisabled)
+    );
+}
