@@ -42,3 +42,7 @@ pub use portcullis_tower::{
 pub use portcullis_axum::{
     AuthRejection, CurrentActor, CurrentOrg, RequireAnyPermission, RequirePermissions,
 };
+
+/// Redis stores: sessions, the denylist, shared rate limits and cross-instance invalidation.
+#[cfg(feature = "redis")]
+pub use portcullis_redis as redis;
