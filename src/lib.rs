@@ -46,3 +46,7 @@ pub use portcullis_axum::{
 /// Redis stores: sessions, the denylist, shared rate limits and cross-instance invalidation.
 #[cfg(feature = "redis")]
 pub use portcullis_redis as redis;
+
+/// SQL stores: API keys, sessions, agents, the denylist and users, in SQLite or PostgreSQL.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use portcullis_sql as sql;

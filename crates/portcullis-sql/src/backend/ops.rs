@@ -1,0 +1,575 @@
+// The store operations, written once and included into `backend::sqlite` and
+// `backend::postgres` (see `backend/mod.rs`), each of which defines `Db`, `MIGRATIONS`,
+// `MIGRATION_BEGIN` and `MIGRATION_LOCK` first. Rules that are not SQL (rotation, batching,
+// migration planning) live outside, in code compiled once.
+
+use portcullis_core::StoreError;
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::clock::UnixTime;
+use portcullis_core::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
+use portcullis_core::session::SessionRecord;
+use portcullis_core::store::AgentRecord;
+use sqlx::{Pool, Row};
+
+use crate::codec;
+use crate::error::{conflict_or_unavailable, unavailable};
+use crate::migrate::{self as plan, Applied};
+use crate::users::UserRecord;
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+fn col<'r, T>(row: &'r DbRow, name: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+{
+    row.try_get(name).map_err(|e| unavailable(&e))
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    unavailable(&e)
+}
+
+// ---- migrations ----
+
+/// Applies every migration not yet applied, in one transaction.
+pub(crate) async fn migrate(pool: &Pool<Db>) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with(MIGRATION_BEGIN).await.map_err(err)?;
+    if let Some(lock) = MIGRATION_LOCK {
+        sqlx::query(lock).execute(&mut *tx).await.map_err(err)?;
+    }
+    sqlx::query(plan::CREATE_TABLE)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    let applied = sqlx::query("SELECT version, checksum FROM _portcullis_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|row| {
+            Ok(Applied {
+                version: col(row, "version")?,
+                checksum: col(row, "checksum")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for m in plan::pending(MIGRATIONS, &applied)? {
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query(
+            "INSERT INTO _portcullis_migrations (version, description, checksum, applied_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(m.version)
+        .bind(m.description)
+        .bind(m.checksum())
+        .bind(codec::time(plan::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    }
+    tx.commit().await.map_err(err)
+}
+
+// ---- API keys ----
+
+macro_rules! api_key_columns {
+    () => {
+        "id, name, key_hash, display_prefix, created_by, owner_kind, owner_id, org_id, \
+         permissions, created_at, expires_at, enabled, rate_limit_per_minute, last_used_at"
+    };
+}
+
+fn api_key(row: &DbRow) -> Result<ApiKeyRecord, StoreError> {
+    let owner_kind: String = col(row, "owner_kind")?;
+    Ok(ApiKeyRecord {
+        id: col::<String>(row, "id")?.into(),
+        name: col(row, "name")?,
+        hash: codec::hash_from("key_hash", &col::<Vec<u8>>(row, "key_hash")?)?,
+        display_prefix: col(row, "display_prefix")?,
+        created_by: col::<String>(row, "created_by")?.into(),
+        owner: codec::owner_from(&owner_kind, col(row, "owner_id")?)?,
+        org_id: col::<String>(row, "org_id")?.into(),
+        permissions: codec::permissions_from(&col::<String>(row, "permissions")?)?,
+        created_at: codec::time_from("created_at", col(row, "created_at")?)?,
+        expires_at: codec::opt_time_from("expires_at", col(row, "expires_at")?)?,
+        enabled: col(row, "enabled")?,
+        rate_limit_per_minute: codec::rate_limit_from(col(row, "rate_limit_per_minute")?)?,
+        last_used_at: codec::opt_time_from("last_used_at", col(row, "last_used_at")?)?,
+    })
+}
+
+pub(crate) async fn api_key_insert(pool: &Pool<Db>, r: &ApiKeyRecord) -> Result<(), StoreError> {
+    let (owner_kind, owner_id) = codec::owner(&r.owner);
+    sqlx::query(concat!(
+        "INSERT INTO api_keys (",
+        api_key_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ))
+    .bind(r.id.as_str())
+    .bind(&r.name)
+    .bind(&r.hash.0[..])
+    .bind(&r.display_prefix)
+    .bind(r.created_by.as_str())
+    .bind(owner_kind)
+    .bind(owner_id)
+    .bind(r.org_id.as_str())
+    .bind(codec::permissions(r.permissions))
+    .bind(codec::time(r.created_at))
+    .bind(r.expires_at.map(codec::time))
+    .bind(r.enabled)
+    .bind(r.rate_limit_per_minute.map(i64::from))
+    .bind(r.last_used_at.map(codec::time))
+    .execute(pool)
+    .await
+    .map_err(|e| conflict_or_unavailable(e, "api key"))?;
+    Ok(())
+}
+
+pub(crate) async fn api_key_find_by_hash(
+    pool: &Pool<Db>,
+    hash: &KeyHash,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        api_key_columns!(),
+        " FROM api_keys WHERE key_hash = $1"
+    ))
+    .bind(&hash.0[..])
+    .fetch_optional(pool)
+    .await
+    .map_err(err)?
+    .as_ref()
+    .map(api_key)
+    .transpose()
+}
+
+pub(crate) async fn api_key_get(
+    pool: &Pool<Db>,
+    id: &ApiKeyId,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        api_key_columns!(),
+        " FROM api_keys WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(err)?
+    .as_ref()
+    .map(api_key)
+    .transpose()
+}
+
+pub(crate) async fn api_key_list_by_owner(
+    pool: &Pool<Db>,
+    owner: &KeyOwner,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    let (owner_kind, owner_id) = codec::owner(owner);
+    sqlx::query(concat!(
+        "SELECT ",
+        api_key_columns!(),
+        " FROM api_keys WHERE owner_kind = $1 AND owner_id = $2 ORDER BY created_at, id"
+    ))
+    .bind(owner_kind)
+    .bind(owner_id)
+    .fetch_all(pool)
+    .await
+    .map_err(err)?
+    .iter()
+    .map(api_key)
+    .collect()
+}
+
+pub(crate) async fn api_key_set_enabled(
+    pool: &Pool<Db>,
+    id: &ApiKeyId,
+    enabled: bool,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE api_keys SET enabled = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(enabled)
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(crate) async fn api_key_delete(pool: &Pool<Db>, id: &ApiKeyId) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+        .bind(id.as_str())
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// One transaction for the whole batch (already one entry per key); a time never moves
+/// `last_used_at` back.
+pub(crate) async fn api_key_touch(
+    pool: &Pool<Db>,
+    used: &[(ApiKeyId, UnixTime)],
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(err)?;
+    for (id, at) in used {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $2 \
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+        )
+        .bind(id.as_str())
+        .bind(codec::time(*at))
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    }
+    tx.commit().await.map_err(err)
+}
+
+pub(crate) async fn api_key_count(pool: &Pool<Db>) -> Result<u64, StoreError> {
+    count(pool, "SELECT COUNT(*) AS n FROM api_keys").await
+}
+
+async fn count(pool: &Pool<Db>, sql: &'static str) -> Result<u64, StoreError> {
+    let row = sqlx::query(sql).fetch_one(pool).await.map_err(err)?;
+    Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))
+}
+
+// ---- sessions ----
+
+macro_rules! session_columns {
+    () => {
+        "id, user_id, org_id, current_hash, parent_hash, rotated_at, created_at, expires_at, \
+         remember_me, revoked"
+    };
+}
+
+fn session(row: &DbRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id: col::<String>(row, "id")?.into(),
+        user_id: col::<String>(row, "user_id")?.into(),
+        org_id: col::<String>(row, "org_id")?.into(),
+        current: codec::hash_from("current_hash", &col::<Vec<u8>>(row, "current_hash")?)?,
+        parent: col::<Option<Vec<u8>>>(row, "parent_hash")?
+            .map(|p| codec::hash_from("parent_hash", &p))
+            .transpose()?,
+        rotated_at: codec::time_from("rotated_at", col(row, "rotated_at")?)?,
+        created_at: codec::time_from("created_at", col(row, "created_at")?)?,
+        expires_at: codec::time_from("expires_at", col(row, "expires_at")?)?,
+        remember_me: col(row, "remember_me")?,
+        revoked: col(row, "revoked")?,
+    })
+}
+
+pub(crate) async fn session_create(pool: &Pool<Db>, s: &SessionRecord) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO sessions (",
+        session_columns!(),
+        ", version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)"
+    ))
+    .bind(s.id.as_str())
+    .bind(s.user_id.as_str())
+    .bind(s.org_id.as_str())
+    .bind(&s.current.0[..])
+    .bind(s.parent.as_ref().map(|p| &p.0[..]))
+    .bind(codec::time(s.rotated_at))
+    .bind(codec::time(s.created_at))
+    .bind(codec::time(s.expires_at))
+    .bind(s.remember_me)
+    .bind(s.revoked)
+    .execute(pool)
+    .await
+    .map_err(|e| conflict_or_unavailable(e, "session"))?;
+    Ok(())
+}
+
+/// The session and its row version, which every write to the row increments.
+pub(crate) async fn session_get_versioned(
+    pool: &Pool<Db>,
+    id: &SessionId,
+) -> Result<Option<(SessionRecord, i64)>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        session_columns!(),
+        ", version FROM sessions WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(err)?
+    .map(|row| Ok((session(&row)?, col(&row, "version")?)))
+    .transpose()
+}
+
+/// Stores `new` only if the row is still at `version`: true when it was swapped in.
+pub(crate) async fn session_swap(
+    pool: &Pool<Db>,
+    version: i64,
+    new: &SessionRecord,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET user_id = $3, org_id = $4, current_hash = $5, parent_hash = $6, \
+         rotated_at = $7, created_at = $8, expires_at = $9, remember_me = $10, revoked = $11, \
+         version = version + 1 \
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(new.id.as_str())
+    .bind(version)
+    .bind(new.user_id.as_str())
+    .bind(new.org_id.as_str())
+    .bind(&new.current.0[..])
+    .bind(new.parent.as_ref().map(|p| &p.0[..]))
+    .bind(codec::time(new.rotated_at))
+    .bind(codec::time(new.created_at))
+    .bind(codec::time(new.expires_at))
+    .bind(new.remember_me)
+    .bind(new.revoked)
+    .execute(pool)
+    .await
+    .map_err(err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn session_revoke(pool: &Pool<Db>, id: &SessionId) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE sessions SET revoked = $2, version = version + 1 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(true)
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Revokes every unrevoked session of `user`; returns how many were live at `now`.
+pub(crate) async fn session_revoke_all_for_user(
+    pool: &Pool<Db>,
+    user: &UserId,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    let now = codec::time(now);
+    let rows = sqlx::query(
+        "UPDATE sessions SET revoked = $2, version = version + 1 \
+         WHERE user_id = $1 AND revoked = $3 RETURNING expires_at",
+    )
+    .bind(user.as_str())
+    .bind(true)
+    .bind(false)
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    let mut live = 0;
+    for row in &rows {
+        if col::<i64>(row, "expires_at")? > now {
+            live += 1;
+        }
+    }
+    Ok(live)
+}
+
+pub(crate) async fn session_count_live(pool: &Pool<Db>, now: UnixTime) -> Result<u64, StoreError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM sessions WHERE revoked = $1 AND expires_at > $2")
+            .bind(false)
+            .bind(codec::time(now))
+            .fetch_one(pool)
+            .await
+            .map_err(err)?;
+    Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))
+}
+
+/// Deletes sessions past their expiry (they accept nothing, revoked or not).
+pub(crate) async fn session_purge_expired(
+    pool: &Pool<Db>,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(codec::time(now))
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(done.rows_affected())
+}
+
+// ---- agents ----
+
+fn agent(row: &DbRow) -> Result<AgentRecord, StoreError> {
+    Ok(AgentRecord {
+        id: col::<String>(row, "id")?.into(),
+        org_id: col::<String>(row, "org_id")?.into(),
+        name: col(row, "name")?,
+        status: codec::status_from(&col::<String>(row, "status")?)?,
+        created_at: codec::time_from("created_at", col(row, "created_at")?)?,
+    })
+}
+
+pub(crate) async fn agent_insert(pool: &Pool<Db>, a: &AgentRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO agents (id, org_id, name, status, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(a.id.as_str())
+    .bind(a.org_id.as_str())
+    .bind(&a.name)
+    .bind(codec::status(a.status))
+    .bind(codec::time(a.created_at))
+    .execute(pool)
+    .await
+    .map_err(|e| conflict_or_unavailable(e, "agent"))?;
+    Ok(())
+}
+
+pub(crate) async fn agent_get(
+    pool: &Pool<Db>,
+    id: &AgentId,
+) -> Result<Option<AgentRecord>, StoreError> {
+    sqlx::query("SELECT id, org_id, name, status, created_at FROM agents WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(err)?
+        .as_ref()
+        .map(agent)
+        .transpose()
+}
+
+pub(crate) async fn agent_terminate(pool: &Pool<Db>, id: &AgentId) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE agents SET status = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(codec::status(
+            portcullis_core::store::AgentStatus::Terminated,
+        ))
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(crate) async fn agent_count(pool: &Pool<Db>) -> Result<u64, StoreError> {
+    count(pool, "SELECT COUNT(*) AS n FROM agents").await
+}
+
+// ---- denylist ----
+
+/// Denies `jti` until `expires_at`, or keeps the later expiry it already has.
+pub(crate) async fn deny(
+    pool: &Pool<Db>,
+    jti: &TokenId,
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO denied_tokens (jti, expires_at) VALUES ($1, $2) \
+         ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE excluded.expires_at > denied_tokens.expires_at",
+    )
+    .bind(jti.as_str())
+    .bind(codec::time(expires_at))
+    .execute(pool)
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
+pub(crate) async fn is_denied(
+    pool: &Pool<Db>,
+    jti: &TokenId,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT jti FROM denied_tokens WHERE jti = $1 AND expires_at > $2")
+        .bind(jti.as_str())
+        .bind(codec::time(now))
+        .fetch_optional(pool)
+        .await
+        .map_err(err)?;
+    Ok(row.is_some())
+}
+
+/// Deletes entries whose tokens have expired anyway.
+pub(crate) async fn denylist_purge_expired(
+    pool: &Pool<Db>,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM denied_tokens WHERE expires_at <= $1")
+        .bind(codec::time(now))
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(done.rows_affected())
+}
+
+// ---- users ----
+
+fn user(row: &DbRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: col::<String>(row, "id")?.into(),
+        email: col(row, "email")?,
+        password_hash: col(row, "password_hash")?,
+        role: col(row, "role")?,
+        org_id: col::<String>(row, "org_id")?.into(),
+        created_at: codec::time_from("created_at", col(row, "created_at")?)?,
+    })
+}
+
+pub(crate) async fn user_create(pool: &Pool<Db>, u: &UserRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, role, org_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(u.id.as_str())
+    .bind(&u.email)
+    .bind(&u.password_hash)
+    .bind(&u.role)
+    .bind(u.org_id.as_str())
+    .bind(codec::time(u.created_at))
+    .execute(pool)
+    .await
+    .map_err(|e| conflict_or_unavailable(e, "user"))?;
+    Ok(())
+}
+
+pub(crate) async fn user_find_by_email(
+    pool: &Pool<Db>,
+    email: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    sqlx::query(
+        "SELECT id, email, password_hash, role, org_id, created_at FROM users WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+    .map_err(err)?
+    .as_ref()
+    .map(user)
+    .transpose()
+}
+
+pub(crate) async fn user_get(
+    pool: &Pool<Db>,
+    id: &UserId,
+) -> Result<Option<UserRecord>, StoreError> {
+    sqlx::query(
+        "SELECT id, email, password_hash, role, org_id, created_at FROM users WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(err)?
+    .as_ref()
+    .map(user)
+    .transpose()
+}
+
+pub(crate) async fn user_count(pool: &Pool<Db>) -> Result<u64, StoreError> {
+    count(pool, "SELECT COUNT(*) AS n FROM users").await
+}
+
+pub(crate) async fn user_set_password_hash(
+    pool: &Pool<Db>,
+    id: &UserId,
+    password_hash: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(password_hash)
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(done.rows_affected() > 0)
+}

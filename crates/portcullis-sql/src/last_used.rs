@@ -1,0 +1,217 @@
+//! Writing API keys' last use behind the request path, in batches.
+//!
+//! The request path calls [`LastUsedSender::record`], which never waits: it queues the use,
+//! or drops it when the queue is full (last use is informational; a slow database must not
+//! slow requests). A background task merges the queue per key and calls
+//! [`ApiKeyStore::touch`] once per batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::clock::UnixTime;
+use portcullis_core::ids::ApiKeyId;
+use portcullis_core::store::ApiKeyStore;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How much a [`LastUsedWriter`] queues and how often it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastUsedSettings {
+    /// Uses queued at most; more are dropped until the writer catches up.
+    pub queue: usize,
+    /// Distinct keys that trigger a write before the interval is up.
+    pub batch: usize,
+    /// The longest a use waits before it is written.
+    pub interval: Duration,
+}
+
+impl Default for LastUsedSettings {
+    /// 10 000 queued, batches of 500 keys, at least every 5 seconds.
+    fn default() -> Self {
+        Self {
+            queue: 10_000,
+            batch: 500,
+            interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The background task that writes last use. Dropping it stops the task after a last
+/// write; [`shutdown`](Self::shutdown) does the same and waits for it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use portcullis_core::store::Stores;
+/// use portcullis_sql::{LastUsedSettings, LastUsedWriter};
+/// let stores = Stores::memory();
+/// let writer = LastUsedWriter::spawn(stores.api_keys.clone(), LastUsedSettings::default());
+/// let sender = writer.sender();
+/// sender.record("key-id".into(), 1_700_000_000); // from the request path
+/// writer.shutdown().await; // at exit: writes what is queued
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct LastUsedWriter {
+    sender: LastUsedSender,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Queues uses for a [`LastUsedWriter`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LastUsedSender {
+    tx: mpsc::Sender<(ApiKeyId, UnixTime)>,
+}
+
+impl LastUsedSender {
+    /// Queues "key `id` was used at `at`" without waiting; false when it was dropped
+    /// because the queue is full or the writer has stopped.
+    pub fn record(&self, id: ApiKeyId, at: UnixTime) -> bool {
+        self.tx.try_send((id, at)).is_ok()
+    }
+}
+
+impl LastUsedWriter {
+    /// Starts the writer on the current Tokio runtime.
+    pub fn spawn(store: Arc<dyn ApiKeyStore>, settings: LastUsedSettings) -> Self {
+        let (tx, rx) = mpsc::channel(settings.queue.max(1));
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(store, rx, stopped, settings));
+        Self {
+            sender: LastUsedSender { tx },
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A handle for the request path.
+    pub fn sender(&self) -> LastUsedSender {
+        self.sender.clone()
+    }
+
+    /// Writes everything queued so far, then stops.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "the API key last-use writer ended abnormally");
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn ApiKeyStore>,
+    mut rx: mpsc::Receiver<(ApiKeyId, UnixTime)>,
+    mut stopped: oneshot::Receiver<()>,
+    settings: LastUsedSettings,
+) {
+    let mut pending = HashMap::new();
+    let mut tick = tokio::time::interval(settings.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            // Stopping (or the writer being dropped) wins over more work.
+            biased;
+            _ = &mut stopped => break,
+            used = rx.recv() => match used {
+                Some((id, at)) => {
+                    merge(&mut pending, id, at);
+                    if pending.len() >= settings.batch {
+                        flush(&*store, &mut pending).await;
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => flush(&*store, &mut pending).await,
+        }
+    }
+    while let Ok((id, at)) = rx.try_recv() {
+        merge(&mut pending, id, at);
+    }
+    flush(&*store, &mut pending).await;
+}
+
+fn merge(pending: &mut HashMap<ApiKeyId, UnixTime>, id: ApiKeyId, at: UnixTime) {
+    let t = pending.entry(id).or_insert(at);
+    *t = (*t).max(at);
+}
+
+async fn flush(store: &dyn ApiKeyStore, pending: &mut HashMap<ApiKeyId, UnixTime>) {
+    if pending.is_empty() {
+        return;
+    }
+    let batch: Vec<_> = pending.drain().collect();
+    if let Err(e) = store.touch(&batch).await {
+        // Best effort: last use is informational, and the next use records it again.
+        tracing::warn!(error = %e, keys = batch.len(), "could not record API key last use");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+    use portcullis_core::permission::PermissionSet;
+    use portcullis_core::store::MemoryApiKeyStore;
+
+    fn key(id: &str) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: id.into(),
+            name: "n".into(),
+            hash: KeyHash::of(id.as_bytes()),
+            display_prefix: "ck_x".into(),
+            created_by: "u".into(),
+            owner: KeyOwner::User("u".into()),
+            org_id: "o".into(),
+            permissions: PermissionSet::EMPTY,
+            created_at: 0,
+            expires_at: None,
+            enabled: true,
+            rate_limit_per_minute: None,
+            last_used_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_writes_the_latest_use_of_each_key() {
+        let store: Arc<dyn ApiKeyStore> = Arc::new(MemoryApiKeyStore::default());
+        store.insert(key("a")).await.unwrap();
+        store.insert(key("b")).await.unwrap();
+        let writer = LastUsedWriter::spawn(
+            store.clone(),
+            LastUsedSettings {
+                interval: Duration::from_secs(3_600),
+                ..LastUsedSettings::default()
+            },
+        );
+        let sender = writer.sender();
+        assert!(sender.record("a".into(), 10));
+        assert!(sender.record("a".into(), 30));
+        assert!(sender.record("a".into(), 20));
+        assert!(sender.record("b".into(), 5));
+        writer.shutdown().await;
+        let last = |id: &'static str| {
+            let store = store.clone();
+            async move { store.get(&id.into()).await.unwrap().unwrap().last_used_at }
+        };
+        assert_eq!(last("a").await, Some(30));
+        assert_eq!(last("b").await, Some(5));
+        assert!(
+            !sender.record("a".into(), 40),
+            "a stopped writer takes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_uses_instead_of_waiting() {
+        let (tx, _rx) = mpsc::channel(1);
+        let sender = LastUsedSender { tx };
+        assert!(sender.record("a".into(), 1));
+        assert!(!sender.record("a".into(), 2));
+    }
+}

@@ -1,0 +1,280 @@
+//! The four core store traits on SQL, and [`SqlStores`], which hands them out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_core::StoreError;
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::clock::{Clock, SystemClock, UnixTime};
+use portcullis_core::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
+use portcullis_core::session::{SessionRecord, Transition};
+use portcullis_core::store::{
+    AgentDirectory, AgentRecord, ApiKeyStore, Denylist, RefreshResult, SessionStore, Stores,
+};
+
+use crate::backend::dispatch;
+use crate::pool::{PoolSettings, SqlPool};
+use crate::users::UserStore;
+
+/// How many times a refresh re-reads and re-applies the rule after losing the
+/// compare-and-swap. Each loss means another writer changed the session; after a rotation
+/// and a revocation nothing more can change, so a handful is plenty.
+const REFRESH_ATTEMPTS: usize = 8;
+
+/// Every store of one SQL database: the four core stores and the users.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), portcullis_core::StoreError> {
+/// let sql = portcullis_sql::SqlStores::connect("sqlite://portcullis.db?mode=rwc").await?;
+/// sql.migrate().await?;
+/// let stores = sql.stores(); // for the Authenticator
+/// let users = sql.users().clone(); // for login
+/// # let _ = (stores, users); Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqlStores {
+    pool: SqlPool,
+    users: UserStore,
+}
+
+impl SqlStores {
+    /// Connects to `url` (see [`SqlPool::connect`]): `sqlite://…` or `postgres://…`.
+    /// Fails fast, with [`StoreError::Unavailable`], when the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::from_pool(SqlPool::connect(url).await?))
+    }
+
+    /// [`connect`](Self::connect) with explicit pool settings.
+    pub async fn connect_with(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
+        Ok(Self::from_pool(SqlPool::connect_with(url, settings).await?))
+    }
+
+    /// Stores over an existing pool.
+    pub fn from_pool(pool: SqlPool) -> Self {
+        Self {
+            users: UserStore::new(pool.clone()),
+            pool,
+        }
+    }
+
+    /// The pool, e.g. for [`migrate`](crate::migrate).
+    pub fn pool(&self) -> &SqlPool {
+        &self.pool
+    }
+
+    /// Runs [`migrate`](crate::migrate) on this database.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        crate::migrate(&self.pool).await
+    }
+
+    /// The four core stores, as the `Authenticator` takes them.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            api_keys: Arc::new(SqlApiKeyStore::new(self.pool.clone())),
+            sessions: Arc::new(SqlSessionStore::new(self.pool.clone())),
+            agents: Arc::new(SqlAgentDirectory::new(self.pool.clone())),
+            denylist: Arc::new(SqlDenylist::new(self.pool.clone())),
+        }
+    }
+
+    /// The users.
+    pub fn users(&self) -> &UserStore {
+        &self.users
+    }
+
+    /// How many API keys there are (for stats; the core trait has no count).
+    pub async fn count_api_keys(&self) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, api_key_count())
+    }
+
+    /// Deletes sessions and denylist entries that expired at or before `now` (they can
+    /// never matter again); returns how many rows went. Call it now and then.
+    pub async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let sessions = dispatch!(&self.pool, session_purge_expired(now))?;
+        let denied = dispatch!(&self.pool, denylist_purge_expired(now))?;
+        Ok(sessions + denied)
+    }
+}
+
+/// [`ApiKeyStore`] on SQL: keys found through a unique index on their SHA-256.
+#[derive(Debug, Clone)]
+pub struct SqlApiKeyStore {
+    pool: SqlPool,
+}
+
+impl SqlApiKeyStore {
+    /// Keys in `pool`'s database (which must be migrated).
+    pub fn new(pool: SqlPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for SqlApiKeyStore {
+    async fn insert(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
+        dispatch!(&self.pool, api_key_insert(&record))
+    }
+
+    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        dispatch!(&self.pool, api_key_find_by_hash(hash))
+    }
+
+    async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        dispatch!(&self.pool, api_key_get(id))
+    }
+
+    async fn list_by_owner(&self, owner: &KeyOwner) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        dispatch!(&self.pool, api_key_list_by_owner(owner))
+    }
+
+    async fn set_enabled(&self, id: &ApiKeyId, enabled: bool) -> Result<bool, StoreError> {
+        dispatch!(&self.pool, api_key_set_enabled(id, enabled))
+    }
+
+    async fn delete(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
+        dispatch!(&self.pool, api_key_delete(id))
+    }
+
+    /// One transaction for the batch, one update per distinct key (its latest time).
+    async fn touch(&self, used: &[(ApiKeyId, UnixTime)]) -> Result<(), StoreError> {
+        let mut latest: HashMap<&ApiKeyId, UnixTime> = HashMap::with_capacity(used.len());
+        for (id, at) in used {
+            let t = latest.entry(id).or_insert(*at);
+            *t = (*t).max(*at);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let mut batch: Vec<(ApiKeyId, UnixTime)> = latest
+            .into_iter()
+            .map(|(id, at)| (id.clone(), at))
+            .collect();
+        // A fixed order keeps concurrent batches from locking rows in opposite orders.
+        batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        dispatch!(&self.pool, api_key_touch(&batch))
+    }
+}
+
+/// [`SessionStore`] on SQL. Refresh rotation is a compare-and-swap on the row's version.
+#[derive(Debug, Clone)]
+pub struct SqlSessionStore {
+    pool: SqlPool,
+}
+
+impl SqlSessionStore {
+    /// Sessions in `pool`'s database (which must be migrated).
+    pub fn new(pool: SqlPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlSessionStore {
+    async fn create(&self, session: SessionRecord) -> Result<(), StoreError> {
+        dispatch!(&self.pool, session_create(&session))
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(dispatch!(&self.pool, session_get_versioned(id))?.map(|(s, _)| s))
+    }
+
+    /// Reads the row, applies [`SessionRecord::refresh`], and writes the outcome only if the
+    /// row's version is still the one read (every write to a session increments it). On a
+    /// lost swap it reads again and re-applies the rule to what is there now: of concurrent
+    /// refreshes with one token exactly one rotates, and the others see the rotated state.
+    async fn refresh(
+        &self,
+        id: &SessionId,
+        presented: &KeyHash,
+        next: KeyHash,
+        now: UnixTime,
+        grace_secs: u64,
+    ) -> Result<RefreshResult, StoreError> {
+        for _ in 0..REFRESH_ATTEMPTS {
+            let Some((current, version)) = dispatch!(&self.pool, session_get_versioned(id))? else {
+                return Ok(RefreshResult::NotFound);
+            };
+            let (new, outcome) = match current.refresh(presented, next, now, grace_secs) {
+                Transition::Rotate(new) => (new.clone(), RefreshResult::Rotated(new)),
+                Transition::RevokeForReuse => (current.revoked(), RefreshResult::ReuseDetected),
+                Transition::Reject(why) => return Ok(RefreshResult::Rejected(why)),
+            };
+            if dispatch!(&self.pool, session_swap(version, &new))? {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "session refresh lost its compare-and-swap {REFRESH_ATTEMPTS} times in a row"
+        )))
+    }
+
+    async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
+        dispatch!(&self.pool, session_revoke(id))
+    }
+
+    async fn revoke_all_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
+        let now = SystemClock.now();
+        dispatch!(&self.pool, session_revoke_all_for_user(user, now))
+    }
+
+    async fn count_live(&self, now: UnixTime) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, session_count_live(now))
+    }
+}
+
+/// [`AgentDirectory`] on SQL.
+#[derive(Debug, Clone)]
+pub struct SqlAgentDirectory {
+    pool: SqlPool,
+}
+
+impl SqlAgentDirectory {
+    /// Agents in `pool`'s database (which must be migrated).
+    pub fn new(pool: SqlPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl AgentDirectory for SqlAgentDirectory {
+    async fn insert(&self, agent: AgentRecord) -> Result<(), StoreError> {
+        dispatch!(&self.pool, agent_insert(&agent))
+    }
+
+    async fn get(&self, id: &AgentId) -> Result<Option<AgentRecord>, StoreError> {
+        dispatch!(&self.pool, agent_get(id))
+    }
+
+    async fn terminate(&self, id: &AgentId) -> Result<bool, StoreError> {
+        dispatch!(&self.pool, agent_terminate(id))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, agent_count())
+    }
+}
+
+/// [`Denylist`] on SQL; [`SqlStores::purge_expired`] removes entries that no longer matter.
+#[derive(Debug, Clone)]
+pub struct SqlDenylist {
+    pool: SqlPool,
+}
+
+impl SqlDenylist {
+    /// Denied `jti`s in `pool`'s database (which must be migrated).
+    pub fn new(pool: SqlPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl Denylist for SqlDenylist {
+    async fn deny(&self, jti: &TokenId, expires_at: UnixTime) -> Result<(), StoreError> {
+        dispatch!(&self.pool, deny(jti, expires_at))
+    }
+
+    async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError> {
+        dispatch!(&self.pool, is_denied(jti, now))
+    }
+}

@@ -1,0 +1,100 @@
+//! The users the sample server logs in: not a core trait, just a table and four queries.
+
+use std::fmt;
+
+use portcullis_core::StoreError;
+use portcullis_core::clock::UnixTime;
+use portcullis_core::ids::{OrgId, UserId};
+
+use crate::SqlPool;
+use crate::backend::dispatch;
+
+/// A user account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Its id (the `sub` of its access tokens).
+    pub id: UserId,
+    /// Its login; unique, compared exactly (normalise before storing and before looking up).
+    pub email: String,
+    /// The password hash (a PHC string such as `$argon2id$…`). `Debug` prints `***`.
+    pub password_hash: String,
+    /// Its role name (`admin`, `user`, `viewer`, …), mapped to permissions by the config.
+    pub role: String,
+    /// Its organisation.
+    pub org_id: OrgId,
+    /// When created.
+    pub created_at: UnixTime,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"***")
+            .field("role", &self.role)
+            .field("org_id", &self.org_id)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Users in the SQL database. Cheap to clone.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), portcullis_core::StoreError> {
+/// use portcullis_sql::{SqlStores, UserRecord};
+/// let sql = SqlStores::connect("sqlite::memory:").await?;
+/// sql.migrate().await?;
+/// let admin = UserRecord {
+///     id: "u1".into(),
+///     email: "admin@example.com".into(),
+///     password_hash: "$argon2id$…".into(),
+///     role: "admin".into(),
+///     org_id: "default".into(),
+///     created_at: 0,
+/// };
+/// sql.users().create(&admin).await?;
+/// assert_eq!(sql.users().count().await?, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct UserStore {
+    pool: SqlPool,
+}
+
+impl UserStore {
+    /// Users in `pool`'s database (which must be migrated).
+    pub fn new(pool: SqlPool) -> Self {
+        Self { pool }
+    }
+
+    /// Stores a new user; a taken id or email is a [`StoreError::Conflict`].
+    pub async fn create(&self, user: &UserRecord) -> Result<(), StoreError> {
+        dispatch!(&self.pool, user_create(user))
+    }
+
+    /// The user whose email is exactly `email`.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        dispatch!(&self.pool, user_find_by_email(email))
+    }
+
+    /// The user `id`.
+    pub async fn get(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        dispatch!(&self.pool, user_get(id))
+    }
+
+    /// Replaces a user's password hash; false when there is no such user.
+    pub async fn set_password_hash(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(&self.pool, user_set_password_hash(id, password_hash))
+    }
+
+    /// How many users there are.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, user_count())
+    }
+}

@@ -1,0 +1,231 @@
+//! What the SQLite and PostgreSQL test files share: keeping a test's database alive as long
+//! as its stores, and the checks of what only the SQL stores have.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_core::StoreError;
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
+use portcullis_core::permission::seed;
+use portcullis_core::session::SessionRecord;
+use portcullis_core::store::{AgentRecord, AgentStatus, Denylist, Stores};
+use portcullis_sql::{LastUsedSettings, LastUsedWriter, SqlStores, UserRecord};
+
+/// `stores`, holding `guard` (a temp dir, a database to drop) until the last of them goes.
+pub fn with_guard(stores: Stores, guard: impl Send + Sync + 'static) -> Stores {
+    Stores {
+        denylist: Arc::new(Guarded {
+            inner: stores.denylist.clone(),
+            _guard: Box::new(guard),
+        }),
+        ..stores
+    }
+}
+
+struct Guarded {
+    inner: Arc<dyn Denylist>,
+    _guard: Box<dyn Send + Sync>,
+}
+
+#[async_trait]
+impl Denylist for Guarded {
+    async fn deny(&self, jti: &TokenId, expires_at: u64) -> Result<(), StoreError> {
+        self.inner.deny(jti, expires_at).await
+    }
+
+    async fn is_denied(&self, jti: &TokenId, now: u64) -> Result<bool, StoreError> {
+        self.inner.is_denied(jti, now).await
+    }
+}
+
+fn now() -> u64 {
+    SystemClock.now()
+}
+
+fn user(email: &str) -> UserRecord {
+    UserRecord {
+        id: UserId::random(),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        role: "user".into(),
+        org_id: "acme".into(),
+        created_at: now(),
+    }
+}
+
+fn key(owner: KeyOwner) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: ApiKeyId::random(),
+        name: "sql".into(),
+        hash: KeyHash::of(ApiKeyId::random().as_str().as_bytes()),
+        display_prefix: "ck_abcdefgh".into(),
+        created_by: UserId::random(),
+        owner,
+        org_id: "acme".into(),
+        permissions: seed::MEMORY_ALL,
+        created_at: now(),
+        expires_at: None,
+        enabled: true,
+        rate_limit_per_minute: None,
+        last_used_at: None,
+    }
+}
+
+/// Users: create, find by email, get, count; a taken email or id is a conflict; the
+/// password hash can be replaced; `Debug` hides it.
+pub async fn users_round_trip(sql: &SqlStores) {
+    let users = sql.users();
+    assert_eq!(users.count().await.unwrap(), 0);
+    let alice = user("alice@example.com");
+    users.create(&alice).await.unwrap();
+    assert_eq!(
+        users.find_by_email("alice@example.com").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(users.get(&alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(users.find_by_email("bob@example.com").await.unwrap(), None);
+    assert_eq!(users.get(&UserId::random()).await.unwrap(), None);
+    let taken_email = user("alice@example.com");
+    assert_eq!(
+        users.create(&taken_email).await,
+        Err(StoreError::Conflict("user"))
+    );
+    let taken_id = UserRecord {
+        email: "other@example.com".into(),
+        ..alice.clone()
+    };
+    assert_eq!(
+        users.create(&taken_id).await,
+        Err(StoreError::Conflict("user"))
+    );
+    users.create(&user("bob@example.com")).await.unwrap();
+    assert_eq!(users.count().await.unwrap(), 2);
+    assert!(users.set_password_hash(&alice.id, "$new").await.unwrap());
+    assert_eq!(
+        users.get(&alice.id).await.unwrap().unwrap().password_hash,
+        "$new"
+    );
+    assert!(
+        !users
+            .set_password_hash(&UserId::random(), "$new")
+            .await
+            .unwrap()
+    );
+    assert!(!format!("{alice:?}").contains("argon2"));
+}
+
+/// Migrating an up-to-date database changes nothing and does not fail.
+pub async fn migrate_again_is_a_no_op(sql: &SqlStores) {
+    let users = sql.users();
+    users.create(&user("kept@example.com")).await.unwrap();
+    sql.migrate().await.unwrap();
+    sql.migrate().await.unwrap();
+    assert_eq!(users.count().await.unwrap(), 1);
+}
+
+/// Two instances migrating a fresh database at the same time both succeed.
+pub async fn concurrent_migrations_both_succeed(a: &SqlStores, b: &SqlStores) {
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+    a.users().create(&user("x@example.com")).await.unwrap();
+    assert_eq!(b.users().count().await.unwrap(), 1);
+}
+
+/// Every other unique value is a conflict too; counts and purging.
+pub async fn conflicts_counts_and_purge(sql: &SqlStores) {
+    let s = sql.stores();
+    let t = now();
+    let k = key(KeyOwner::User(UserId::random()));
+    s.api_keys.insert(k.clone()).await.unwrap();
+    let same_id = ApiKeyRecord {
+        hash: KeyHash::of(b"other"),
+        ..k.clone()
+    };
+    assert_eq!(
+        s.api_keys.insert(same_id).await,
+        Err(StoreError::Conflict("api key"))
+    );
+    assert_eq!(sql.count_api_keys().await.unwrap(), 1);
+
+    let session = SessionRecord::new(
+        SessionId::random(),
+        UserId::random(),
+        "acme".into(),
+        KeyHash::of(b"s"),
+        t - 100,
+        50,
+        true,
+    );
+    s.sessions.create(session.clone()).await.unwrap();
+    assert_eq!(
+        s.sessions.create(session.clone()).await,
+        Err(StoreError::Conflict("session"))
+    );
+    assert_eq!(s.sessions.get(&session.id).await.unwrap(), Some(session));
+
+    let agent = AgentRecord {
+        id: AgentId::random(),
+        org_id: "acme".into(),
+        name: "a".into(),
+        status: AgentStatus::Active,
+        created_at: t,
+    };
+    s.agents.insert(agent.clone()).await.unwrap();
+    assert_eq!(
+        s.agents.insert(agent).await,
+        Err(StoreError::Conflict("agent"))
+    );
+    assert_eq!(s.agents.count().await.unwrap(), 1);
+
+    // Denying again keeps the later expiry.
+    let jti = TokenId::random();
+    s.denylist.deny(&jti, t + 60).await.unwrap();
+    s.denylist.deny(&jti, t + 10).await.unwrap();
+    assert!(s.denylist.is_denied(&jti, t + 30).await.unwrap());
+    let gone = TokenId::random();
+    s.denylist.deny(&gone, t - 1).await.unwrap();
+
+    // The expired session and the expired denial go; the rest stays.
+    assert_eq!(sql.purge_expired(t).await.unwrap(), 2);
+    assert!(s.denylist.is_denied(&jti, t).await.unwrap());
+    assert_eq!(sql.count_api_keys().await.unwrap(), 1);
+}
+
+/// Extreme values survive the trip: every permission bit, far-future times, big limits.
+pub async fn extreme_values_round_trip(sql: &SqlStores) {
+    let s = sql.stores();
+    let k = ApiKeyRecord {
+        permissions: portcullis_core::PermissionSet::ALL,
+        expires_at: Some(i64::MAX as u64),
+        rate_limit_per_minute: Some(u32::MAX),
+        last_used_at: Some(0),
+        enabled: false,
+        ..key(KeyOwner::Agent(AgentId::random()))
+    };
+    s.api_keys.insert(k.clone()).await.unwrap();
+    assert_eq!(s.api_keys.find_by_hash(&k.hash).await.unwrap(), Some(k));
+}
+
+/// The background writer's batches reach the SQL store.
+pub async fn last_used_writer_reaches_the_database(sql: &SqlStores) {
+    let s = sql.stores();
+    let a = key(KeyOwner::User(UserId::random()));
+    let b = key(KeyOwner::User(UserId::random()));
+    s.api_keys.insert(a.clone()).await.unwrap();
+    s.api_keys.insert(b.clone()).await.unwrap();
+    let writer = LastUsedWriter::spawn(s.api_keys.clone(), LastUsedSettings::default());
+    let sender = writer.sender();
+    for (id, at) in [(&a.id, 100), (&b.id, 50), (&a.id, 300), (&a.id, 200)] {
+        assert!(sender.record(id.clone(), at));
+    }
+    writer.shutdown().await;
+    let last = |id: ApiKeyId| {
+        let keys = s.api_keys.clone();
+        async move { keys.get(&id).await.unwrap().unwrap().last_used_at }
+    };
+    assert_eq!(last(a.id.clone()).await, Some(300));
+    assert_eq!(last(b.id.clone()).await, Some(50));
+}
