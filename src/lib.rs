@@ -30,9 +30,9 @@ pub use portcullis_core::{
     AuthEnv, AuthError, AuthMethod, Authenticator, AuthenticatorBuilder, Clock, ConfigError,
     Credential, Fallback, ManualClock, Permission, PermissionCatalog, PermissionDef,
     PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Secret, SecretString,
-    SharedClock, StoreError, SystemClock, TokenError, UnixTime, UserActor, actor, api_key, clock,
-    config, error, ids, permission, permissions, rate_limit, roles, secret, seed, session, store,
-    token,
+    SharedClock, StoreError, SystemClock, TokenError, UnixTime, UserActor, actor, api_key, cache,
+    clock, config, error, ids, permission, permissions, rate_limit, roles, secret, seed, session,
+    store, token,
 };
 pub use portcullis_tower::{
     AuthLayer, AuthService, ProblemContext, Renderer, ResponseFuture, credentials, render,
