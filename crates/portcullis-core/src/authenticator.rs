@@ -47,6 +47,13 @@ impl std::fmt::Debug for Credential<'_> {
     }
 }
 
+/// Told of every successful API key use, so that `last_used_at` can be written behind, in
+/// batches, off the request path (`portcullis_sql::LastUsedSender`). Must not block.
+pub trait UsageSink: Send + Sync + 'static {
+    /// `key` was used at `at`.
+    fn record(&self, key: &ApiKeyId, at: UnixTime);
+}
+
 /// Resolves credentials to actors. Cheap to clone (one `Arc`).
 ///
 /// ```
@@ -71,6 +78,7 @@ struct Inner {
     agent_permissions: PermissionSet,
     caches: Caches,
     sink: Option<Arc<dyn InvalidationSink>>,
+    usage: Option<Arc<dyn UsageSink>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -91,9 +99,17 @@ pub struct AuthenticatorBuilder {
     agent_permissions: PermissionSet,
     cache: CacheConfig,
     sink: Option<Arc<dyn InvalidationSink>>,
+    usage: Option<Arc<dyn UsageSink>>,
 }
 
 impl AuthenticatorBuilder {
+    /// Where successful API key uses are reported (default: nowhere).
+    #[must_use]
+    pub fn usage_sink(mut self, usage: Arc<dyn UsageSink>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
     /// Cache sizes and lifetimes (default: 100 000 entries each, 30 s).
     #[must_use]
     pub fn cache(mut self, cache: CacheConfig) -> Self {
@@ -170,6 +186,7 @@ impl AuthenticatorBuilder {
             agent_permissions: self.agent_permissions,
             caches: Caches::new(self.cache),
             sink: self.sink,
+            usage: self.usage,
         })))
     }
 }
@@ -191,6 +208,7 @@ impl Authenticator {
             agent_permissions: seed::SESSION_ALL | seed::MEMORY_ALL,
             cache: CacheConfig::default(),
             sink: None,
+            usage: None,
         }
     }
 
@@ -365,13 +383,17 @@ impl Authenticator {
             .api_key(hash, keys.find_by_hash(&hash))
             .await?
             .ok_or(AuthError::InvalidApiKey)?;
-        record.check_usable(self.0.clock.now())?;
+        let now = self.0.clock.now();
+        record.check_usable(now)?;
         if let Some(limit) = record.rate_limit_per_minute.and_then(NonZeroU32::new) {
             self.0
                 .rate_limiter
                 .check(record.id.as_str(), limit)
                 .await?
                 .map_err(AuthError::RateLimited)?;
+        }
+        if let Some(usage) = &self.0.usage {
+            usage.record(&record.id, now);
         }
         Ok(match &record.owner {
             KeyOwner::Agent(agent_id) => {

@@ -152,6 +152,15 @@ async fn flush(store: &dyn ApiKeyStore, pending: &mut HashMap<ApiKeyId, UnixTime
     }
 }
 
+/// The [`Authenticator`](portcullis_core::Authenticator) reports each API key use here
+/// ([`AuthenticatorBuilder::usage_sink`](portcullis_core::AuthenticatorBuilder::usage_sink)).
+impl portcullis_core::UsageSink for LastUsedSender {
+    fn record(&self, key: &ApiKeyId, at: UnixTime) {
+        // Dropped when the queue is full: a missed "last used" is harmless, a blocked request is not.
+        let _ = LastUsedSender::record(self, key.clone(), at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
