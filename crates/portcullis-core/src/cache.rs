@@ -4,6 +4,7 @@
 //! never cached: the request fails closed and the next one asks the store again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -56,13 +57,6 @@ pub trait InvalidationSink: Send + Sync + 'static {
     fn publish(&self, what: &Invalidation);
 }
 
-pub(crate) struct Caches {
-    api_keys: Cache<KeyHash, Option<Arc<ApiKeyRecord>>>,
-    sessions: Cache<SessionId, Option<Arc<SessionRecord>>>,
-    agents: Cache<AgentId, Option<Arc<AgentRecord>>>,
-    denied: Cache<TokenId, bool>,
-}
-
 fn build<K, V>(config: CacheConfig, closures: bool) -> Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
@@ -78,66 +72,151 @@ where
     }
 }
 
-impl Caches {
-    pub(crate) fn new(config: CacheConfig) -> Self {
+/// A cache whose invalidations fence loads already in flight.
+///
+/// moka does not stop a load that began before an invalidation from inserting its (now stale)
+/// result after it. So each entry remembers the epoch its load started in, and each
+/// invalidation bumps the epoch and records a fence for its key: an entry whose load started
+/// before its key's fence is treated as absent and loaded again. While nothing is invalidated
+/// a hit costs one atomic load more than a plain moka hit.
+struct Fenced<K, V> {
+    entries: Cache<K, (u64, V)>,
+    fences: moka::sync::Cache<K, u64>,
+    epoch: AtomicU64,
+    // Fence for predicate invalidations (every session of a user), which name no key.
+    all_before: AtomicU64,
+}
+
+impl<K, V> Fenced<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(config: CacheConfig, closures: bool) -> Self {
         Self {
-            api_keys: build(config, false),
-            sessions: build(config, true),
-            agents: build(config, false),
-            denied: build(config, false),
+            entries: build(config, closures),
+            // Fences outlive any load: a load slower than this is past every store timeout.
+            fences: moka::sync::Cache::builder()
+                .max_capacity(config.capacity)
+                .time_to_live(config.ttl.max(Duration::from_secs(60)))
+                .build(),
+            epoch: AtomicU64::new(0),
+            all_before: AtomicU64::new(0),
         }
     }
 
-    pub(crate) async fn api_key<F>(
+    async fn get<F, Fut>(&self, key: &K, load: F) -> Result<V, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V, StoreError>>,
+    {
+        // The second try starts after any fence that made the first stale.
+        for _ in 0..2 {
+            let started = self.epoch.load(Ordering::SeqCst);
+            let (loaded_at, value) = self
+                .entries
+                .try_get_with_by_ref(key, async { load().await.map(|v| (started, v)) })
+                .await
+                .map_err(|e| (*e).clone())?;
+            if !self.is_stale(key, loaded_at) {
+                return Ok(value);
+            }
+            self.entries.invalidate(key).await;
+        }
+        // Invalidations keep racing this key: ask the store directly, uncached.
+        load().await
+    }
+
+    fn is_stale(&self, key: &K, loaded_at: u64) -> bool {
+        // Nothing invalidated since this entry's load began: fresh, without a fence lookup.
+        if loaded_at == self.epoch.load(Ordering::SeqCst) {
+            return false;
+        }
+        loaded_at < self.all_before.load(Ordering::SeqCst)
+            || self.fences.get(key).is_some_and(|fence| loaded_at < fence)
+    }
+
+    async fn invalidate(&self, key: &K) {
+        let fence = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.fences.insert(key.clone(), fence);
+        self.entries.invalidate(key).await;
+    }
+
+    fn invalidate_if(&self, predicate: impl Fn(&V) -> bool + Send + Sync + 'static) {
+        let fence = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.all_before.fetch_max(fence, Ordering::SeqCst);
+        // Closures are enabled on the caches this is used with; the error cannot happen.
+        let _ = self
+            .entries
+            .invalidate_entries_if(move |_, (_, v)| predicate(v));
+    }
+}
+
+pub(crate) struct Caches {
+    api_keys: Fenced<KeyHash, Option<Arc<ApiKeyRecord>>>,
+    sessions: Fenced<SessionId, Option<Arc<SessionRecord>>>,
+    agents: Fenced<AgentId, Option<Arc<AgentRecord>>>,
+    denied: Fenced<TokenId, bool>,
+}
+
+impl Caches {
+    pub(crate) fn new(config: CacheConfig) -> Self {
+        Self {
+            api_keys: Fenced::new(config, false),
+            sessions: Fenced::new(config, true),
+            agents: Fenced::new(config, false),
+            denied: Fenced::new(config, false),
+        }
+    }
+
+    pub(crate) async fn api_key<F, Fut>(
         &self,
-        hash: KeyHash,
+        hash: &KeyHash,
         load: F,
     ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError>
     where
-        F: Future<Output = Result<Option<ApiKeyRecord>, StoreError>>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<ApiKeyRecord>, StoreError>>,
     {
         self.api_keys
-            .try_get_with(hash, async { load.await.map(|r| r.map(Arc::new)) })
+            .get(hash, || async { load().await.map(|r| r.map(Arc::new)) })
             .await
-            .map_err(|e| (*e).clone())
     }
 
-    pub(crate) async fn session<F>(
+    pub(crate) async fn session<F, Fut>(
         &self,
         id: &SessionId,
         load: F,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError>
     where
-        F: Future<Output = Result<Option<SessionRecord>, StoreError>>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<SessionRecord>, StoreError>>,
     {
         self.sessions
-            .try_get_with_by_ref(id, async { load.await.map(|r| r.map(Arc::new)) })
+            .get(id, || async { load().await.map(|r| r.map(Arc::new)) })
             .await
-            .map_err(|e| (*e).clone())
     }
 
-    pub(crate) async fn agent<F>(
+    pub(crate) async fn agent<F, Fut>(
         &self,
         id: &AgentId,
         load: F,
     ) -> Result<Option<Arc<AgentRecord>>, StoreError>
     where
-        F: Future<Output = Result<Option<AgentRecord>, StoreError>>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<AgentRecord>, StoreError>>,
     {
         self.agents
-            .try_get_with_by_ref(id, async { load.await.map(|r| r.map(Arc::new)) })
+            .get(id, || async { load().await.map(|r| r.map(Arc::new)) })
             .await
-            .map_err(|e| (*e).clone())
     }
 
-    pub(crate) async fn denied<F>(&self, jti: &TokenId, load: F) -> Result<bool, StoreError>
+    pub(crate) async fn denied<F, Fut>(&self, jti: &TokenId, load: F) -> Result<bool, StoreError>
     where
-        F: Future<Output = Result<bool, StoreError>>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<bool, StoreError>>,
     {
-        self.denied
-            .try_get_with_by_ref(jti, load)
-            .await
-            .map_err(|e| (*e).clone())
+        self.denied.get(jti, load).await
     }
 
     pub(crate) async fn invalidate(&self, what: &Invalidation) {
@@ -146,10 +225,8 @@ impl Caches {
             Invalidation::Session(id) => self.sessions.invalidate(id).await,
             Invalidation::UserSessions(user) => {
                 let user = user.clone();
-                // Closures are enabled for this cache; the error case cannot happen.
-                let _ = self.sessions.invalidate_entries_if(move |_, s| {
-                    s.as_ref().is_some_and(|s| s.user_id == user)
-                });
+                self.sessions
+                    .invalidate_if(move |s| s.as_ref().is_some_and(|s| s.user_id == user));
             }
             Invalidation::Agent(id) => self.agents.invalidate(id).await,
             Invalidation::Token(jti) => self.denied.invalidate(jti).await,

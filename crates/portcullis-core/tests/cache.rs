@@ -19,6 +19,9 @@ struct Counting {
     inner: MemoryApiKeyStore,
     lookups: AtomicUsize,
     down: AtomicBool,
+    /// When set, the next lookup reads the record, signals the first `Notify`, and waits for
+    /// the second before returning what it read: a slow load in flight.
+    hold: std::sync::Mutex<Option<(Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>)>>,
 }
 
 #[async_trait]
@@ -33,7 +36,13 @@ impl ApiKeyStore for Counting {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("connection refused".into()));
         }
-        self.inner.find_by_hash(h).await
+        let read = self.inner.find_by_hash(h).await;
+        let hold = self.hold.lock().unwrap().take();
+        if let Some((entered, release)) = hold {
+            entered.notify_one();
+            release.notified().await;
+        }
+        read
     }
     async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.inner.get(id).await
@@ -213,4 +222,28 @@ async fn an_invalidation_from_another_instance_drops_the_entry() {
         fx.auth.resolve(Credential::ApiKey(&key)).await,
         Err(AuthError::ApiKeyDisabled)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_in_flight_during_a_revocation_does_not_bring_the_old_record_back() {
+    let fx = fx();
+    let (key, id) = new_key(&fx).await;
+    let (entered, release) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    *fx.store.hold.lock().unwrap() = Some((entered.clone(), release.clone()));
+    let (auth, k) = (fx.auth.clone(), key.clone());
+    let in_flight = tokio::spawn(async move { auth.resolve(Credential::ApiKey(&k)).await });
+    entered.notified().await; // the load has read the enabled record…
+    assert!(fx.auth.set_api_key_enabled(&id, false).await.unwrap()); // …and the key is disabled
+    release.notify_one();
+    // The request that raced the revocation may go either way; every later one must not.
+    let _ = in_flight.await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            fx.auth.resolve(Credential::ApiKey(&key)).await,
+            Err(AuthError::ApiKeyDisabled)
+        );
+    }
 }
