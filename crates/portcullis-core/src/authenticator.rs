@@ -349,7 +349,7 @@ impl Authenticator {
     /// The agent, if it exists; terminated agents are an error.
     async fn live_agent(&self, id: &AgentId) -> Result<Option<Arc<AgentRecord>>, AuthError> {
         let agents = &self.0.stores.agents;
-        match self.0.caches.agent(id, || agents.get(id)).await? {
+        match self.0.caches.agents.record(id, || agents.get(id)).await? {
             Some(a) if a.status == AgentStatus::Terminated => Err(AuthError::AgentTerminated),
             other => Ok(other),
         }
@@ -360,14 +360,15 @@ impl Authenticator {
         id: &SessionId,
     ) -> Result<Option<Arc<crate::session::SessionRecord>>, StoreError> {
         let sessions = &self.0.stores.sessions;
-        self.0.caches.session(id, || sessions.get(id)).await
+        self.0.caches.sessions.record(id, || sessions.get(id)).await
     }
 
     async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError> {
         let denylist = &self.0.stores.denylist;
         self.0
             .caches
-            .denied(jti, || denylist.is_denied(jti, now))
+            .denied
+            .get(jti, || denylist.is_denied(jti, now))
             .await
     }
 
@@ -380,7 +381,8 @@ impl Authenticator {
         let record = self
             .0
             .caches
-            .api_key(&hash, || keys.find_by_hash(&hash))
+            .api_keys
+            .record(&hash, || keys.find_by_hash(&hash))
             .await?
             .ok_or(AuthError::InvalidApiKey)?;
         let now = self.0.clock.now();

@@ -79,7 +79,7 @@ where
 /// invalidation bumps the epoch and records a fence for its key: an entry whose load started
 /// before its key's fence is treated as absent and loaded again. While nothing is invalidated
 /// a hit costs one atomic load more than a plain moka hit.
-struct Fenced<K, V> {
+pub(crate) struct Fenced<K, V> {
     entries: Cache<K, (u64, V)>,
     fences: moka::sync::Cache<K, u64>,
     epoch: AtomicU64,
@@ -105,7 +105,7 @@ where
         }
     }
 
-    async fn get<F, Fut>(&self, key: &K, load: F) -> Result<V, StoreError>
+    pub(crate) async fn get<F, Fut>(&self, key: &K, load: F) -> Result<V, StoreError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, StoreError>>,
@@ -152,11 +152,31 @@ where
     }
 }
 
+impl<K, T> Fenced<K, Option<Arc<T>>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    /// A record (or its absence, cached as a negative entry) from `load`.
+    pub(crate) async fn record<F, Fut>(
+        &self,
+        key: &K,
+        load: F,
+    ) -> Result<Option<Arc<T>>, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<T>, StoreError>>,
+    {
+        self.get(key, || async { load().await.map(|r| r.map(Arc::new)) })
+            .await
+    }
+}
+
 pub(crate) struct Caches {
-    api_keys: Fenced<KeyHash, Option<Arc<ApiKeyRecord>>>,
-    sessions: Fenced<SessionId, Option<Arc<SessionRecord>>>,
-    agents: Fenced<AgentId, Option<Arc<AgentRecord>>>,
-    denied: Fenced<TokenId, bool>,
+    pub(crate) api_keys: Fenced<KeyHash, Option<Arc<ApiKeyRecord>>>,
+    pub(crate) sessions: Fenced<SessionId, Option<Arc<SessionRecord>>>,
+    pub(crate) agents: Fenced<AgentId, Option<Arc<AgentRecord>>>,
+    pub(crate) denied: Fenced<TokenId, bool>,
 }
 
 impl Caches {
@@ -167,56 +187,6 @@ impl Caches {
             agents: Fenced::new(config, false),
             denied: Fenced::new(config, false),
         }
-    }
-
-    pub(crate) async fn api_key<F, Fut>(
-        &self,
-        hash: &KeyHash,
-        load: F,
-    ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Option<ApiKeyRecord>, StoreError>>,
-    {
-        self.api_keys
-            .get(hash, || async { load().await.map(|r| r.map(Arc::new)) })
-            .await
-    }
-
-    pub(crate) async fn session<F, Fut>(
-        &self,
-        id: &SessionId,
-        load: F,
-    ) -> Result<Option<Arc<SessionRecord>>, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Option<SessionRecord>, StoreError>>,
-    {
-        self.sessions
-            .get(id, || async { load().await.map(|r| r.map(Arc::new)) })
-            .await
-    }
-
-    pub(crate) async fn agent<F, Fut>(
-        &self,
-        id: &AgentId,
-        load: F,
-    ) -> Result<Option<Arc<AgentRecord>>, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Option<AgentRecord>, StoreError>>,
-    {
-        self.agents
-            .get(id, || async { load().await.map(|r| r.map(Arc::new)) })
-            .await
-    }
-
-    pub(crate) async fn denied<F, Fut>(&self, jti: &TokenId, load: F) -> Result<bool, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<bool, StoreError>>,
-    {
-        self.denied.get(jti, load).await
     }
 
     pub(crate) async fn invalidate(&self, what: &Invalidation) {

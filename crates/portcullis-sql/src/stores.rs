@@ -13,7 +13,7 @@ use portcullis_core::store::{
     AgentDirectory, AgentRecord, ApiKeyStore, Denylist, RefreshResult, SessionStore, Stores,
 };
 
-use crate::backend::dispatch;
+use crate::backend::{ExpiringTable, dispatch};
 use crate::pool::{PoolSettings, SqlPool};
 use crate::users::UserStore;
 
@@ -91,8 +91,8 @@ impl SqlStores {
     /// Deletes sessions and denylist entries that expired at or before `now` (they can
     /// never matter again); returns how many rows went. Call it now and then.
     pub async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let sessions = dispatch!(&self.pool, session_purge_expired(now))?;
-        let denied = dispatch!(&self.pool, denylist_purge_expired(now))?;
+        let sessions = dispatch!(&self.pool, purge_expired(ExpiringTable::Sessions, now))?;
+        let denied = dispatch!(&self.pool, purge_expired(ExpiringTable::DeniedTokens, now))?;
         Ok(sessions + denied)
     }
 }

@@ -7,9 +7,18 @@
 
 use crate::migrate::Migration;
 
+/// The tables whose rows expire (see `purge_expired` in `ops.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpiringTable {
+    /// `sessions`
+    Sessions,
+    /// `denied_tokens`
+    DeniedTokens,
+}
+
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite {
-    use super::Migration;
+    use super::{ExpiringTable, Migration};
 
     type Db = sqlx::Sqlite;
 
@@ -28,7 +37,7 @@ pub(crate) mod sqlite {
 
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres {
-    use super::Migration;
+    use super::{ExpiringTable, Migration};
 
     type Db = sqlx::Postgres;
 

@@ -376,12 +376,18 @@ pub(crate) async fn session_count_live(pool: &Pool<Db>, now: UnixTime) -> Result
     Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))
 }
 
-/// Deletes sessions past their expiry (they accept nothing, revoked or not).
-pub(crate) async fn session_purge_expired(
+/// Deletes the rows of `table` past their expiry: sessions (they accept nothing, revoked or
+/// not) and denied tokens (their tokens have expired anyway).
+pub(crate) async fn purge_expired(
     pool: &Pool<Db>,
+    table: ExpiringTable,
     now: UnixTime,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+    let sql = match table {
+        ExpiringTable::Sessions => "DELETE FROM sessions WHERE expires_at <= $1",
+        ExpiringTable::DeniedTokens => "DELETE FROM denied_tokens WHERE expires_at <= $1",
+    };
+    let done = sqlx::query(sql)
         .bind(codec::time(now))
         .execute(pool)
         .await
@@ -481,18 +487,6 @@ pub(crate) async fn is_denied(
     Ok(row.is_some())
 }
 
-/// Deletes entries whose tokens have expired anyway.
-pub(crate) async fn denylist_purge_expired(
-    pool: &Pool<Db>,
-    now: UnixTime,
-) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM denied_tokens WHERE expires_at <= $1")
-        .bind(codec::time(now))
-        .execute(pool)
-        .await
-        .map_err(err)?;
-    Ok(done.rows_affected())
-}
 
 // ---- users ----
 
