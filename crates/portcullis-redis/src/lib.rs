@@ -35,6 +35,7 @@
 //! | `<prefix>live_sessions`          | zset   | unrevoked session ids scored by expiry   |
 //! | `<prefix>deny:<jti>`             | string | the token's `exp`; expires at it         |
 //! | `<prefix>rate:<limit>:<key>`     | string | GCRA theoretical arrival time (µs)       |
+//! | `<prefix>count:<name>`           | string | a fixed-window counter ([`RedisCounter`]) |
 //! | `<prefix>invalidate` (channel)   | pubsub | core's [`Invalidation`]s as JSON         |
 //!
 //! Scripts touch several keys at once, so this targets a single Redis server (or a
@@ -50,6 +51,7 @@
 //! is back (reads and idempotent writes retry once on the new connection at once).
 #![forbid(unsafe_code)]
 
+mod counter;
 mod denylist;
 mod invalidate;
 mod rate_limit;
@@ -64,6 +66,7 @@ use portcullis_core::store::{AgentDirectory, ApiKeyStore, Stores};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
+pub use counter::RedisCounter;
 pub use denylist::RedisDenylist;
 pub use invalidate::{Invalidation, InvalidationSubscription, Invalidator};
 pub use rate_limit::RedisRateLimiter;
@@ -291,6 +294,22 @@ impl RedisStores {
     /// A rate limiter whose counters every instance on this Redis and prefix shares.
     pub fn rate_limiter(&self) -> RedisRateLimiter {
         RedisRateLimiter::new(self.backend.clone())
+    }
+
+    /// Fixed-window event counters (failed logins, for instance).
+    pub fn counter(&self) -> RedisCounter {
+        RedisCounter::new(self.backend.clone())
+    }
+
+    /// Checks that Redis answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self
+            .backend
+            .run("ping", Retry::Once, |mut conn| async move {
+                redis::cmd("PING").query_async(&mut conn).await
+            })
+            .await?;
+        Ok(())
     }
 
     /// The invalidation channel: publish revocations, subscribe to drop cache entries.

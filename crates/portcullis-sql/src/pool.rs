@@ -99,6 +99,11 @@ impl SqlPool {
         }
     }
 
+    /// Checks that the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        crate::backend::dispatch!(self, ping())
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match self {

@@ -229,6 +229,11 @@ pub(crate) async fn api_key_count(pool: &Pool<Db>) -> Result<u64, StoreError> {
     count(pool, "SELECT COUNT(*) AS n FROM api_keys").await
 }
 
+pub(crate) async fn ping(pool: &Pool<Db>) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1").execute(pool).await.map_err(err)?;
+    Ok(())
+}
+
 async fn count(pool: &Pool<Db>, sql: &'static str) -> Result<u64, StoreError> {
     let row = sqlx::query(sql).fetch_one(pool).await.map_err(err)?;
     Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))

@@ -1,0 +1,179 @@
+//! Every failure the server answers, as `application/problem+json`. Auth failures go through
+//! the library's one renderer (same body and headers as the layer's); the rest are the
+//! server's own codes: `invalid_request`, `not_found`, `conflict`, ….
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis::render::Renderer;
+use portcullis::{AuthError, PermissionCatalog, PermissionSet, ProblemContext, StoreError};
+
+/// A refusal or failure of one request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// An auth failure; `presented` says whether a credential was presented (the 401 challenge
+    /// then carries `error="invalid_token"`), `scope` names missing permissions for a 403.
+    Auth {
+        error: AuthError,
+        presented: bool,
+        scope: Option<String>,
+    },
+    /// 400 `invalid_request`: the text says what is wrong (never echoing a secret).
+    BadRequest(String),
+    /// 404 `not_found`.
+    NotFound,
+    /// 405 `method_not_allowed`.
+    MethodNotAllowed,
+    /// 409 `conflict`.
+    Conflict(&'static str),
+    /// 413 `payload_too_large`.
+    PayloadTooLarge,
+    /// 415 `unsupported_media_type`.
+    UnsupportedMediaType,
+    /// 500 `internal_error`: a bug; the cause is logged, not shown.
+    Internal(String),
+}
+
+impl ApiError {
+    /// An auth refusal where no credential was presented.
+    pub fn auth(error: AuthError) -> Self {
+        Self::Auth {
+            error,
+            presented: false,
+            scope: None,
+        }
+    }
+
+    /// An auth refusal of a presented credential (`error="invalid_token"` on a 401).
+    pub fn presented(error: AuthError) -> Self {
+        Self::Auth {
+            error,
+            presented: true,
+            scope: None,
+        }
+    }
+
+    /// 403 `insufficient_permissions` naming what is missing (nothing named when `missing`
+    /// is empty: the route needs a kind of actor, not a permission).
+    pub fn forbidden(missing: PermissionSet, catalog: &PermissionCatalog) -> Self {
+        let scope = catalog.names(missing).collect::<Vec<_>>().join(" ");
+        Self::Auth {
+            error: AuthError::InsufficientPermissions { missing },
+            presented: true,
+            scope: (!scope.is_empty()).then_some(scope),
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::BadRequest(detail.into())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Conflict(what),
+            other => Self::auth(AuthError::Unavailable(other)),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::auth(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge
+            }
+            // serde's message names the field and the problem, never the value of a string.
+            JsonRejection::JsonDataError(e) => Self::BadRequest(e.body_text()),
+            JsonRejection::JsonSyntaxError(_) => Self::bad_request("the body is not valid JSON"),
+            other => Self::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::BadRequest(r.body_text())
+    }
+}
+
+fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    let mut res = (status, body.to_string()).into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Auth {
+                error,
+                presented,
+                scope,
+            } => {
+                if let AuthError::Unavailable(e) = &error {
+                    tracing::warn!(error = %e, "store unavailable");
+                }
+                Renderer::default().render(
+                    &error,
+                    ProblemContext {
+                        credential_presented: presented,
+                        scope: scope.as_deref(),
+                    },
+                )
+            }
+            Self::BadRequest(detail) => {
+                problem(StatusCode::BAD_REQUEST, "invalid_request", &detail)
+            }
+            Self::NotFound => problem(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+            Self::MethodNotAllowed => problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            ),
+            Self::Conflict(detail) => problem(StatusCode::CONFLICT, "conflict", detail),
+            Self::PayloadTooLarge => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than 64 KiB",
+            ),
+            Self::UnsupportedMediaType => problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ),
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// `Result` of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,141 @@
+//! Users and administration: `POST /users`, `/admin/stats`, revoke a user's sessions.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use portcullis::ids::{OrgId, UserId};
+use portcullis::seed::{AdminRead, AdminWrite};
+use portcullis::sql::UserRecord;
+use portcullis::{RequirePermissions, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::json::ApiJson;
+use crate::password;
+use crate::problem::{ApiError, ApiResult};
+use crate::routes::auth::normalize_email;
+use crate::routes::{home_org, required_text};
+use crate::state::AppState;
+
+/// `POST /users`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateUser {
+    /// Login email (stored lowercased).
+    pub email: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// `admin`, `user` or `viewer`.
+    pub role: String,
+    /// The org; the caller's when absent.
+    pub org_id: Option<String>,
+}
+
+/// A user, without its password hash.
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo {
+    /// Its id.
+    pub id: String,
+    /// Its email.
+    pub email: String,
+    /// Its role.
+    pub role: String,
+    /// Its org.
+    pub org_id: String,
+}
+
+/// `GET /admin/stats`.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    /// Users.
+    pub users: u64,
+    /// API keys.
+    pub api_keys: u64,
+    /// Agents.
+    pub agents: u64,
+    /// Login sessions live now.
+    pub active_sessions: u64,
+}
+
+#[utoipa::path(post, path = "/users", tag = "admin", request_body = CreateUser,
+    responses((status = 201, body = UserInfo), (status = 409, description = "the email is taken")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Creates a user.
+pub async fn create_user(
+    State(s): State<AppState>,
+    who: RequirePermissions<AdminWrite>,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserInfo>)> {
+    let email = normalize_email(&req.email);
+    if email.len() > 320 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return Err(ApiError::bad_request("email must look like name@domain"));
+    }
+    password::check_new(&req.password)?;
+    if s.auth.config().roles.get(&req.role).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "unknown role {:?}: expected admin, user or viewer",
+            req.role.chars().take(50).collect::<String>()
+        )));
+    }
+    let org_id = match req.org_id {
+        Some(org) => OrgId::from(required_text("org_id", &org, 200)?),
+        None => home_org(&who),
+    };
+    let user = UserRecord {
+        id: UserId::random(),
+        email,
+        password_hash: s.passwords.hash(&req.password).await?,
+        role: req.role,
+        org_id,
+        created_at: s.now(),
+    };
+    match s.users().create(&user).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(ApiError::Conflict("that email is taken")),
+        Err(e) => return Err(e.into()),
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(UserInfo {
+            id: user.id.to_string(),
+            email: user.email,
+            role: user.role,
+            org_id: user.org_id.to_string(),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/admin/stats", tag = "admin",
+    responses((status = 200, body = Stats)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Counts.
+pub async fn stats(
+    State(s): State<AppState>,
+    _who: RequirePermissions<AdminRead>,
+) -> ApiResult<Json<Stats>> {
+    let stores = s.auth.stores();
+    Ok(Json(Stats {
+        users: s.users().count().await?,
+        api_keys: s.sql.count_api_keys().await?,
+        agents: stores.agents.count().await?,
+        active_sessions: stores.sessions.count_live(s.now()).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/admin/users/{id}/revoke-sessions", tag = "admin",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "every session of the user is dead at once"), (status = 404)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Revokes every session of a user.
+pub async fn revoke_sessions(
+    State(s): State<AppState>,
+    _who: RequirePermissions<AdminWrite>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = UserId::from(id);
+    if s.users().get(&id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let n = s.auth.revoke_user_sessions(&id).await?;
+    tracing::info!(user = %id, revoked = n, "sessions revoked by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,325 @@
+//! `/auth/*`: login, refresh rotation, logout, whoami, password change.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis::api_key::KeyHash;
+use portcullis::credentials::{self, REFRESH_COOKIE};
+use portcullis::ids::{SessionId, UserId};
+use portcullis::session::{RefreshRejection, SessionRecord};
+use portcullis::sql::UserRecord;
+use portcullis::store::RefreshResult;
+use portcullis::token::AccessGrant;
+use portcullis::{Actor, AuthError, CurrentActor};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::cookies::{self, Issued};
+use crate::json::ApiJson;
+use crate::password::{self, MAX_PASSWORD_BYTES};
+use crate::problem::{ApiError, ApiResult};
+use crate::routes::user_of;
+use crate::settings::generate_secret;
+use crate::state::AppState;
+
+/// `POST /auth/login`.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The account's email (case-insensitive).
+    pub email: String,
+    /// Its password.
+    pub password: String,
+    /// A 30-day refresh token instead of 7 days.
+    #[serde(default)]
+    pub remember_me: bool,
+}
+
+/// A fresh token pair.
+#[derive(Serialize, ToSchema)]
+pub struct TokenPair {
+    /// The access token (JWT).
+    pub access_token: String,
+    /// The refresh token (JWT), good for one rotation.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
+}
+
+/// `POST /auth/refresh` (or send the refresh cookie and no body).
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token; the `portcullis_refresh` cookie when absent.
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /auth/password`.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    /// The password now.
+    pub current_password: String,
+    /// The new one (at least 8 characters).
+    pub new_password: String,
+}
+
+/// `GET /auth/whoami`.
+#[derive(Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// `user`, `agent`, `api_key` or `board`.
+    pub kind: &'static str,
+    /// The actor's id.
+    pub id: Option<String>,
+    /// Its organisation (`null` for the board, which acts in every org).
+    pub org_id: Option<String>,
+    /// Its permissions, sorted.
+    pub permissions: Vec<&'static str>,
+    /// `jwt`, `api_key`, `cookie` or `fallback`.
+    pub auth_method: Option<&'static str>,
+    /// The login session, for users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The run, for agents on run tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// Emails are compared trimmed and lowercased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials"),
+              (status = 429, description = "rate_limited: 10 failures a minute for one email")))]
+/// Signs in: a token pair in the body and in cookies.
+pub async fn login(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let email = normalize_email(&req.email);
+    if email.len() > 320 || req.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::auth(AuthError::InvalidCredentials));
+    }
+    s.throttle.check(&email).await?;
+    let user = s.users().find_by_email(&email).await?;
+    // An unknown email verifies against a dummy hash: same answer, same cost.
+    let ok = s
+        .passwords
+        .verify(
+            &req.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await;
+    match user {
+        Some(user) if ok => issue_session(&s, &user, req.remember_me).await,
+        _ => {
+            s.throttle.fail(&email).await?;
+            tracing::info!(outcome = "invalid_credentials", "login refused");
+            Err(ApiError::auth(AuthError::InvalidCredentials))
+        }
+    }
+}
+
+/// Starts a login session for `user` and answers with its first token pair.
+async fn issue_session(s: &AppState, user: &UserRecord, remember_me: bool) -> ApiResult<Response> {
+    let tokens = s.auth.user_tokens();
+    let sid = SessionId::random();
+    let refresh = tokens
+        .mint_refresh(&user.id, &sid, remember_me)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let session = SessionRecord::new(
+        sid.clone(),
+        user.id.clone(),
+        user.org_id.clone(),
+        KeyHash::of(refresh.token.expose().as_bytes()),
+        s.now(),
+        tokens.refresh_lifetime(remember_me),
+        remember_me,
+    );
+    s.auth.stores().sessions.create(session).await?;
+    tracing::info!(user = %user.id, session = %sid, "login");
+    token_response(s, user, &sid, refresh.token.expose(), refresh.expires_in)
+}
+
+/// The body and cookies of a token pair; mints the access token.
+fn token_response(
+    s: &AppState,
+    user: &UserRecord,
+    sid: &SessionId,
+    refresh_token: &str,
+    refresh_expires_in: u64,
+) -> ApiResult<Response> {
+    let access = s
+        .auth
+        .user_tokens()
+        .mint_access(AccessGrant {
+            user_id: &user.id,
+            email: &user.email,
+            role: &user.role,
+            org_id: &user.org_id,
+            session_id: sid,
+        })
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut headers = HeaderMap::new();
+    let csrf = generate_secret();
+    cookies::issue(
+        &mut headers,
+        &Issued {
+            access: (access.token.expose(), access.expires_in),
+            refresh: (refresh_token, refresh_expires_in),
+            csrf: &csrf,
+        },
+        s.auth.config().cookie_secure,
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    let body = TokenPair {
+        access_token: access.token.expose().to_owned(),
+        refresh_token: refresh_token.to_owned(),
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_expires_in,
+    };
+    Ok((headers, Json(body)).into_response())
+}
+
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair),
+              (status = 401, description = "expired, revoked, reused past the grace, or not a refresh token")))]
+/// Rotates a refresh token: the old one is spent, a new pair is issued. Presenting a spent
+/// token again after the grace window revokes the whole session.
+pub async fn refresh(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request(r.body_text())
+        }
+    })?;
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RefreshRequest>(&body)
+            .map_err(|_| ApiError::bad_request("the body must be {\"refresh_token\": \"…\"}"))?
+            .refresh_token
+    };
+    let token = match from_body {
+        Some(t) => t,
+        None => credentials::cookie(&headers, REFRESH_COOKIE)
+            .map_err(ApiError::presented)?
+            .map(str::to_owned)
+            .ok_or(ApiError::auth(AuthError::MissingCredentials))?,
+    };
+    let tokens = s.auth.user_tokens();
+    let claims = tokens
+        .verify_refresh(&token)
+        .map_err(|e| ApiError::presented(e.into()))?;
+    let (Some(sub), Some(sid)) = (claims.sub, claims.sid) else {
+        return Err(ApiError::presented(AuthError::InvalidToken(
+            portcullis::TokenError::Malformed,
+        )));
+    };
+    let (user_id, sid) = (UserId::from(sub), SessionId::from(sid));
+    let next = tokens
+        .mint_refresh(&user_id, &sid, claims.rmb)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let presented = KeyHash::of(token.as_bytes());
+    let next_hash = KeyHash::of(next.token.expose().as_bytes());
+    let refused = |e: AuthError| Err(ApiError::presented(e));
+    match s.auth.refresh_session(&sid, &presented, next_hash).await? {
+        RefreshResult::Rotated(session) if session.user_id == user_id => {
+            let Some(user) = s.users().get(&user_id).await? else {
+                s.auth.revoke_session(&sid).await?;
+                return refused(AuthError::TokenRevoked);
+            };
+            let lifetime = session.expires_at.saturating_sub(s.now());
+            token_response(&s, &user, &sid, next.token.expose(), lifetime)
+        }
+        RefreshResult::Rotated(_) | RefreshResult::NotFound => refused(AuthError::InvalidToken(
+            portcullis::TokenError::UnknownSubject,
+        )),
+        RefreshResult::ReuseDetected => {
+            tracing::warn!(session = %sid, "refresh token reuse: session revoked");
+            refused(AuthError::TokenRevoked)
+        }
+        RefreshResult::Rejected(RefreshRejection::Revoked) => refused(AuthError::TokenRevoked),
+        RefreshResult::Rejected(RefreshRejection::Expired) => refused(AuthError::TokenExpired),
+    }
+}
+
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204, description = "the session's tokens are dead"), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+/// Ends the caller's login session: its access and refresh tokens die at once.
+pub async fn logout(State(s): State<AppState>, who: CurrentActor) -> ApiResult<Response> {
+    let (_, user) = user_of(&who)?;
+    s.auth.revoke_session(&user.session_id).await?;
+    let mut headers = HeaderMap::new();
+    cookies::clear(&mut headers, s.auth.config().cookie_secure);
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+#[utoipa::path(get, path = "/auth/whoami", tag = "auth",
+    responses((status = 200, body = WhoAmI), (status = 401)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// The caller, as the layer resolved it.
+pub async fn whoami(State(s): State<AppState>, who: CurrentActor) -> Json<WhoAmI> {
+    let actor: &Actor = &who;
+    let mut permissions: Vec<&'static str> = s.auth.catalog().names(actor.permissions()).collect();
+    permissions.sort_unstable();
+    Json(WhoAmI {
+        kind: actor.kind().as_str(),
+        id: actor.id().map(str::to_owned),
+        org_id: actor.org_id().map(ToString::to_string),
+        permissions,
+        auth_method: actor.auth_method().map(|m| m.as_str()),
+        session_id: actor.session_id().map(ToString::to_string),
+        run_id: actor.run_id().map(ToString::to_string),
+    })
+}
+
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 204, description = "changed; every session of the user is revoked"),
+              (status = 401, description = "invalid_credentials: wrong current password")),
+    security(("bearer" = [])))]
+/// Changes the caller's password and revokes every session of theirs.
+pub async fn change_password(
+    State(s): State<AppState>,
+    who: CurrentActor,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> ApiResult<Response> {
+    let (user_id, _) = user_of(&who)?;
+    password::check_new(&req.new_password)?;
+    let Some(user) = s.users().get(user_id).await? else {
+        return Err(ApiError::presented(AuthError::TokenRevoked));
+    };
+    s.throttle.check(&user.email).await?;
+    if req.current_password.len() > MAX_PASSWORD_BYTES
+        || !s
+            .passwords
+            .verify(&req.current_password, Some(&user.password_hash))
+            .await
+    {
+        s.throttle.fail(&user.email).await?;
+        return Err(ApiError::auth(AuthError::InvalidCredentials));
+    }
+    let hash = s.passwords.hash(&req.new_password).await?;
+    s.users().set_password_hash(&user.id, &hash).await?;
+    let revoked = s.auth.revoke_user_sessions(&user.id).await?;
+    tracing::info!(user = %user.id, revoked, "password changed; sessions revoked");
+    let mut headers = HeaderMap::new();
+    cookies::clear(&mut headers, s.auth.config().cookie_secure);
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}

@@ -1,0 +1,278 @@
+//! `/api-keys`: create (shown once), list, enable/disable, delete.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
+use portcullis::ids::{AgentId, ApiKeyId, UserId};
+use portcullis::store::AgentStatus;
+use portcullis::{Actor, CurrentActor, PermissionSet};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::json::ApiJson;
+use crate::problem::{ApiError, ApiResult};
+use crate::routes::{DEFAULT_ORG, required_text};
+use crate::state::AppState;
+
+/// `POST /api-keys`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateKey {
+    /// A label.
+    pub name: String,
+    /// What the key may do: a subset of the caller's permissions.
+    pub permissions: Vec<String>,
+    /// Lifetime in seconds; no expiry when absent.
+    pub expires_in_seconds: Option<u64>,
+    /// The key's own rate limit.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Make the key act as this agent (of the caller's org).
+    pub agent_id: Option<String>,
+}
+
+/// The answer to `POST /api-keys`: the only time the key is shown.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key's id.
+    pub key_id: String,
+    /// The key itself. Store it now: it is never shown again.
+    pub api_key: String,
+    /// Its public prefix, for listings.
+    pub prefix: String,
+    /// Its permissions, sorted.
+    pub permissions: Vec<&'static str>,
+    /// When it stops working (unix seconds), if ever.
+    pub expires_at: Option<u64>,
+}
+
+/// A key in a listing: never the key or its hash.
+#[derive(Serialize, ToSchema)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub key_id: String,
+    /// Its label.
+    pub name: String,
+    /// Its public prefix.
+    pub prefix: String,
+    /// Its permissions, sorted.
+    pub permissions: Vec<&'static str>,
+    /// When created (unix seconds).
+    pub created_at: u64,
+    /// When it stops working, if ever.
+    pub expires_at: Option<u64>,
+    /// Disabled keys are refused.
+    pub enabled: bool,
+    /// Its own rate limit.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Last use (written behind, may lag a few seconds).
+    pub last_used_at: Option<u64>,
+    /// The agent it acts as, for agent keys.
+    pub agent_id: Option<String>,
+}
+
+/// `PATCH /api-keys/{key_id}`.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateKey {
+    /// Enable or disable the key.
+    pub enabled: bool,
+}
+
+/// Whose keys an actor lists and manages.
+fn owner_of(actor: &Actor) -> KeyOwner {
+    match actor {
+        Actor::User(u) => KeyOwner::User(u.id.clone()),
+        Actor::ApiKey(k) => KeyOwner::User(k.owner.clone()),
+        Actor::Agent(a) => KeyOwner::Agent(a.id.clone()),
+        Actor::Board | Actor::Anonymous => {
+            KeyOwner::User(UserId::from(portcullis::actor::BOARD_ID))
+        }
+    }
+}
+
+fn sorted_names(s: &AppState, set: PermissionSet) -> Vec<&'static str> {
+    let mut names: Vec<_> = s.auth.catalog().names(set).collect();
+    names.sort_unstable();
+    names
+}
+
+fn info(s: &AppState, r: &ApiKeyRecord) -> KeyInfo {
+    KeyInfo {
+        key_id: r.id.to_string(),
+        name: r.name.clone(),
+        prefix: r.display_prefix.clone(),
+        permissions: sorted_names(s, r.permissions),
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        enabled: r.enabled,
+        rate_limit_per_minute: r.rate_limit_per_minute,
+        last_used_at: r.last_used_at,
+        agent_id: match &r.owner {
+            KeyOwner::Agent(a) => Some(a.to_string()),
+            KeyOwner::User(_) => None,
+        },
+    }
+}
+
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = CreateKey,
+    responses((status = 201, body = CreatedKey),
+              (status = 403, description = "insufficient_permissions: more than the caller holds")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Creates a key holding at most what the caller holds.
+pub async fn create(
+    State(s): State<AppState>,
+    who: CurrentActor,
+    ApiJson(req): ApiJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    let name = required_text("name", &req.name, 200)?;
+    let permissions = s
+        .auth
+        .catalog()
+        .parse_all(req.permissions.iter().map(String::as_str))
+        .map_err(|bad| ApiError::bad_request(format!("unknown permission {bad:?}")))?;
+    let missing = who.permissions().missing(permissions);
+    if !missing.is_empty() {
+        return Err(ApiError::forbidden(missing, s.auth.catalog()));
+    }
+    if req.rate_limit_per_minute == Some(0) {
+        return Err(ApiError::bad_request(
+            "rate_limit_per_minute must be at least 1",
+        ));
+    }
+    let now = s.now();
+    let expires_at = match req.expires_in_seconds {
+        Some(0) => {
+            return Err(ApiError::bad_request(
+                "expires_in_seconds must be at least 1",
+            ));
+        }
+        Some(secs) => Some(
+            now.checked_add(secs)
+                .ok_or_else(|| ApiError::bad_request("expires_in_seconds is too large"))?,
+        ),
+        None => None,
+    };
+    let creator = owner_of(&who);
+    let created_by = UserId::from(match &creator {
+        KeyOwner::User(u) => u.as_str(),
+        KeyOwner::Agent(a) => a.as_str(),
+    });
+    let org_id = who.org_id().cloned().unwrap_or_else(|| DEFAULT_ORG.into());
+    let owner = match &req.agent_id {
+        None => creator,
+        Some(agent_id) => {
+            let agent_id = AgentId::from(agent_id.as_str());
+            let agent = s.auth.stores().agents.get(&agent_id).await?;
+            match agent {
+                Some(a)
+                    if who.can_access_org(&a.org_id)
+                        && a.status == AgentStatus::Active
+                        && !matches!(&*who, Actor::Agent(me) if me.id != a.id) =>
+                {
+                    KeyOwner::Agent(a.id)
+                }
+                _ => return Err(ApiError::NotFound),
+            }
+        }
+    };
+    let generated = api_key::generate(&s.auth.config().api_key_prefix);
+    let record = ApiKeyRecord {
+        id: ApiKeyId::random(),
+        name,
+        hash: generated.hash,
+        display_prefix: generated.display_prefix.clone(),
+        created_by,
+        owner,
+        org_id,
+        permissions,
+        created_at: now,
+        expires_at,
+        enabled: true,
+        rate_limit_per_minute: req.rate_limit_per_minute,
+        last_used_at: None,
+    };
+    s.auth.stores().api_keys.insert(record.clone()).await?;
+    tracing::info!(key = %record.id, by = %record.created_by, "api key created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key_id: record.id.to_string(),
+            api_key: generated.key.expose().to_owned(),
+            prefix: record.display_prefix,
+            permissions: sorted_names(&s, permissions),
+            expires_at,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys",
+    responses((status = 200, body = [KeyInfo])),
+    security(("bearer" = []), ("api_key" = [])))]
+/// The caller's keys.
+pub async fn list(State(s): State<AppState>, who: CurrentActor) -> ApiResult<Json<Vec<KeyInfo>>> {
+    let keys = s
+        .auth
+        .stores()
+        .api_keys
+        .list_by_owner(&owner_of(&who))
+        .await?;
+    Ok(Json(keys.iter().map(|r| info(&s, r)).collect()))
+}
+
+/// The key `id`, if the caller owns it (or created it, or is the board); 404 otherwise.
+async fn owned(s: &AppState, who: &Actor, id: &ApiKeyId) -> ApiResult<ApiKeyRecord> {
+    let record = s
+        .auth
+        .stores()
+        .api_keys
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let me = owner_of(who);
+    let creator = match &me {
+        KeyOwner::User(u) => u.as_str(),
+        KeyOwner::Agent(a) => a.as_str(),
+    };
+    if matches!(who, Actor::Board) || record.owner == me || record.created_by.as_str() == creator {
+        Ok(record)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+#[utoipa::path(patch, path = "/api-keys/{key_id}", tag = "api-keys", request_body = UpdateKey,
+    params(("key_id" = String, Path)),
+    responses((status = 200, body = KeyInfo), (status = 404)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Enables or disables one of the caller's keys, at once.
+pub async fn update(
+    State(s): State<AppState>,
+    who: CurrentActor,
+    Path(key_id): Path<String>,
+    ApiJson(req): ApiJson<UpdateKey>,
+) -> ApiResult<Json<KeyInfo>> {
+    let id = ApiKeyId::from(key_id);
+    let mut record = owned(&s, &who, &id).await?;
+    if !s.auth.set_api_key_enabled(&id, req.enabled).await? {
+        return Err(ApiError::NotFound);
+    }
+    record.enabled = req.enabled;
+    Ok(Json(info(&s, &record)))
+}
+
+#[utoipa::path(delete, path = "/api-keys/{key_id}", tag = "api-keys",
+    params(("key_id" = String, Path)),
+    responses((status = 204, description = "the key is dead at once"), (status = 404)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Deletes one of the caller's keys: it stops working at once.
+pub async fn delete(
+    State(s): State<AppState>,
+    who: CurrentActor,
+    Path(key_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = ApiKeyId::from(key_id);
+    owned(&s, &who, &id).await?;
+    if !s.auth.delete_api_key(&id).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

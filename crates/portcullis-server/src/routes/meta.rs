@@ -1,0 +1,68 @@
+//! The public routes: the login page, health, readiness, OpenAPI, JWKS.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::problem::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The login page: plain HTML and a little JavaScript, using the cookie flow.
+pub async fn index() -> Response {
+    let mut res = Html(include_str!("../../static/index.html")).into_response();
+    let h = res.headers_mut();
+    // The page runs only its own inline script and talks only to this origin.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200)))]
+/// The process answers.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200), (status = 503, description = "auth_unavailable: the database or Redis is down")))]
+/// The database (and Redis, when configured) answer.
+pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    s.sql.pool().ping().await?;
+    let redis = match &s.redis {
+        Some(r) => {
+            r.ping().await?;
+            "ok"
+        }
+        None => "not configured",
+    };
+    Ok(Json(json!({
+        "status": "ready",
+        "database": s.sql.pool().backend_name(),
+        "redis": redis,
+    })))
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta", responses((status = 200)))]
+/// The public keys of the user key ring (empty with HS256).
+pub async fn jwks(State(s): State<AppState>) -> ApiResult<Response> {
+    let set = s.auth.user_tokens().key_ring().jwks();
+    let body = serde_json::to_value(&set).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(body).into_response())
+}
+
+/// The OpenAPI document, generated from the handlers.
+pub async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}

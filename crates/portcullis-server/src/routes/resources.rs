@@ -1,0 +1,233 @@
+//! The org-scoped resources: `/api/v1/sessions` and `/api/v1/memories`. Each handler's first
+//! argument says what it needs; another org's id is a 404.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use portcullis::RequirePermissions;
+use portcullis::seed::{
+    MemoryCreate, MemoryDelete, MemoryList, MemoryRead, MemorySearch, MemoryUpdate, SessionCreate,
+    SessionDelete, SessionList, SessionRead, SessionUpdate,
+};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::data::{Memory, Scope, Session};
+use crate::json::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, ApiResult};
+use crate::routes::{home_org, principal, read_scope, required_text};
+use crate::state::AppState;
+
+const MAX_TITLE: usize = 1_000;
+const MAX_CONTENT: usize = 60_000;
+
+/// `POST`/`PATCH /api/v1/sessions`.
+#[derive(Deserialize, ToSchema)]
+pub struct SessionBody {
+    /// The title.
+    pub title: String,
+}
+
+/// `POST /api/v1/memories`.
+#[derive(Deserialize, ToSchema)]
+pub struct NewMemory {
+    /// The text.
+    pub content: String,
+    /// A session of the same org.
+    pub session_id: Option<String>,
+}
+
+/// `PATCH /api/v1/memories/{id}`.
+#[derive(Deserialize, ToSchema)]
+pub struct MemoryBody {
+    /// The new text.
+    pub content: String,
+}
+
+/// `GET /api/v1/memories/search?q=`.
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    /// Text the content must contain (case-insensitive).
+    pub q: String,
+}
+
+fn found<T>(v: Option<T>) -> ApiResult<T> {
+    v.ok_or(ApiError::NotFound)
+}
+
+fn done(changed: bool) -> ApiResult<()> {
+    if changed {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = SessionBody,
+    responses((status = 201, body = Session)), security(("bearer" = []), ("api_key" = [])))]
+/// Creates a session in the caller's org.
+pub async fn create_session(
+    State(s): State<AppState>,
+    who: RequirePermissions<SessionCreate>,
+    ApiJson(body): ApiJson<SessionBody>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    let session = Session {
+        id: Uuid::now_v7().to_string(),
+        org_id: home_org(&who).to_string(),
+        title: required_text("title", &body.title, MAX_TITLE)?,
+        created_by: principal(&who),
+    };
+    s.data.create_session(&session, now(&s)).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions",
+    responses((status = 200, body = [Session])), security(("bearer" = []), ("api_key" = [])))]
+/// The caller's org's sessions.
+pub async fn list_sessions(
+    State(s): State<AppState>,
+    who: RequirePermissions<SessionList>,
+) -> ApiResult<Json<Vec<Session>>> {
+    Ok(Json(s.data.list_sessions(read_scope(&who)).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = Session), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+/// One session.
+pub async fn get_session(
+    State(s): State<AppState>,
+    who: RequirePermissions<SessionRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Session>> {
+    Ok(Json(found(
+        s.data.get_session(read_scope(&who), &id).await?,
+    )?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    request_body = SessionBody,
+    responses((status = 200, body = Session), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+/// Renames a session.
+pub async fn update_session(
+    State(s): State<AppState>,
+    who: RequirePermissions<SessionUpdate>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SessionBody>,
+) -> ApiResult<Json<Session>> {
+    let title = required_text("title", &body.title, MAX_TITLE)?;
+    let scope = read_scope(&who);
+    done(s.data.update_session(scope, &id, &title).await?)?;
+    Ok(Json(found(s.data.get_session(scope, &id).await?)?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+/// Deletes a session.
+pub async fn delete_session(
+    State(s): State<AppState>,
+    who: RequirePermissions<SessionDelete>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    done(s.data.delete_session(read_scope(&who), &id).await?)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", request_body = NewMemory,
+    responses((status = 201, body = Memory)), security(("bearer" = []), ("api_key" = [])))]
+/// Remembers something in the caller's org.
+pub async fn create_memory(
+    State(s): State<AppState>,
+    who: RequirePermissions<MemoryCreate>,
+    ApiJson(body): ApiJson<NewMemory>,
+) -> ApiResult<(StatusCode, Json<Memory>)> {
+    let org = home_org(&who);
+    let content = required_text("content", &body.content, MAX_CONTENT)?;
+    if let Some(sid) = &body.session_id
+        && s.data.get_session(Scope::Org(&org), sid).await?.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "session_id does not name a session of this org",
+        ));
+    }
+    let memory = Memory {
+        id: Uuid::now_v7().to_string(),
+        org_id: org.to_string(),
+        content,
+        session_id: body.session_id,
+    };
+    s.data
+        .create_memory(&memory, &principal(&who), now(&s))
+        .await?;
+    Ok((StatusCode::CREATED, Json(memory)))
+}
+
+#[utoipa::path(get, path = "/api/v1/memories", tag = "memories",
+    responses((status = 200, body = [Memory])), security(("bearer" = []), ("api_key" = [])))]
+/// The caller's org's memories.
+pub async fn list_memories(
+    State(s): State<AppState>,
+    who: RequirePermissions<MemoryList>,
+) -> ApiResult<Json<Vec<Memory>>> {
+    Ok(Json(s.data.list_memories(read_scope(&who), None).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/memories/search", tag = "memories",
+    params(("q" = String, Query, description = "text the content contains")),
+    responses((status = 200, body = [Memory]), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+/// The caller's org's memories whose content contains `q`.
+pub async fn search_memories(
+    State(s): State<AppState>,
+    who: RequirePermissions<MemorySearch>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> ApiResult<Json<Vec<Memory>>> {
+    let q = required_text("q", &query.q, MAX_TITLE)?;
+    Ok(Json(
+        s.data.list_memories(read_scope(&who), Some(&q)).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path)),
+    responses((status = 200, body = Memory), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+/// One memory.
+pub async fn get_memory(
+    State(s): State<AppState>,
+    who: RequirePermissions<MemoryRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Memory>> {
+    Ok(Json(found(
+        s.data.get_memory(read_scope(&who), &id).await?,
+    )?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path)),
+    request_body = MemoryBody,
+    responses((status = 200, body = Memory), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+/// Rewrites a memory.
+pub async fn update_memory(
+    State(s): State<AppState>,
+    who: RequirePermissions<MemoryUpdate>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MemoryBody>,
+) -> ApiResult<Json<Memory>> {
+    let content = required_text("content", &body.content, MAX_CONTENT)?;
+    let scope = read_scope(&who);
+    done(s.data.update_memory(scope, &id, &content).await?)?;
+    Ok(Json(found(s.data.get_memory(scope, &id).await?)?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+/// Deletes a memory.
+pub async fn delete_memory(
+    State(s): State<AppState>,
+    who: RequirePermissions<MemoryDelete>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    done(s.data.delete_memory(read_scope(&who), &id).await?)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn now(s: &AppState) -> i64 {
+    i64::try_from(s.now()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,167 @@
+//! What every handler shares, and how it is put together at start.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use portcullis::clock::UnixTime;
+use portcullis::ids::{OrgId, UserId};
+use portcullis::redis::{InvalidationSubscription, RedisStores};
+use portcullis::sql::{LastUsedSettings, LastUsedWriter, SqlStores, UserRecord, UserStore};
+use portcullis::{AuthConfig, Authenticator};
+
+use crate::data::Data;
+use crate::password::Passwords;
+use crate::settings;
+use crate::throttle::LoginThrottle;
+
+/// The server's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    /// Credentials → actors, and revocation.
+    pub auth: Authenticator,
+    /// The SQL stores (API keys, agents, users; sessions and denylist without Redis).
+    pub sql: SqlStores,
+    /// Redis, when `REDIS_URL` is set.
+    pub redis: Option<RedisStores>,
+    /// The application's sessions and memories.
+    pub data: Data,
+    /// Failed logins per email.
+    pub throttle: LoginThrottle,
+    /// argon2id.
+    pub passwords: Passwords,
+    /// Writes API keys' `last_used_at` behind the requests.
+    last_used: std::sync::Mutex<Option<LastUsedWriter>>,
+    /// Hears other instances' revocations.
+    _subscription: Option<InvalidationSubscription>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects the stores named by the environment, migrates, and builds the authenticator.
+    pub async fn connect(config: AuthConfig) -> Result<Self, String> {
+        let url = settings::database_url();
+        let sql = SqlStores::connect(&url).await.map_err(|e| e.to_string())?;
+        sql.migrate().await.map_err(|e| e.to_string())?;
+        let data = Data::new(sql.pool().clone());
+        data.migrate().await.map_err(|e| e.to_string())?;
+
+        let sql_stores = sql.stores();
+        let last_used =
+            LastUsedWriter::spawn(sql_stores.api_keys.clone(), LastUsedSettings::default());
+        let mut builder = Authenticator::builder()
+            .config(config)
+            .usage_sink(Arc::new(last_used.sender()));
+        let redis = match settings::redis_url() {
+            Some(redis_url) => {
+                let redis = RedisStores::connect(&redis_url, &settings::redis_prefix())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                builder = builder
+                    .stores(
+                        redis.stores_with(sql_stores.api_keys.clone(), sql_stores.agents.clone()),
+                    )
+                    .rate_limiter(Arc::new(redis.rate_limiter()))
+                    .invalidation_sink(Arc::new(redis.invalidator()));
+                Some(redis)
+            }
+            None => {
+                builder = builder.stores(sql_stores);
+                None
+            }
+        };
+        let auth = builder.build().map_err(|e| e.to_string())?;
+        let subscription = match &redis {
+            Some(r) => Some(
+                r.invalidator()
+                    .subscribe_authenticator(auth.clone())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let throttle = match &redis {
+            Some(r) => LoginThrottle::Redis(r.counter()),
+            None => LoginThrottle::memory(),
+        };
+        Ok(Self(Arc::new(Inner {
+            auth,
+            sql,
+            redis,
+            data,
+            throttle,
+            passwords: Passwords::new()?,
+            last_used: std::sync::Mutex::new(Some(last_used)),
+            _subscription: subscription,
+        })))
+    }
+
+    /// The users table.
+    pub fn users(&self) -> &UserStore {
+        self.sql.users()
+    }
+
+    /// Now, on the authenticator's clock.
+    pub fn now(&self) -> UnixTime {
+        self.auth.clock().now()
+    }
+
+    /// Creates the first admin when there is no user yet: from PORTCULLIS_ADMIN_EMAIL and
+    /// PORTCULLIS_ADMIN_PASSWORD, or with a generated password printed once.
+    pub async fn ensure_admin(&self) -> Result<(), String> {
+        if self.users().count().await.map_err(|e| e.to_string())? > 0 {
+            return Ok(());
+        }
+        let email = settings::env("PORTCULLIS_ADMIN_EMAIL")
+            .unwrap_or_else(|| "admin@localhost".to_owned())
+            .trim()
+            .to_lowercase();
+        let (password, generated) = match settings::env("PORTCULLIS_ADMIN_PASSWORD") {
+            Some(p) => (p, false),
+            None => (settings::generate_secret(), true),
+        };
+        let hash = self
+            .passwords
+            .hash(&password)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let admin = UserRecord {
+            id: UserId::random(),
+            email: email.clone(),
+            password_hash: hash,
+            role: "admin".into(),
+            org_id: OrgId::from("default"),
+            created_at: self.now(),
+        };
+        match self.users().create(&admin).await {
+            Ok(()) => {}
+            // Another instance made it first.
+            Err(portcullis::StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+        if generated {
+            // Printed once, to the operator's terminal, never to the log.
+            println!("created admin {email} with password: {password}");
+            println!("(set PORTCULLIS_ADMIN_EMAIL / PORTCULLIS_ADMIN_PASSWORD to choose them)");
+        } else {
+            tracing::info!(%email, "created admin");
+        }
+        Ok(())
+    }
+
+    /// Flushes pending `last_used_at` writes (at shutdown).
+    pub async fn shutdown(&self) {
+        let writer = self.last_used.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = writer {
+            w.shutdown().await;
+        }
+    }
+}
