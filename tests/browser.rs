@@ -1,0 +1,636 @@
+//! The login page at `/`, driven in headless Chromium through chromedriver.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`, `/usr/bin/chromedriver`):
+//! `scripts/install-browser` installs them. When they are missing the tests fail and say so; they
+//! never skip silently. The test starts its own chromedriver on a free port and its own server
+//! (tests/common), and leaves a screenshot of the signed-in page at `target/browser-login.png`.
+#![cfg(unix)]
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Server};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// How long to wait for the page to reach a state.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Fails (never skips) when the browser is not installed, naming the script that installs it.
+fn require_browser() {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let msg = format!(
+        "{} missing: the browser test needs Debian's chromium and chromium-driver; \
+         run scripts/install-browser",
+        missing.join(" and ")
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI: {msg}");
+    }
+    panic!("{msg}");
+}
+
+/// `target/` (this test runs from `target/<profile>/deps/`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A chromedriver child process, in its own process group so that the Chromium it starts goes
+/// with it; the group is killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    /// Holds the log and Chromium's profile (`--user-data-dir`).
+    dir: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        require_browser();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("chromedriver.log");
+        let port = free_port();
+        let out = File::create(&log).unwrap();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("spawn chromedriver");
+        let mut driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            dir,
+        };
+        driver.wait_ready().await;
+        driver
+    }
+
+    async fn wait_ready(&mut self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("chromedriver exited ({status}):\n{}", self.log_text());
+            }
+            if let Ok(res) = http.get(format!("{}/status", self.url)).send().await
+                && let Ok(v) = res.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not get ready:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A headless Chromium session with a fresh profile.
+    async fn browser(&self) -> Client {
+        let profile = self.dir.path().join("profile");
+        std::fs::create_dir_all(&profile).unwrap();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    // The network is closed: without these Chromium hangs on refused connections.
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1000,1400",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!("no browser session: {e}\n{}", self.log_text()),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and the Chromium processes it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `textContent` of the element with this id.
+async fn text_of(c: &Client, id: &str) -> String {
+    let v = c
+        .execute(
+            "const e = document.getElementById(arguments[0]); return e ? e.textContent : null;",
+            vec![json!(id)],
+        )
+        .await
+        .unwrap();
+    v.as_str()
+        .unwrap_or_else(|| panic!("no element #{id}"))
+        .to_owned()
+}
+
+async fn document_cookie(c: &Client) -> String {
+    c.execute("return document.cookie;", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls a JavaScript expression until it is true; on timeout, fails with what the page shows.
+async fn wait_until(c: &Client, what: &str, expr: &str) {
+    let script = format!("return !!({expr});");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if c.execute(&script, vec![]).await.unwrap() == json!(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}; #error: {:?}; body: {}",
+                text_of(c, "error").await,
+                c.execute("return document.body.innerText;", vec![])
+                    .await
+                    .unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `fetch` from the page's own JavaScript (same origin, cookies on); `{status, body}` where
+/// `body` is the parsed JSON or null.
+async fn page_fetch(c: &Client, method: &str, path: &str, headers: Value, body: Value) -> Value {
+    const JS: &str = r#"
+        const [method, path, headers, body, done] = arguments;
+        fetch(path, {
+            method,
+            headers,
+            body: body === null ? undefined : JSON.stringify(body),
+            credentials: "same-origin",
+        })
+            .then(async (r) => {
+                const text = await r.text();
+                let json = null;
+                try { json = JSON.parse(text); } catch (_) { json = null; }
+                done({ status: r.status, body: json, text });
+            })
+            .catch((e) => done({ status: 0, error: String(e) }));
+    "#;
+    c.execute_async(JS, vec![json!(method), json!(path), headers, body])
+        .await
+        .unwrap()
+}
+
+/// Opens `/` and signs in as the admin through the form.
+async fn sign_in(c: &Client, server: &Server, remember: bool) {
+    c.goto(&server.url("/")).await.unwrap();
+    wait_until(
+        c,
+        "the sign-in form",
+        "!document.getElementById('signed-out').hidden",
+    )
+    .await;
+    for id in ["email", "password"] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_EMAIL)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    if remember {
+        c.find(Locator::Id("remember"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        c,
+        "the signed-in state",
+        "!document.getElementById('signed-in').hidden \
+         && document.getElementById('whoami').textContent.length > 0",
+    )
+    .await;
+}
+
+/// Creates a memory through the page's form; the JSON the page shows.
+async fn create_memory(c: &Client, content: &str) -> Value {
+    c.execute(
+        "document.getElementById('memory-result').textContent = '';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Id("memory-content"))
+        .await
+        .unwrap()
+        .send_keys(content)
+        .await
+        .unwrap();
+    c.find(Locator::Id("create-memory"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        c,
+        "the created memory",
+        "document.getElementById('memory-result').textContent.length > 0",
+    )
+    .await;
+    serde_json::from_str(&text_of(c, "memory-result").await).unwrap()
+}
+
+/// The admin's memories, as the server has them (bearer token, no browser).
+async fn server_memories(server: &Server, token: &str) -> Vec<Value> {
+    let res = server
+        .client()
+        .get(server.url("/api/v1/memories"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn assert_only_csrf_readable(cookies: &str) {
+    assert!(
+        cookies.contains("portcullis_csrf="),
+        "document.cookie lacks the CSRF cookie: {cookies:?}"
+    );
+    for hidden in ["portcullis_access", "portcullis_refresh"] {
+        assert!(
+            !cookies.contains(hidden),
+            "JavaScript can read {hidden}: {cookies:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cannot_read() {
+    let server = Server::start();
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    let admin_token = server.admin_token().await;
+
+    // Signed out at first: the page says so and JavaScript sees no cookie.
+    c.goto(&server.url("/")).await.unwrap();
+    wait_until(
+        &c,
+        "the sign-in form",
+        "!document.getElementById('signed-out').hidden",
+    )
+    .await;
+    assert_eq!(document_cookie(&c).await, "");
+    assert_eq!(text_of(&c, "error").await, "", "no error before signing in");
+    let shot = c.screenshot().await.unwrap();
+    std::fs::write(target_dir().join("browser-login-form.png"), shot).unwrap();
+
+    // A wrong password: the page shows the problem's detail and code, and stays signed out.
+    c.find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_EMAIL)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("not the password")
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "the login error",
+        "document.getElementById('error').textContent.length > 0",
+    )
+    .await;
+    let error = text_of(&c, "error").await;
+    assert!(error.contains("(invalid_credentials)"), "{error:?}");
+    assert!(
+        c.execute(
+            "return document.getElementById('signed-in').hidden;",
+            vec![]
+        )
+        .await
+        .unwrap()
+            == json!(true)
+    );
+    assert_eq!(document_cookie(&c).await, "");
+
+    // Sign in through the form; whoami shows a cookie-authenticated user.
+    sign_in(&c, &server, true).await;
+    let who: Value = serde_json::from_str(&text_of(&c, "whoami").await).unwrap();
+    assert_eq!(who["kind"], "user", "{who}");
+    assert_eq!(who["auth_method"], "cookie", "{who}");
+    assert_eq!(who["org_id"], "default", "{who}");
+    assert!(who["session_id"].is_string(), "{who}");
+    assert!(
+        who["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("memory:create")),
+        "{who}"
+    );
+    assert_eq!(text_of(&c, "error").await, "");
+
+    // JavaScript reads the CSRF cookie and nothing else, and the debug line shows the same.
+    let cookies = document_cookie(&c).await;
+    assert_only_csrf_readable(&cookies);
+    assert_eq!(text_of(&c, "cookies").await, cookies);
+    // The browser does hold the access cookie (HttpOnly): it is just out of JavaScript's reach.
+    let access = c.get_named_cookie("portcullis_access").await.unwrap();
+    assert_eq!(access.http_only(), Some(true), "{access:?}");
+
+    // Create a memory with the CSRF header; the page shows it and the server has it.
+    let content = format!("remember the browser test {}", std::process::id());
+    let memory = create_memory(&c, &content).await;
+    assert_eq!(memory["content"], content.as_str(), "{memory}");
+    assert_eq!(memory["org_id"], "default", "{memory}");
+    assert_eq!(text_of(&c, "error").await, "");
+    let stored = server_memories(&server, &admin_token).await;
+    assert!(
+        stored
+            .iter()
+            .any(|m| m["id"] == memory["id"] && m["content"] == content.as_str()),
+        "the server lacks {memory}: {stored:?}"
+    );
+    c.execute(
+        "document.getElementById('memory-result').scrollIntoView({block: 'end'});",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let shot = c.screenshot().await.unwrap();
+    std::fs::write(target_dir().join("browser-login.png"), shot).unwrap();
+
+    // An access cookie gone (as if expired): the page refreshes through the refresh cookie once
+    // and retries, and gets a new access cookie.
+    c.delete_cookie("portcullis_access").await.unwrap();
+    let second = create_memory(&c, "made after a refresh").await;
+    assert_eq!(second["content"], "made after a refresh", "{second}");
+    assert_eq!(text_of(&c, "error").await, "");
+    let renewed = c.get_named_cookie("portcullis_access").await.unwrap();
+    assert_ne!(renewed.value(), access.value(), "no new access cookie");
+    assert_only_csrf_readable(&document_cookie(&c).await);
+    let stored = server_memories(&server, &admin_token).await;
+    assert!(stored.iter().any(|m| m["id"] == second["id"]), "{stored:?}");
+
+    // Under /auth the browser also holds the refresh cookie (Path=/auth), HttpOnly too.
+    c.goto(&server.url("/auth/whoami")).await.unwrap();
+    let jar = c.get_all_cookies().await.unwrap();
+    let named = |name: &str| {
+        jar.iter()
+            .find(|k| k.name() == name)
+            .unwrap_or_else(|| panic!("no {name} cookie under /auth: {jar:?}"))
+            .clone()
+    };
+    let access = named("portcullis_access");
+    let refresh = named("portcullis_refresh");
+    assert_eq!(access.http_only(), Some(true), "{access:?}");
+    assert_eq!(refresh.http_only(), Some(true), "{refresh:?}");
+    assert_only_csrf_readable(&document_cookie(&c).await);
+
+    // Back on `/`, the page finds the session that the cookies carry.
+    c.goto(&server.url("/")).await.unwrap();
+    wait_until(
+        &c,
+        "the signed-in state on load",
+        "!document.getElementById('signed-in').hidden",
+    )
+    .await;
+    let who: Value = serde_json::from_str(&text_of(&c, "whoami").await).unwrap();
+    assert_eq!(who["auth_method"], "cookie", "{who}");
+
+    // Sign out: back to the form, the cookies are gone, and the session is dead.
+    c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "the sign-in form after signing out",
+        "!document.getElementById('signed-out').hidden",
+    )
+    .await;
+    assert_eq!(text_of(&c, "error").await, "");
+    assert_eq!(text_of(&c, "whoami").await, "");
+    let cookies = document_cookie(&c).await;
+    assert!(
+        !cookies.contains("portcullis_csrf"),
+        "logout left {cookies:?}"
+    );
+    let res = page_fetch(&c, "GET", "/auth/whoami", json!({}), Value::Null).await;
+    assert_eq!(res["status"], 401, "whoami after logout: {res}");
+
+    // The tokens the cookies held are dead server-side too, not just forgotten by the browser.
+    let res = server
+        .client()
+        .get(server.url("/auth/whoami"))
+        .header("cookie", format!("portcullis_access={}", access.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the old access cookie still works");
+    let res = server
+        .client()
+        .post(server.url("/auth/refresh"))
+        .json(&json!({"refresh_token": refresh.value()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the old refresh token still works");
+
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_requests_from_the_page_without_the_csrf_header_are_refused() {
+    let server = Server::start();
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, false).await;
+    let csrf = document_cookie(&c)
+        .await
+        .split("; ")
+        .find_map(|kv| kv.strip_prefix("portcullis_csrf=").map(str::to_owned))
+        .unwrap();
+    let json_only = json!({"Content-Type": "application/json"});
+
+    // No header, then a wrong one: 403 csrf_failed, and nothing is created.
+    for headers in [
+        json_only.clone(),
+        json!({"Content-Type": "application/json", "X-CSRF-Token": "not-the-token"}),
+    ] {
+        let res = page_fetch(
+            &c,
+            "POST",
+            "/api/v1/memories",
+            headers.clone(),
+            json!({"content": "forged"}),
+        )
+        .await;
+        assert_eq!(res["status"], 403, "{headers}: {res}");
+        assert_eq!(res["body"]["code"], "csrf_failed", "{headers}: {res}");
+    }
+
+    // Logout is an unsafe method too: without the header the session survives.
+    let res = page_fetch(&c, "POST", "/auth/logout", json!({}), Value::Null).await;
+    assert_eq!(res["status"], 403, "logout without CSRF: {res}");
+    assert_eq!(res["body"]["code"], "csrf_failed", "{res}");
+    let res = page_fetch(&c, "GET", "/auth/whoami", json!({}), Value::Null).await;
+    assert_eq!(res["status"], 200, "whoami after a refused logout: {res}");
+
+    // The same request with the cookie's value in the header goes through.
+    let res = page_fetch(
+        &c,
+        "POST",
+        "/api/v1/memories",
+        json!({"Content-Type": "application/json", "X-CSRF-Token": csrf}),
+        json!({"content": "with the header"}),
+    )
+    .await;
+    assert_eq!(res["status"], 201, "{res}");
+    let memories = server_memories(&server, &server.admin_token().await).await;
+    assert!(
+        memories.iter().all(|m| m["content"] != "forged"),
+        "{memories:?}"
+    );
+    assert!(
+        memories.iter().any(|m| m["content"] == "with the header"),
+        "{memories:?}"
+    );
+
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_shows_the_form_again_and_signing_in_again_works() {
+    let server = Server::start();
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, false).await;
+    let who: Value = serde_json::from_str(&text_of(&c, "whoami").await).unwrap();
+    let user_id = who["id"].as_str().unwrap().to_owned();
+
+    // The admin's sessions are revoked elsewhere; the browser still holds the dead cookies.
+    let token = server.admin_token().await;
+    let res = server
+        .client()
+        .post(server.url(&format!("/admin/users/{user_id}/revoke-sessions")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+
+    // On load the page finds no live session (whoami 401, the refresh 401 too): the form, no error.
+    c.goto(&server.url("/")).await.unwrap();
+    wait_until(
+        &c,
+        "the sign-in form with dead cookies",
+        "!document.getElementById('signed-out').hidden",
+    )
+    .await;
+    assert_eq!(text_of(&c, "error").await, "");
+
+    // Signing in again works even though the browser still sends the dead cookies with it.
+    sign_in(&c, &server, false).await;
+    let again: Value = serde_json::from_str(&text_of(&c, "whoami").await).unwrap();
+    assert_eq!(again["auth_method"], "cookie", "{again}");
+    assert_ne!(again["session_id"], who["session_id"], "{again}");
+    let memory = create_memory(&c, "after signing in again").await;
+    assert_eq!(memory["content"], "after signing in again", "{memory}");
+
+    c.close().await.unwrap();
+}

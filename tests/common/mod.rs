@@ -1,0 +1,234 @@
+//! Starts the real `portcullis` binary on a free port and talks HTTP to it.
+//!
+//! The binary is the one `cargo test --workspace` builds beside this test executable
+//! (`target/<profile>/portcullis`); `PORTCULLIS_BIN` overrides it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// The `portcullis` binary.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PORTCULLIS_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/portcullis
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(format!("portcullis{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p portcullis-server` \
+         (`cargo test --workspace` builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running server; killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Its data directory (the SQLite database lives here unless `DATABASE_URL` is given).
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// Everything the server wrote to stdout and stderr so far is readable here.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// How to start one.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra environment (`AUTH_*`, `DATABASE_URL`, `REDIS_URL`, …).
+    pub env: Vec<(String, String)>,
+    /// Reuse this data directory (for restarts); a fresh temporary one otherwise.
+    pub dir: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+}
+
+impl Server {
+    /// Starts on SQLite in a fresh directory with the admin `ADMIN_EMAIL`.
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Self {
+        let (tmp, dir) = match opts.dir {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                let d = t.path().to_path_buf();
+                (Some(t), d)
+            }
+        };
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .current_dir(&dir)
+            .env_remove("REDIS_URL")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/portcullis.db", dir.display()),
+            )
+            .env("PORTCULLIS_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn portcullis");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let out_log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                let mut l = out_log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let err_log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = err_log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not say `listening on`; its output:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Self {
+            child,
+            base,
+            dir,
+            _tmp: tmp,
+            log,
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops the process and keeps its directory (for a restart on the same database).
+    pub fn stop(mut self) -> Option<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self._tmp.take()
+    }
+
+    /// A client without a cookie store.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// `POST /auth/login`; the JSON body.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let res = self
+            .client()
+            .post(self.url("/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login as {email}");
+        res.json().await.unwrap()
+    }
+
+    /// The admin's access token.
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates a user as the admin and returns its access token.
+    pub async fn user_token(&self, email: &str, role: &str, org: &str) -> String {
+        let admin = self.admin_token().await;
+        let res = self
+            .client()
+            .post(self.url("/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"email": email, "password": "user password 123", "role": role, "org_id": org}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "create user {email}");
+        self.login(email, "user password 123").await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts a problem+json refusal: status, `code`, content type; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+    let got = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = res.text().await.unwrap();
+    assert_eq!(got, status, "status; body: {body}");
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content-type {ct}; body: {body}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], code, "code; body: {body}");
+    assert_eq!(v["status"], status, "status field; body: {body}");
+    for field in ["type", "title", "detail"] {
+        assert!(v[field].is_string(), "{field} missing: {body}");
+    }
+    v
+}
