@@ -427,6 +427,14 @@ impl Authenticator {
         self.0.caches.invalidate(what).await;
     }
 
+    /// Drops every cached entry on this instance, so that the next request of each credential
+    /// asks the stores again. For when invalidations may have been missed: the Redis
+    /// subscriber calls it when its connection drops and when it is back (`Invalidator::on_gap`),
+    /// so that while Redis is unreachable requests fail closed rather than ride the cache.
+    pub fn invalidate_all(&self) {
+        self.0.caches.invalidate_all();
+    }
+
     /// Invalidates locally and announces it to the other instances.
     async fn invalidate_everywhere(&self, what: Invalidation) {
         self.0.caches.invalidate(&what).await;

@@ -142,6 +142,13 @@ where
         self.entries.invalidate(key).await;
     }
 
+    /// Drops every entry, fencing loads in flight.
+    fn invalidate_all(&self) {
+        let fence = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.all_before.fetch_max(fence, Ordering::SeqCst);
+        self.entries.invalidate_all();
+    }
+
     fn invalidate_if(&self, predicate: impl Fn(&V) -> bool + Send + Sync + 'static) {
         let fence = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.all_before.fetch_max(fence, Ordering::SeqCst);
@@ -187,6 +194,14 @@ impl Caches {
             agents: Fenced::new(config, false),
             denied: Fenced::new(config, false),
         }
+    }
+
+    /// Drops everything: invalidations may have been missed (a lost pub/sub connection).
+    pub(crate) fn invalidate_all(&self) {
+        self.api_keys.invalidate_all();
+        self.sessions.invalidate_all();
+        self.agents.invalidate_all();
+        self.denied.invalidate_all();
     }
 
     pub(crate) async fn invalidate(&self, what: &Invalidation) {

@@ -157,12 +157,22 @@ impl Invalidator {
     }
 
     /// Subscribes `authenticator` to the invalidations of every instance: each message
-    /// drops the matching entries from its caches.
+    /// drops the matching entries from its caches. Unless a gap handler is set, a gap (the
+    /// connection lost, or back) drops every cached entry
+    /// ([`Authenticator::invalidate_all`]): a revocation may have been missed, and while Redis
+    /// is away requests then fail closed instead of riding the cache.
     pub async fn subscribe_authenticator(
         &self,
         authenticator: Authenticator,
     ) -> Result<InvalidationSubscription, StoreError> {
-        self.subscribe_async(move |what| {
+        let this = match self.on_gap {
+            Some(_) => self.clone(),
+            None => {
+                let auth = authenticator.clone();
+                self.clone().on_gap(move || auth.invalidate_all())
+            }
+        };
+        this.subscribe_async(move |what| {
             let authenticator = authenticator.clone();
             async move { authenticator.invalidate(&what).await }
         })

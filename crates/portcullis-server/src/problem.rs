@@ -2,7 +2,7 @@
 //! the library's one renderer (same body and headers as the layer's); the rest are the
 //! server's own codes: `invalid_request`, `not_found`, `conflict`, ….
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis::render::Renderer;
@@ -97,6 +97,12 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonSyntaxError(_) => Self::bad_request("the body is not valid JSON"),
             other => Self::BadRequest(other.body_text()),
         }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::BadRequest(r.body_text())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Users and administration: `POST /users`, `/admin/stats`, revoke a user's sessions.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis::ids::{OrgId, UserId};
 use portcullis::seed::{AdminRead, AdminWrite};
@@ -10,7 +10,7 @@ use portcullis::{RequirePermissions, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiPath};
 use crate::password;
 use crate::problem::{ApiError, ApiResult};
 use crate::routes::auth::normalize_email;
@@ -129,7 +129,7 @@ pub async fn stats(
 pub async fn revoke_sessions(
     State(s): State<AppState>,
     _who: RequirePermissions<AdminWrite>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let id = UserId::from(id);
     if s.users().get(&id).await?.is_none() {

@@ -1,7 +1,7 @@
 //! `/api-keys`: create (shown once), list, enable/disable, delete.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
 use portcullis::ids::{AgentId, ApiKeyId, UserId};
@@ -10,7 +10,7 @@ use portcullis::{Actor, CurrentActor, PermissionSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiPath};
 use crate::problem::{ApiError, ApiResult};
 use crate::routes::{DEFAULT_ORG, required_text};
 use crate::state::AppState;
@@ -247,7 +247,7 @@ async fn owned(s: &AppState, who: &Actor, id: &ApiKeyId) -> ApiResult<ApiKeyReco
 pub async fn update(
     State(s): State<AppState>,
     who: CurrentActor,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateKey>,
 ) -> ApiResult<Json<KeyInfo>> {
     let id = ApiKeyId::from(key_id);
@@ -267,7 +267,7 @@ pub async fn update(
 pub async fn delete(
     State(s): State<AppState>,
     who: CurrentActor,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let id = ApiKeyId::from(key_id);
     owned(&s, &who, &id).await?;

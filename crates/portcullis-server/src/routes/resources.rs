@@ -2,7 +2,7 @@
 //! argument says what it needs; another org's id is a 404.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis::RequirePermissions;
 use portcullis::seed::{
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::data::{Memory, Scope, Session};
-use crate::json::{ApiJson, ApiQuery};
+use crate::json::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::{ApiError, ApiResult};
 use crate::routes::{home_org, principal, read_scope, required_text};
 use crate::state::AppState;
@@ -98,7 +98,7 @@ pub async fn list_sessions(
 pub async fn get_session(
     State(s): State<AppState>,
     who: RequirePermissions<SessionRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Session>> {
     Ok(Json(found(
         s.data.get_session(read_scope(&who), &id).await?,
@@ -112,7 +112,7 @@ pub async fn get_session(
 pub async fn update_session(
     State(s): State<AppState>,
     who: RequirePermissions<SessionUpdate>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<SessionBody>,
 ) -> ApiResult<Json<Session>> {
     let title = required_text("title", &body.title, MAX_TITLE)?;
@@ -127,7 +127,7 @@ pub async fn update_session(
 pub async fn delete_session(
     State(s): State<AppState>,
     who: RequirePermissions<SessionDelete>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     done(s.data.delete_session(read_scope(&who), &id).await?)?;
     Ok(StatusCode::NO_CONTENT)
@@ -193,7 +193,7 @@ pub async fn search_memories(
 pub async fn get_memory(
     State(s): State<AppState>,
     who: RequirePermissions<MemoryRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Memory>> {
     Ok(Json(found(
         s.data.get_memory(read_scope(&who), &id).await?,
@@ -207,7 +207,7 @@ pub async fn get_memory(
 pub async fn update_memory(
     State(s): State<AppState>,
     who: RequirePermissions<MemoryUpdate>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<MemoryBody>,
 ) -> ApiResult<Json<Memory>> {
     let content = required_text("content", &body.content, MAX_CONTENT)?;
@@ -222,7 +222,7 @@ pub async fn update_memory(
 pub async fn delete_memory(
     State(s): State<AppState>,
     who: RequirePermissions<MemoryDelete>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     done(s.data.delete_memory(read_scope(&who), &id).await?)?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,0 +1,906 @@
+//! The sample server (`portcullis serve`), several real processes at once: two instances on one
+//! PostgreSQL database and one Redis behind an imaginary load balancer, a Redis that goes away
+//! and comes back under a running server, and restarts on the same database.
+//!
+//! Needs PostgreSQL (`PORTCULLIS_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), Redis (`PORTCULLIS_TEST_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`) and, for the outage test, `redis-server` on the `PATH`. Under
+//! `CI=true` an unreachable service fails the test; elsewhere the test says SKIPPED on stderr and
+//! returns. The `portcullis` binary must be built (`cargo build -p portcullis-server`).
+//!
+//! The tests run one at a time (they time cross-instance invalidation on a small machine).
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, Server, assert_problem};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+/// Shared by every instance of one test: each verifies the others' tokens.
+const JWT_SECRET: &str = "server-multi-instance-user-secret-0123456789";
+const AGENT_SECRET: &str = "server-multi-instance-agent-secret-012345678";
+const USER_PASSWORD: &str = "user password 123";
+/// How soon a revocation on one instance must be honoured by the other.
+const BOUND: Duration = Duration::from_millis(100);
+
+// ---------------------------------------------------------------------------------------------
+// Setup
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One test at a time: timings are not measured against the other tests' servers.
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn run<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Under `CI=true`, panics; elsewhere says SKIPPED and lets the test return.
+fn unreachable(what: &str, err: impl std::fmt::Display) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} is unreachable under CI=true: {err} (scripts/services starts it)");
+    }
+    eprintln!("SKIPPED ({what} unreachable: {err})");
+}
+
+fn redis_url() -> String {
+    env_or("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// `host:port` of a `redis://[user@]host:port[/db]` URL.
+fn redis_addr(url: &str) -> String {
+    let rest = url
+        .strip_prefix("redis://")
+        .expect("a redis:// URL")
+        .split('/')
+        .next()
+        .unwrap();
+    rest.rsplit_once('@').map_or(rest, |(_, a)| a).to_owned()
+}
+
+/// `PING` over a plain socket.
+fn redis_ping(addr: &str) -> Result<(), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    if answer.starts_with("+PONG") {
+        Ok(())
+    } else {
+        Err(format!("PING answered {answer:?}"))
+    }
+}
+
+/// A fresh PostgreSQL database and a fresh Redis prefix on the shared Redis: what the instances
+/// of one test share.
+struct Cluster {
+    admin_url: String,
+    name: String,
+    db: String,
+    prefix: String,
+}
+
+impl Cluster {
+    async fn new() -> Option<Self> {
+        let redis = redis_url();
+        if let Err(e) = redis_ping(&redis_addr(&redis)) {
+            unreachable("Redis", e);
+            return None;
+        }
+        let admin_url = env_or(
+            "PORTCULLIS_TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        );
+        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(c) => c,
+            Err(e) => {
+                unreachable("PostgreSQL", e);
+                return None;
+            }
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("portcullis_smi_{id}");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+        let db = format!("{base}/{name}");
+        Some(Self {
+            admin_url,
+            name,
+            db,
+            prefix: format!("pc-smi-{id}:"),
+        })
+    }
+
+    /// Everything an instance of this cluster is started with.
+    fn options(&self) -> Options {
+        Options::default()
+            .env("DATABASE_URL", &self.db)
+            .env("REDIS_URL", &redis_url())
+            .env("PORTCULLIS_REDIS_PREFIX", &self.prefix)
+            .env("AUTH_JWT_SECRET_KEY", JWT_SECRET)
+            .env("AUTH_AGENT_JWT_SECRET", AGENT_SECRET)
+    }
+
+    /// Two instances, started one after the other (the first migrates and creates the admin).
+    fn start_pair(&self) -> (Server, Server) {
+        let a = Server::start_with(self.options());
+        let b = Server::start_with(self.options());
+        (a, b)
+    }
+
+    /// Drops the database; call once every instance is stopped.
+    async fn drop_database(self) {
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers
+
+#[derive(Clone, Copy)]
+enum Cred<'a> {
+    Bearer(&'a str),
+    Key(&'a str),
+}
+
+fn with(req: reqwest::RequestBuilder, cred: Cred<'_>) -> reqwest::RequestBuilder {
+    match cred {
+        Cred::Bearer(t) => req.bearer_auth(t),
+        Cred::Key(k) => req.header("x-api-key", k),
+    }
+}
+
+async fn whoami(http: &reqwest::Client, s: &Server, cred: Cred<'_>) -> reqwest::Response {
+    with(http.get(s.url("/auth/whoami")), cred)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `GET /auth/whoami` must answer 200; the body.
+async fn whoami_ok(http: &reqwest::Client, s: &Server, cred: Cred<'_>, what: &str) -> Value {
+    let res = whoami(http, s, cred).await;
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 200, "{what} on {}: {body}", s.base);
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Creates a user (role `user`) as `admin`; its id.
+async fn create_user(http: &reqwest::Client, s: &Server, admin: &str, email: &str) -> String {
+    let res = http
+        .post(s.url("/users"))
+        .bearer_auth(admin)
+        .json(&json!({"email": email, "password": USER_PASSWORD, "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "create user {email}");
+    let v: Value = res.json().await.unwrap();
+    v["id"].as_str().expect("user id").to_owned()
+}
+
+/// Logs in; `(access_token, refresh_token)`.
+async fn login(s: &Server, email: &str, password: &str) -> (String, String) {
+    let v = s.login(email, password).await;
+    (
+        v["access_token"].as_str().unwrap().to_owned(),
+        v["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn refresh(http: &reqwest::Client, s: &Server, refresh_token: &str) -> reqwest::Response {
+    http.post(s.url("/auth/refresh"))
+        .json(&json!({"refresh_token": refresh_token}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /api-keys` as `cred`; `(key_id, api_key)`.
+async fn create_key(
+    http: &reqwest::Client,
+    s: &Server,
+    cred: Cred<'_>,
+    body: Value,
+) -> (String, String) {
+    let res = with(http.post(s.url("/api-keys")), cred)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(status, 201, "create API key: {text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    (
+        v["key_id"].as_str().unwrap().to_owned(),
+        v["api_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Polls `whoami` on `s` with `cred` every millisecond until it is refused (401); how long
+/// after `since` the first refusal arrived, how many requests that took, and the refusal.
+async fn time_until_refused(
+    http: &reqwest::Client,
+    s: &Server,
+    cred: Cred<'_>,
+    since: Instant,
+) -> (Duration, u32, reqwest::Response) {
+    let mut polls = 0;
+    loop {
+        let res = whoami(http, s, cred).await;
+        polls += 1;
+        match res.status().as_u16() {
+            401 => return (since.elapsed(), polls, res),
+            200 => {}
+            other => panic!(
+                "unexpected {other} while polling {}: {}",
+                s.base,
+                res.text().await.unwrap()
+            ),
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "{} still accepts the credential 5 s after its revocation ({polls} polls)",
+            s.base
+        );
+        // Not a busy loop: the polling must not starve the instances on a small machine.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A 503 `auth_unavailable` problem with a `Retry-After` header.
+async fn assert_unavailable(res: reqwest::Response, what: &str) {
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        res.status() == 503,
+        "{what}: want 503 auth_unavailable, got {}: {}",
+        res.status(),
+        res.text().await.unwrap()
+    );
+    assert_problem(res, 503, "auth_unavailable").await;
+    let retry_after = retry_after.unwrap_or_else(|| panic!("{what}: 503 without Retry-After"));
+    assert!(
+        retry_after.trim().parse::<u64>().is_ok(),
+        "{what}: Retry-After {retry_after:?} is not a number of seconds"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) logout on A, refused by B
+
+#[test]
+fn a_logout_on_instance_a_is_refused_by_instance_b_within_100ms() {
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new().await else {
+            return;
+        };
+        let (a, b) = cluster.start_pair();
+        let (ha, hb) = (a.client(), b.client());
+        let admin = a.admin_token().await;
+        let uid = create_user(&ha, &a, &admin, "lb-user@example.com").await;
+        let (access, refresh_token) = login(&a, "lb-user@example.com", USER_PASSWORD).await;
+
+        // Like a load balancer: every other request goes to the other instance. Both now know
+        // (and may cache) the session.
+        for i in 0..6 {
+            let (s, h) = if i % 2 == 0 { (&a, &ha) } else { (&b, &hb) };
+            let me = whoami_ok(h, s, Cred::Bearer(&access), "the user's token").await;
+            assert_eq!(me["kind"], "user", "{me}");
+            assert_eq!(me["id"], uid.as_str(), "{me}");
+            assert_eq!(me["auth_method"], "jwt", "{me}");
+        }
+
+        let res = ha
+            .post(a.url("/auth/logout"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "logout on A");
+        let logged_out = Instant::now();
+        let (latency, polls, refusal) =
+            time_until_refused(&hb, &b, Cred::Bearer(&access), logged_out).await;
+        assert_problem(refusal, 401, "token_revoked").await;
+        println!(
+            "(a) logout on A -> first 401 token_revoked on B after {latency:?} ({polls} requests to B)"
+        );
+        assert!(
+            latency < BOUND,
+            "B accepted the token for {latency:?} after the logout on A"
+        );
+
+        // Dead everywhere, for good; the refresh token too. Other sessions are untouched.
+        for (s, h) in [(&a, &ha), (&b, &hb)] {
+            assert_problem(
+                whoami(h, s, Cred::Bearer(&access)).await,
+                401,
+                "token_revoked",
+            )
+            .await;
+            whoami_ok(h, s, Cred::Bearer(&admin), "the admin's token").await;
+        }
+        let res = refresh(&hb, &b, &refresh_token).await;
+        assert_eq!(res.status(), 401, "the logged-out refresh token on B");
+
+        drop((a, b));
+        cluster.drop_database().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) key created on A, deleted on B, refused by A
+
+#[test]
+fn b_an_api_key_deleted_on_instance_b_is_refused_by_instance_a_within_100ms() {
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new().await else {
+            return;
+        };
+        let (a, b) = cluster.start_pair();
+        let (ha, hb) = (a.client(), b.client());
+        let admin = a.admin_token().await;
+        let body = |name: &str| json!({"name": name, "permissions": ["memory:read"]});
+        let (id, key) = create_key(&ha, &a, Cred::Bearer(&admin), body("doomed")).await;
+        let (_, other) = create_key(&ha, &a, Cred::Bearer(&admin), body("bystander")).await;
+
+        // Both instances have both keys cached.
+        for _ in 0..2 {
+            for (s, h) in [(&a, &ha), (&b, &hb)] {
+                for k in [&key, &other] {
+                    let me = whoami_ok(h, s, Cred::Key(k), "the API key").await;
+                    assert_eq!(me["kind"], "api_key", "{me}");
+                    assert_eq!(me["auth_method"], "api_key", "{me}");
+                    assert_eq!(me["permissions"], json!(["memory:read"]), "{me}");
+                }
+            }
+        }
+
+        // The admin's token minted on A is good on B: delete the key there.
+        let res = hb
+            .delete(b.url(&format!("/api-keys/{id}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "DELETE /api-keys/{{id}} on B");
+        let deleted = Instant::now();
+        let (latency, polls, refusal) = time_until_refused(&ha, &a, Cred::Key(&key), deleted).await;
+        assert_problem(refusal, 401, "invalid_api_key").await;
+        println!(
+            "(b) key deleted on B -> first 401 invalid_api_key on A after {latency:?} ({polls} requests to A)"
+        );
+        assert!(
+            latency < BOUND,
+            "A accepted the deleted key for {latency:?} after the DELETE on B"
+        );
+
+        for (s, h) in [(&a, &ha), (&b, &hb)] {
+            assert_problem(whoami(h, s, Cred::Key(&key)).await, 401, "invalid_api_key").await;
+            whoami_ok(h, s, Cred::Key(&other), "the other key").await;
+        }
+
+        drop((a, b));
+        cluster.drop_database().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) admin revoke-sessions on B, refused by A
+
+#[test]
+fn c_admin_revoke_sessions_on_instance_b_kills_the_users_tokens_on_instance_a_at_once() {
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new().await else {
+            return;
+        };
+        let (a, b) = cluster.start_pair();
+        let (ha, hb) = (a.client(), b.client());
+        let admin_a = a.admin_token().await;
+        let uid = create_user(&ha, &a, &admin_a, "revoked-user@example.com").await;
+        // Two sessions of the user, both in use on A (and one on B too).
+        let (t1, r1) = login(&a, "revoked-user@example.com", USER_PASSWORD).await;
+        let (t2, _) = login(&b, "revoked-user@example.com", USER_PASSWORD).await;
+        for _ in 0..2 {
+            for t in [&t1, &t2] {
+                let me = whoami_ok(&ha, &a, Cred::Bearer(t), "the user's token").await;
+                assert_eq!(me["id"], uid.as_str(), "{me}");
+            }
+            whoami_ok(&hb, &b, Cred::Bearer(&t1), "the user's token").await;
+        }
+
+        let admin_b = b.admin_token().await;
+        let res = hb
+            .post(b.url(&format!("/admin/users/{uid}/revoke-sessions")))
+            .bearer_auth(&admin_b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "revoke-sessions on B");
+        let revoked = Instant::now();
+        let mut figures = Vec::new();
+        for (label, t) in [("first session", &t1), ("second session", &t2)] {
+            let (latency, polls, refusal) =
+                time_until_refused(&ha, &a, Cred::Bearer(t), revoked).await;
+            assert_problem(refusal, 401, "token_revoked").await;
+            figures.push(format!("{label}: {latency:?} ({polls} requests)"));
+            assert!(
+                latency < BOUND,
+                "A accepted the {label} for {latency:?} after revoke-sessions on B"
+            );
+        }
+        println!(
+            "(c) revoke-sessions on B -> 401 token_revoked on A after {}",
+            figures.join(", ")
+        );
+
+        let res = refresh(&ha, &a, &r1).await;
+        assert_eq!(res.status(), 401, "a revoked session's refresh token on A");
+        for (s, h) in [(&a, &ha), (&b, &hb)] {
+            whoami_ok(h, s, Cred::Bearer(&admin_a), "the admin's own token").await;
+        }
+        // The user can still log in again: a fresh session is unaffected.
+        let (t3, _) = login(&b, "revoked-user@example.com", USER_PASSWORD).await;
+        whoami_ok(
+            &ha,
+            &a,
+            Cred::Bearer(&t3),
+            "a new session after the revocation",
+        )
+        .await;
+
+        drop((a, b));
+        cluster.drop_database().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) Redis goes away and comes back under a running server
+
+/// A `redis-server` of this test's own, on a free port, that can be killed and restarted.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn spawn(port: u16) -> std::io::Result<Child> {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
+    /// `None` (after SKIPPED, or a panic under CI) when `redis-server` cannot be run.
+    fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match Self::spawn(port) {
+            Ok(c) => c,
+            Err(e) => {
+                unreachable("redis-server (binary)", e);
+                return None;
+            }
+        };
+        let mut redis = Self {
+            port,
+            child: Some(child),
+        };
+        redis.wait_up();
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_up(&mut self) {
+        let addr = format!("127.0.0.1:{}", self.port);
+        let start = Instant::now();
+        while let Err(e) = redis_ping(&addr) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("redis-server on port {} exited: {status}", self.port);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server on port {} not up after 10 s: {e}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Again on the same port (empty: it never saved anything).
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        let start = Instant::now();
+        loop {
+            self.child = Some(Self::spawn(self.port).unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+            match self.child.as_mut().unwrap().try_wait().unwrap() {
+                // Port not free yet: try again.
+                Some(_) if start.elapsed() < Duration::from_secs(10) => {
+                    self.child = None;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => break,
+            }
+        }
+        self.wait_up();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn readyz(http: &reqwest::Client, s: &Server) -> reqwest::Response {
+    http.get(s.url("/readyz")).send().await.unwrap()
+}
+
+#[test]
+fn d_readyz_and_protected_routes_fail_closed_while_redis_is_down_and_recover_without_restart() {
+    let _serial = serial();
+    run(async {
+        let Some(mut redis) = PrivateRedis::start() else {
+            return;
+        };
+        let prefix = format!("pc-smi-{}:", uuid::Uuid::new_v4().simple());
+        // SQLite for the records (the harness's default); Redis for sessions, denylist, counters.
+        let s = Server::start_with(
+            Options::default()
+                .env("REDIS_URL", &redis.url())
+                .env("PORTCULLIS_REDIS_PREFIX", &prefix)
+                .env("AUTH_JWT_SECRET_KEY", JWT_SECRET)
+                .env("AUTH_AGENT_JWT_SECRET", AGENT_SECRET),
+        );
+        // Bounded: a request that hangs on the dead Redis is a failure, not a stuck test.
+        let h = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+
+        let res = readyz(&h, &s).await;
+        assert_eq!(res.status(), 200, "/readyz with Redis up");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["status"], "ready", "{v}");
+        let (admin, _) = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        // A rate-limited key: its counter lives in Redis.
+        let (_, key) = create_key(
+            &h,
+            &s,
+            Cred::Bearer(&admin),
+            json!({"name": "limited", "permissions": ["memory:read"], "rate_limit_per_minute": 10000}),
+        )
+        .await;
+        for _ in 0..2 {
+            whoami_ok(&h, &s, Cred::Bearer(&admin), "the admin's token").await;
+            whoami_ok(&h, &s, Cred::Key(&key), "the rate-limited key").await;
+        }
+
+        redis.kill();
+        let down = Instant::now();
+        // Until /readyz notices, a protected request may still be answered from a cache (200) or
+        // refused (503), never anything else.
+        let (mut early_ok, mut early_refused) = (0, 0);
+        loop {
+            let res = whoami(&h, &s, Cred::Bearer(&admin)).await;
+            let st = res.status().as_u16();
+            assert!(
+                st == 200 || st == 503,
+                "whoami right after Redis died: {st}: {}",
+                res.text().await.unwrap()
+            );
+            if st == 200 {
+                early_ok += 1;
+            } else {
+                early_refused += 1;
+            }
+            let res = readyz(&h, &s).await;
+            if res.status() == 503 {
+                assert_unavailable(res, "/readyz with Redis down").await;
+                break;
+            }
+            assert_eq!(res.status(), 200, "/readyz while Redis dies");
+            assert!(
+                down.elapsed() < Duration::from_secs(10),
+                "/readyz still 200 10 s after Redis died"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let detected = down.elapsed();
+
+        // The outage: every protected request is refused, closed, and says when to come back.
+        let mut outage = Duration::ZERO;
+        for _ in 0..3 {
+            for (what, cred) in [
+                ("the admin's token", Cred::Bearer(&admin)),
+                ("the rate-limited key", Cred::Key(&key)),
+            ] {
+                let t = Instant::now();
+                let res = whoami(&h, &s, cred).await;
+                outage = outage.max(t.elapsed());
+                assert_unavailable(res, &format!("whoami with {what}, Redis down")).await;
+            }
+        }
+        // No session can be created either.
+        let res = h
+            .post(s.url("/auth/login"))
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_unavailable(res, "login, Redis down").await;
+        let res = readyz(&h, &s).await;
+        assert_unavailable(res, "/readyz, still down").await;
+        let healthz = h.get(s.url("/healthz")).send().await.unwrap();
+        assert_eq!(
+            healthz.status(),
+            200,
+            "/healthz answers while Redis is down"
+        );
+
+        redis.restart();
+        let up = Instant::now();
+        loop {
+            let res = readyz(&h, &s).await;
+            if res.status() == 200 {
+                break;
+            }
+            assert_unavailable(res, "/readyz while Redis comes back").await;
+            assert!(
+                up.elapsed() < Duration::from_secs(30),
+                "/readyz still 503 30 s after Redis came back (no restart of the server)"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let recovered = up.elapsed();
+
+        // Redis came back empty: the old session is gone, but the server works again.
+        let res = whoami(&h, &s, Cred::Bearer(&admin)).await;
+        let old = res.status().as_u16();
+        assert!(
+            old == 200 || old == 401,
+            "the pre-outage token after recovery: {old}: {}",
+            res.text().await.unwrap()
+        );
+        let (fresh, _) = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        whoami_ok(
+            &h,
+            &s,
+            Cred::Bearer(&fresh),
+            "a token from after the outage",
+        )
+        .await;
+        whoami_ok(
+            &h,
+            &s,
+            Cred::Key(&key),
+            "the rate-limited key after the outage",
+        )
+        .await;
+
+        println!(
+            "(d) Redis killed: /readyz 503 after {detected:?} (whoami before that: {early_ok} x 200, {early_refused} x 503); \
+             slowest protected request during the outage {outage:?}, all 503 auth_unavailable \
+             with Retry-After; Redis back: /readyz 200 after {recovered:?} without a restart; \
+             pre-outage token afterwards: {old}"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (e) restarts
+
+/// State left behind by the first run of a server, checked against the second.
+struct Before {
+    live_key: String,
+    dead_key: String,
+    dead_token: String,
+    dead_refresh: String,
+    live_token: String,
+    live_refresh: String,
+    admin_token: String,
+}
+
+async fn leave_state(s: &Server) -> Before {
+    let h = s.client();
+    let admin_token = s.admin_token().await;
+    create_user(&h, s, &admin_token, "restart-user@example.com").await;
+    let (dead_token, dead_refresh) = login(s, "restart-user@example.com", USER_PASSWORD).await;
+    let res = h
+        .post(s.url("/auth/logout"))
+        .bearer_auth(&dead_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "logout");
+    assert_problem(
+        whoami(&h, s, Cred::Bearer(&dead_token)).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    let (live_token, live_refresh) = login(s, "restart-user@example.com", USER_PASSWORD).await;
+    whoami_ok(&h, s, Cred::Bearer(&live_token), "the live session").await;
+
+    let body = |name: &str| json!({"name": name, "permissions": ["memory:read", "memory:list"]});
+    let (_, live_key) = create_key(&h, s, Cred::Bearer(&admin_token), body("kept")).await;
+    let (dead_id, dead_key) = create_key(&h, s, Cred::Bearer(&admin_token), body("deleted")).await;
+    whoami_ok(&h, s, Cred::Key(&live_key), "the key").await;
+    whoami_ok(&h, s, Cred::Key(&dead_key), "the key to delete").await;
+    let res = h
+        .delete(s.url(&format!("/api-keys/{dead_id}")))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "delete key");
+    assert_problem(
+        whoami(&h, s, Cred::Key(&dead_key)).await,
+        401,
+        "invalid_api_key",
+    )
+    .await;
+    Before {
+        live_key,
+        dead_key,
+        dead_token,
+        dead_refresh,
+        live_token,
+        live_refresh,
+        admin_token,
+    }
+}
+
+async fn check_state(s: &Server, before: &Before) {
+    let h = s.client();
+    let me = whoami_ok(
+        &h,
+        s,
+        Cred::Key(&before.live_key),
+        "a key from before the restart",
+    )
+    .await;
+    assert_eq!(me["kind"], "api_key", "{me}");
+    assert_eq!(
+        me["permissions"],
+        json!(["memory:list", "memory:read"]),
+        "{me}"
+    );
+    assert_problem(
+        whoami(&h, s, Cred::Key(&before.dead_key)).await,
+        401,
+        "invalid_api_key",
+    )
+    .await;
+    assert_problem(
+        whoami(&h, s, Cred::Bearer(&before.dead_token)).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    let res = refresh(&h, s, &before.dead_refresh).await;
+    assert_eq!(
+        res.status(),
+        401,
+        "a logged-out refresh token after the restart"
+    );
+    let me = whoami_ok(
+        &h,
+        s,
+        Cred::Bearer(&before.live_token),
+        "a live session's token from before the restart",
+    )
+    .await;
+    assert_eq!(me["kind"], "user", "{me}");
+    let res = refresh(&h, s, &before.live_refresh).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "a live refresh token after the restart: {}",
+        res.text().await.unwrap()
+    );
+    // One admin, one user: the admin was not created twice.
+    let res = h
+        .get(s.url("/admin/stats"))
+        .bearer_auth(&before.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "/admin/stats");
+    let stats: Value = res.json().await.unwrap();
+    assert_eq!(stats["users"], 2, "{stats}");
+}
+
+#[test]
+fn e_a_restart_on_sqlite_loses_no_key_session_or_revocation() {
+    let _serial = serial();
+    run(async {
+        let opts = Options::default()
+            .env("AUTH_JWT_SECRET_KEY", JWT_SECRET)
+            .env("AUTH_AGENT_JWT_SECRET", AGENT_SECRET);
+        let first = Server::start_with(opts.clone());
+        let before = leave_state(&first).await;
+        let dir = first.dir.clone();
+        let _keep = first.stop();
+        let second = Server::start_with(Options {
+            dir: Some(dir),
+            ..opts
+        });
+        check_state(&second, &before).await;
+        println!("(e) SQLite: keys, sessions and revocations survived a restart");
+    });
+}
+
+#[test]
+fn e_a_restart_on_postgres_and_redis_loses_no_key_session_or_revocation() {
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new().await else {
+            return;
+        };
+        let first = Server::start_with(cluster.options());
+        let before = leave_state(&first).await;
+        drop(first.stop());
+        let second = Server::start_with(cluster.options());
+        check_state(&second, &before).await;
+        drop(second);
+        println!("(e) PostgreSQL + Redis: keys, sessions and revocations survived a restart");
+        cluster.drop_database().await;
+    });
+}
