@@ -326,6 +326,7 @@ async fn a_database_that_goes_away_gives_503_then_recovers_with_no_wrong_200() {
         .cache(CacheConfig {
             capacity: 1_000,
             ttl: Duration::from_millis(1),
+            ..CacheConfig::default()
         })
         .build()
         .unwrap();

@@ -15,6 +15,7 @@ use crate::error::{AuthError, TokenError};
 use crate::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, TokenId, UserId};
 use crate::permission::{PermissionCatalog, PermissionSet, seed};
 use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
+use crate::resolved::Resolved;
 use crate::store::{AgentRecord, AgentStatus, RefreshResult, Stores};
 use crate::token::{AgentTokens, TokenHeader, UserTokens, payload_has_type_claim};
 
@@ -77,6 +78,7 @@ struct Inner {
     catalog: PermissionCatalog,
     agent_permissions: PermissionSet,
     caches: Caches,
+    resolved: Resolved,
     sink: Option<Arc<dyn InvalidationSink>>,
     usage: Option<Arc<dyn UsageSink>>,
 }
@@ -185,6 +187,7 @@ impl AuthenticatorBuilder {
             catalog: self.catalog,
             agent_permissions: self.agent_permissions,
             caches: Caches::new(self.cache),
+            resolved: Resolved::new(self.cache.resolved_bytes, self.cache.ttl),
             sink: self.sink,
             usage: self.usage,
         })))
@@ -244,26 +247,70 @@ impl Authenticator {
 
     /// The actor a credential stands for.
     pub async fn resolve(&self, credential: Credential<'_>) -> Result<Actor, AuthError> {
+        if let Some(actor) = self.resolve_cached(credential) {
+            return Ok(actor);
+        }
+        // Read before any store is: a revocation landing from here on makes the entry made
+        // below stale at once.
+        let epoch = self.0.resolved.epoch();
+        let resolved = &self.0.resolved;
         match credential {
-            Credential::ApiKey(key) => self.resolve_api_key(key).await,
-            Credential::Bearer(token) => self.resolve_jwt(token, AuthMethod::Jwt).await,
-            Credential::Cookie(token) => self.resolve_jwt(token, AuthMethod::Cookie).await,
+            Credential::ApiKey(key) => {
+                let (actor, hash, stale_at, cacheable) = self.resolve_api_key(key).await?;
+                if cacheable {
+                    resolved.insert_key(hash, actor.clone(), epoch, self.0.clock.now(), stale_at);
+                }
+                Ok(actor)
+            }
+            Credential::Bearer(token) | Credential::Cookie(token) => {
+                let method = match credential {
+                    Credential::Cookie(_) => AuthMethod::Cookie,
+                    _ => AuthMethod::Jwt,
+                };
+                let (actor, stale_at) = self.resolve_jwt(token, method).await?;
+                let now = self.0.clock.now();
+                let cookie = method == AuthMethod::Cookie;
+                resolved.insert_token(token, cookie, actor.clone(), epoch, now, stale_at);
+                Ok(actor)
+            }
         }
     }
 
-    async fn resolve_jwt(&self, token: &str, method: AuthMethod) -> Result<Actor, AuthError> {
-        let max = self.0.config.user_policy.max_token_bytes;
-        let (header, _) = TokenHeader::parse(token, max)?;
-        // The kid names the family; a token without one goes by its claims' shape. Cookies
-        // only ever carry user tokens.
-        let agent = method == AuthMethod::Jwt
-            && match header.kid.as_deref() {
-                Some(kid) => {
-                    self.0.user_tokens.key_ring().find(Some(kid)).is_none()
-                        && self.0.agent_tokens.key_ring().find(Some(kid)).is_some()
+    /// The actor for a credential resolved recently and unchanged since, without waiting on
+    /// anything: `None` means "resolve it the slow way" (never "refused"). Layers call this
+    /// first so that the common case is decided synchronously.
+    pub fn resolve_cached(&self, credential: Credential<'_>) -> Option<Actor> {
+        let now = self.0.clock.now();
+        let resolved = &self.0.resolved;
+        let entry = match credential {
+            Credential::Bearer(token) => resolved.token(token, false, now)?,
+            Credential::Cookie(token) => resolved.token(token, true, now)?,
+            Credential::ApiKey(raw) => {
+                if !self.0.config.api_keys_enabled {
+                    return None;
                 }
-                None => !payload_has_type_claim(token),
-            };
+                let hash = api_key::parse(raw, &self.0.config.api_key_prefix)
+                    .ok()?
+                    .hash();
+                resolved.key(&hash, now)?
+            }
+        };
+        if let (Some(usage), Some(key)) = (&self.0.usage, &entry.key_id) {
+            usage.record(key, now);
+        }
+        Some(entry.actor.clone())
+    }
+
+    /// The actor of a JWT and the first second it must not be served from the cache.
+    async fn resolve_jwt(
+        &self,
+        token: &str,
+        method: AuthMethod,
+    ) -> Result<(Actor, UnixTime), AuthError> {
+        // Cookies only ever carry user tokens. Otherwise the header names the family: our own
+        // minted headers by their exact bytes, others by their kid; a token without a kid goes
+        // by its claims' shape.
+        let agent = method == AuthMethod::Jwt && self.is_agent_token(token)?;
         if agent {
             self.resolve_agent_token(token).await
         } else {
@@ -271,12 +318,36 @@ impl Authenticator {
         }
     }
 
+    /// Whether a bearer JWT belongs to the agent family.
+    fn is_agent_token(&self, token: &str) -> Result<bool, AuthError> {
+        let (user_ring, agent_ring) = (
+            self.0.user_tokens.key_ring(),
+            self.0.agent_tokens.key_ring(),
+        );
+        let segment = token.split('.').next().unwrap_or_default();
+        if user_ring.by_header_segment(segment).is_some() {
+            return Ok(false);
+        }
+        if agent_ring.by_header_segment(segment).is_some() {
+            return Ok(true);
+        }
+        let max = self.0.config.user_policy.max_token_bytes;
+        let (header, _) = TokenHeader::parse(token, max)?;
+        Ok(match header.kid.as_deref() {
+            Some(kid) => {
+                user_ring.find(Some(kid)).is_none() && agent_ring.find(Some(kid)).is_some()
+            }
+            None => !payload_has_type_claim(token),
+        })
+    }
+
     async fn resolve_user_token(
         &self,
         token: &str,
         method: AuthMethod,
-    ) -> Result<Actor, AuthError> {
+    ) -> Result<(Actor, UnixTime), AuthError> {
         let claims = self.0.user_tokens.verify_access(token)?;
+        let token_stale_at = self.token_stale_at(claims.registered.exp);
         // verify_access guarantees these are present.
         let (Some(sub), Some(sid), Some(org), Some(role), Some(jti)) = (
             claims.sub,
@@ -290,11 +361,14 @@ impl Authenticator {
         let now = self.0.clock.now();
         let session_id = SessionId::from(sid);
         let user_id = UserId::from(sub);
-        let live = self
+        let session = self
             .session(&session_id)
             .await?
-            .is_some_and(|s| s.user_id == user_id && s.is_live(now));
-        if !live || self.is_denied(&TokenId::from(jti), now).await? {
+            .filter(|s| s.user_id == user_id && s.is_live(now));
+        let Some(session) = session else {
+            return Err(AuthError::TokenRevoked);
+        };
+        if self.is_denied(&TokenId::from(jti), now).await? {
             return Err(AuthError::TokenRevoked);
         }
         let permissions = self
@@ -303,18 +377,29 @@ impl Authenticator {
             .roles
             .get(&role)
             .unwrap_or(PermissionSet::EMPTY);
-        Ok(Actor::User(Arc::new(UserActor {
+        let actor = Actor::User(Arc::new(UserActor {
             id: user_id,
             org_id: OrgId::from(org),
             role: role.into(),
             permissions,
             session_id,
             method,
-        })))
+        }));
+        Ok((actor, token_stale_at.min(session.expires_at)))
     }
 
-    async fn resolve_agent_token(&self, token: &str) -> Result<Actor, AuthError> {
+    /// When a verified token with this `exp` stops being acceptable (leeway included).
+    fn token_stale_at(&self, exp: Option<crate::token::NumericDate>) -> UnixTime {
+        exp.map_or(0, |e| {
+            e.0.saturating_add(self.0.config.user_policy.leeway_secs)
+        })
+    }
+
+    async fn resolve_agent_token(&self, token: &str) -> Result<(Actor, UnixTime), AuthError> {
         let claims = self.0.agent_tokens.verify(token)?;
+        let stale_at = claims.registered.exp.map_or(0, |e| {
+            e.0.saturating_add(self.0.config.agent_policy.leeway_secs)
+        });
         let (Some(sub), Some(company), Some(run), Some(jti)) = (
             claims.sub,
             claims.company_id,
@@ -336,14 +421,15 @@ impl Authenticator {
         {
             return Err(AuthError::TokenRevoked);
         }
-        Ok(Actor::Agent(Arc::new(AgentActor {
+        let actor = Actor::Agent(Arc::new(AgentActor {
             id: agent.id.clone(),
             org_id: agent.org_id.clone(),
             permissions: self.0.agent_permissions,
             run_id: Some(RunId::from(run)),
             key_id: None,
             method: AuthMethod::Jwt,
-        })))
+        }));
+        Ok((actor, stale_at))
     }
 
     /// The agent, if it exists; terminated agents are an error.
@@ -372,7 +458,13 @@ impl Authenticator {
             .await
     }
 
-    async fn resolve_api_key(&self, raw: &str) -> Result<Actor, AuthError> {
+    /// The actor of an API key, its hash, when a cached resolution must stop being served,
+    /// and whether it may be cached at all (a key with a rate limit must meet its limiter
+    /// on every request).
+    async fn resolve_api_key(
+        &self,
+        raw: &str,
+    ) -> Result<(Actor, KeyHash, UnixTime, bool), AuthError> {
         if !self.0.config.api_keys_enabled {
             return Err(AuthError::InvalidApiKey);
         }
@@ -397,7 +489,9 @@ impl Authenticator {
         if let Some(usage) = &self.0.usage {
             usage.record(&record.id, now);
         }
-        Ok(match &record.owner {
+        let cacheable = record.rate_limit_per_minute.is_none();
+        let stale_at = record.expires_at.unwrap_or(UnixTime::MAX);
+        let actor = match &record.owner {
             KeyOwner::Agent(agent_id) => {
                 let agent = self
                     .live_agent(agent_id)
@@ -419,12 +513,15 @@ impl Authenticator {
                 permissions: record.permissions,
                 rate_limit_per_minute: record.rate_limit_per_minute,
             })),
-        })
+        };
+        Ok((actor, hash, stale_at, cacheable))
     }
 
     /// Drops `what` from this instance's caches (for invalidations announced by others).
     pub async fn invalidate(&self, what: &Invalidation) {
         self.0.caches.invalidate(what).await;
+        // After the store caches: a resolution that starts from here on reads fresh state.
+        self.0.resolved.bump();
     }
 
     /// Drops every cached entry on this instance, so that the next request of each credential
@@ -433,11 +530,12 @@ impl Authenticator {
     /// so that while Redis is unreachable requests fail closed rather than ride the cache.
     pub fn invalidate_all(&self) {
         self.0.caches.invalidate_all();
+        self.0.resolved.bump();
     }
 
     /// Invalidates locally and announces it to the other instances.
     async fn invalidate_everywhere(&self, what: Invalidation) {
-        self.0.caches.invalidate(&what).await;
+        self.invalidate(&what).await;
         if let Some(sink) = &self.0.sink {
             sink.publish(&what);
         }

@@ -24,6 +24,10 @@ pub struct CacheConfig {
     /// through the [`Authenticator`](crate::Authenticator) (or announced by another instance)
     /// take effect at once regardless; this bounds staleness for changes made behind its back.
     pub ttl: Duration,
+    /// Roughly how many bytes each cache of resolved credentials (bearer tokens, cookie
+    /// tokens, API keys) may hold: a repeat of a credential within `ttl` skips verification
+    /// and the store lookups (see `resolved.rs`). 0 turns them off.
+    pub resolved_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -31,6 +35,7 @@ impl Default for CacheConfig {
         Self {
             capacity: 100_000,
             ttl: Duration::from_secs(30),
+            resolved_bytes: 32 << 20,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod ids;
 pub mod permission;
 mod random;
 pub mod rate_limit;
+mod resolved;
 pub mod roles;
 pub mod secret;
 pub mod session;

@@ -93,13 +93,24 @@ where
         // (never the board), so that e.g. login works with a stale access cookie.
         let public = config.is_public_path(parts.uri.path());
         let needs_actor = config.require_auth && !public;
-        let fallback = match config.fallback {
-            Fallback::Board => Actor::Board,
-            Fallback::None => Actor::Anonymous,
+        let early = match credentials::extract(&parts, &config.api_key_prefix) {
+            Ok(creds) if creds.is_empty() => Early::NoCredentials,
+            Ok(creds) => {
+                // The common case is decided here, without a future: one credential,
+                // resolved recently and unchanged since.
+                let mut all = creds.iter();
+                match (all.next(), all.next()) {
+                    (Some(only), None) => match self.auth.resolve_cached(only) {
+                        Some(actor) => Early::Cached(only.kind(), check_csrf(only, &parts, actor)),
+                        None => Early::Resolve,
+                    },
+                    _ => Early::Resolve,
+                }
+            }
+            Err(e) => Early::Unreadable(e),
         };
-        let decided = match credentials::extract(&parts, &config.api_key_prefix) {
-            Ok(creds) if creds.is_empty() => Ok(fallback),
-            Ok(_) => {
+        let (kind, actor, presented) = match early {
+            Early::Resolve => {
                 let auth = self.auth.clone();
                 let decision = Box::pin(async move {
                     let (kind, result) = decide(&auth, &parts).await;
@@ -116,17 +127,24 @@ where
                     },
                 };
             }
-            Err(e) => Err(e),
-        };
-        let (actor, presented) = match decided {
-            Ok(actor) if needs_actor && !actor.is_authenticated() => {
-                (Err(AuthError::MissingCredentials), false)
+            Early::NoCredentials => {
+                let fallback = match config.fallback {
+                    Fallback::Board => Actor::Board,
+                    Fallback::None => Actor::Anonymous,
+                };
+                if needs_actor && !fallback.is_authenticated() {
+                    ("none", Err(AuthError::MissingCredentials), false)
+                } else {
+                    ("none", Ok(fallback), false)
+                }
             }
-            Ok(actor) => (Ok(actor), false),
-            Err(_) if public => (Ok(Actor::Anonymous), true),
-            Err(e) => (Err(e), true),
+            Early::Cached(kind, result) => (kind, result, true),
+            Early::Unreadable(e) => ("unreadable", Err(e), true),
         };
-        let kind = if presented { "unreadable" } else { "none" };
+        let actor = match actor {
+            Err(_) if public && presented => Ok(Actor::Anonymous),
+            other => other,
+        };
         log_decision(kind, actor.as_ref(), started);
         match actor {
             Ok(actor) => ResponseFuture {
@@ -147,6 +165,18 @@ where
             },
         }
     }
+}
+
+/// What `call` can tell without waiting.
+enum Early {
+    /// No credential at all: the fallback actor, or 401.
+    NoCredentials,
+    /// One credential, resolved before and still fresh (CSRF already checked).
+    Cached(&'static str, Result<Actor, AuthError>),
+    /// Credentials to resolve through the stores.
+    Resolve,
+    /// A credential header that cannot be read.
+    Unreadable(AuthError),
 }
 
 /// Takes the readied inner service, leaving a fresh clone in its place (the readied one is the
@@ -196,16 +226,21 @@ async fn decide(auth: &Authenticator, parts: &Parts) -> (&'static str, Result<Ac
                 return Err(AuthError::ConflictingCredentials);
             }
         }
-        if matches!(first, Credential::Cookie(_))
-            && credentials::is_unsafe(&parts.method)
-            && !credentials::csrf_matches(&parts.headers)
-        {
-            return Err(AuthError::CsrfFailed);
-        }
-        Ok(actor)
+        check_csrf(first, parts, actor)
     }
     .await;
     (kind, result)
+}
+
+/// Cookie-authenticated unsafe requests must echo the CSRF cookie in `X-CSRF-Token`.
+fn check_csrf(decided_by: Credential<'_>, parts: &Parts, actor: Actor) -> Result<Actor, AuthError> {
+    if matches!(decided_by, Credential::Cookie(_))
+        && credentials::is_unsafe(&parts.method)
+        && !credentials::csrf_matches(&parts.headers)
+    {
+        return Err(AuthError::CsrfFailed);
+    }
+    Ok(actor)
 }
 
 /// One event per decision: credential kind, key id, actor id, org, outcome code, latency.

@@ -28,7 +28,7 @@ use portcullis_core::store::{
 };
 use portcullis_core::token::{AccessGrant, AgentGrant, MintedToken, SigningKey};
 use portcullis_core::{
-    Actor, AuthConfig, AuthConfigBuilder, Authenticator, Clock, Fallback, ManualClock,
+    Actor, AuthConfig, AuthConfigBuilder, Authenticator, Clock, Credential, Fallback, ManualClock,
     RateLimitInfo, Secret, StoreError, UnixTime, seed,
 };
 use portcullis_tower::{AuthLayer, Renderer};
@@ -2064,6 +2064,29 @@ async fn a_cookie_post_without_x_csrf_token_is_csrf_failed() {
         .send(post(PRIVATE, &[("cookie", &access_cookie(&token))]))
         .await;
     assert_csrf_failed(&r);
+}
+
+#[tokio::test]
+async fn a_cookie_already_resolved_still_needs_the_csrf_token_on_a_post() {
+    // The second request is decided from the resolved-credential cache, in `call`.
+    let fx = Fx::new();
+    let (_, token) = fx.login("u-alice").await;
+    let ok = [
+        ("cookie", cookies(&token, CSRF)),
+        ("x-csrf-token", CSRF.to_owned()),
+    ];
+    let ok: Vec<(&str, &str)> = ok.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = fx.send(post(PRIVATE, &ok)).await;
+    assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
+    assert!(fx.auth.resolve_cached(Credential::Cookie(&token)).is_some());
+    let r = fx
+        .send(post(PRIVATE, &[("cookie", &cookies(&token, CSRF))]))
+        .await;
+    assert_csrf_failed(&r);
+    let r = fx
+        .send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
+        .await;
+    assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
 }
 
 #[tokio::test]

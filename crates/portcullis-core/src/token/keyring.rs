@@ -6,6 +6,8 @@
 use std::fmt;
 use std::sync::{Arc, Once};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
@@ -106,6 +108,36 @@ pub enum KeyError {
     DuplicateKid(String),
 }
 
+/// HMAC-SHA256 keyed once, so that verifying does not re-derive the key pads for every token
+/// (what `jsonwebtoken::decode` does; measured in portcullis-bench). From aws-lc when that
+/// backend is on, else RustCrypto.
+#[derive(Clone)]
+pub(crate) struct HmacSha256 {
+    #[cfg(feature = "aws-lc")]
+    key: aws_lc_rs::hmac::Key,
+    #[cfg(not(feature = "aws-lc"))]
+    key: hmac::Hmac<sha2::Sha256>,
+}
+
+impl HmacSha256 {
+    fn new(secret: &[u8]) -> Option<Self> {
+        #[cfg(feature = "aws-lc")]
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        #[cfg(not(feature = "aws-lc"))]
+        let key = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret).ok()?;
+        Some(Self { key })
+    }
+
+    /// True when `tag` is the MAC of `message`, compared in constant time.
+    pub(crate) fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        #[cfg(feature = "aws-lc")]
+        return aws_lc_rs::hmac::verify(&self.key, message, tag).is_ok();
+        #[cfg(not(feature = "aws-lc"))]
+        return hmac::Mac::verify_slice(hmac::Mac::chain_update(self.key.clone(), message), tag)
+            .is_ok();
+    }
+}
+
 /// A key that verifies: a shared secret or a public key, with its `kid` and algorithm.
 #[derive(Clone)]
 pub struct VerifyingKey {
@@ -113,6 +145,19 @@ pub struct VerifyingKey {
     alg: JwtAlgorithm,
     decoding: DecodingKey,
     public_jwk: Option<Jwk>,
+    /// HS256 only: the pre-keyed MAC.
+    hmac: Option<Arc<HmacSha256>>,
+    /// The base64url header our signer writes for this key: a token whose header segment is
+    /// exactly this needs no header parsing.
+    header_segment: Arc<str>,
+}
+
+/// The header segment [`Verifier::sign`](super::verify) writes for a key.
+fn header_segment(alg: JwtAlgorithm, kid: &str) -> Arc<str> {
+    let mut header = jsonwebtoken::Header::new(alg.to_jwt());
+    header.kid = Some(kid.to_owned());
+    let json = serde_json::to_vec(&header).unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(json).into()
 }
 
 impl VerifyingKey {
@@ -120,11 +165,15 @@ impl VerifyingKey {
     /// hash, stable across restarts).
     pub fn hs256(secret: &Secret) -> Self {
         install_crypto_provider();
+        let kid = hs256_kid(secret);
         Self {
-            kid: hs256_kid(secret),
+            header_segment: header_segment(JwtAlgorithm::Hs256, &kid),
+            kid,
             alg: JwtAlgorithm::Hs256,
             decoding: DecodingKey::from_secret(secret.expose()),
             public_jwk: None,
+            // HMAC takes keys of any length: this cannot fail.
+            hmac: HmacSha256::new(secret.expose()).map(Arc::new),
         }
     }
 
@@ -158,10 +207,12 @@ impl VerifyingKey {
         jwk.common.key_id = Some(kid.to_string());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Ok(Self {
+            header_segment: header_segment(alg, &kid),
             kid,
             alg,
             decoding,
             public_jwk: Some(jwk),
+            hmac: None,
         })
     }
 
@@ -169,6 +220,7 @@ impl VerifyingKey {
     #[must_use]
     pub fn with_kid(mut self, kid: &str) -> Self {
         self.kid = kid.into();
+        self.header_segment = header_segment(self.alg, kid);
         if let Some(jwk) = &mut self.public_jwk {
             jwk.common.key_id = Some(kid.to_owned());
         }
@@ -187,6 +239,14 @@ impl VerifyingKey {
 
     pub(crate) fn decoding(&self) -> &DecodingKey {
         &self.decoding
+    }
+
+    pub(crate) fn hmac(&self) -> Option<&HmacSha256> {
+        self.hmac.as_deref()
+    }
+
+    pub(crate) fn header_segment(&self) -> &str {
+        &self.header_segment
     }
 }
 
@@ -332,6 +392,12 @@ impl KeyRing {
             None => Some(&self.active.verifying),
             Some(kid) => self.keys().find(|k| &*k.kid == kid),
         }
+    }
+
+    /// The key whose minted header segment (base64url, as this crate signs) is exactly
+    /// `segment`, if any.
+    pub fn by_header_segment(&self, segment: &str) -> Option<&VerifyingKey> {
+        self.keys().find(|k| k.header_segment() == segment)
     }
 
     /// The public keys as a JWKS document (asymmetric keys only; secrets are never published).

@@ -1,0 +1,147 @@
+//! The resolved-credential cache: the [`Actor`] a credential resolved to, for the next request
+//! that presents exactly the same credential.
+//!
+//! The per-request cost of auth is dominated by what a repeat of a credential does again:
+//! verifying the token's signature and claims, looking up the session and the denylist, or
+//! parsing and hashing an API key and looking up its record. This cache skips all of that on a
+//! hit, but gives up none of the checks' strength:
+//!
+//! - Only successes are cached, keyed by the exact credential (a JWT's bytes; an API key's
+//!   SHA-256), so a forged or altered credential never hits, and bounded by weight, so a flood
+//!   of valid credentials cannot grow memory past the configured size.
+//! - An entry is fresh only until the earliest of: the token's `exp` (with leeway), the
+//!   session's or the key's expiry, and the cache TTL (after which the stores are asked again,
+//!   bounding staleness for changes made behind the [`Authenticator`](crate::Authenticator)'s
+//!   back, as the store caches do).
+//! - Every invalidation (a revocation here, or one announced by another instance) bumps one
+//!   epoch; an entry made before the bump is stale and the credential goes the slow way again,
+//!   which re-reads the (fenced) store caches. Revocations are rare, so the epoch is almost
+//!   always unchanged and a hit costs one hash lookup, one clock read and one atomic load.
+//!
+//! The epoch is read before the slow path starts: a revocation that lands while a credential
+//! is being resolved makes the entry it produces stale at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::actor::Actor;
+use crate::api_key::KeyHash;
+use crate::clock::UnixTime;
+use crate::ids::ApiKeyId;
+
+/// What a hit hands back.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) actor: Actor,
+    /// The epoch when the slow path that made this entry began.
+    epoch: u64,
+    /// The first second at which the entry must not be served.
+    stale_at: UnixTime,
+    /// For API keys: reported to the usage sink on every hit.
+    pub(crate) key_id: Option<ApiKeyId>,
+}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// Credentials already resolved. See the module docs.
+pub(crate) struct Resolved {
+    /// Bearer JWTs, by their exact text.
+    bearer: moka::sync::Cache<Arc<str>, Arc<Entry>, Hasher>,
+    /// Cookie JWTs (their actor says `cookie`), by their exact text.
+    cookie: moka::sync::Cache<Arc<str>, Arc<Entry>, Hasher>,
+    /// API keys, by hash.
+    api_keys: moka::sync::Cache<KeyHash, Arc<Entry>, Hasher>,
+    epoch: AtomicU64,
+    ttl_secs: u64,
+}
+
+/// A token's share of the cache's weight: its length plus the entry's fixed cost.
+fn weight(token: &Arc<str>, _: &Arc<Entry>) -> u32 {
+    u32::try_from(token.len() + 128).unwrap_or(u32::MAX)
+}
+
+impl Resolved {
+    /// Caches of at most `max_bytes` (roughly) each, serving entries at most `ttl`.
+    pub(crate) fn new(max_bytes: u64, ttl: Duration) -> Self {
+        let tokens = || {
+            moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(weight)
+                .time_to_live(ttl)
+                .build_with_hasher(Hasher::default())
+        };
+        Self {
+            bearer: tokens(),
+            cookie: tokens(),
+            api_keys: moka::sync::Cache::builder()
+                .max_capacity(max_bytes / 256)
+                .time_to_live(ttl)
+                .build_with_hasher(Hasher::default()),
+            epoch: AtomicU64::new(0),
+            ttl_secs: ttl.as_secs(),
+        }
+    }
+
+    /// The epoch to pass to [`insert_token`](Self::insert_token) / [`insert_key`](Self::insert_key),
+    /// read before resolving the slow way.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Makes every entry stale (something was revoked).
+    pub(crate) fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn fresh(&self, entry: Arc<Entry>, now: UnixTime) -> Option<Arc<Entry>> {
+        (entry.epoch == self.epoch.load(Ordering::Acquire) && now < entry.stale_at).then_some(entry)
+    }
+
+    /// The actor for a JWT seen before, if still fresh.
+    pub(crate) fn token(&self, token: &str, cookie: bool, now: UnixTime) -> Option<Arc<Entry>> {
+        let cache = if cookie { &self.cookie } else { &self.bearer };
+        self.fresh(cache.get(token)?, now)
+    }
+
+    /// The actor for an API key seen before, if still fresh.
+    pub(crate) fn key(&self, hash: &KeyHash, now: UnixTime) -> Option<Arc<Entry>> {
+        self.fresh(self.api_keys.get(hash)?, now)
+    }
+
+    fn entry(&self, actor: Actor, epoch: u64, now: UnixTime, stale_at: UnixTime) -> Arc<Entry> {
+        Arc::new(Entry {
+            key_id: actor.api_key_id().cloned(),
+            actor,
+            epoch,
+            stale_at: stale_at.min(now.saturating_add(self.ttl_secs)),
+        })
+    }
+
+    /// Remembers that `token` resolved to `actor`, until `stale_at` at the latest.
+    pub(crate) fn insert_token(
+        &self,
+        token: &str,
+        cookie: bool,
+        actor: Actor,
+        epoch: u64,
+        now: UnixTime,
+        stale_at: UnixTime,
+    ) {
+        let cache = if cookie { &self.cookie } else { &self.bearer };
+        cache.insert(Arc::from(token), self.entry(actor, epoch, now, stale_at));
+    }
+
+    /// Remembers that the key hashing to `hash` resolved to `actor`, until `stale_at`.
+    pub(crate) fn insert_key(
+        &self,
+        hash: KeyHash,
+        actor: Actor,
+        epoch: u64,
+        now: UnixTime,
+        stale_at: UnixTime,
+    ) {
+        self.api_keys
+            .insert(hash, self.entry(actor, epoch, now, stale_at));
+    }
+}
