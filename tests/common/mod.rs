@@ -143,6 +143,18 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// The process id (to read its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the process in KiB (Linux), if readable.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Everything the process printed so far.
     pub fn output(&self) -> String {
         self.log.lock().unwrap().clone()
