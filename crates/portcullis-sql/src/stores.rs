@@ -17,10 +17,12 @@ use crate::backend::{ExpiringTable, dispatch};
 use crate::pool::{PoolSettings, SqlPool};
 use crate::users::UserStore;
 
-/// How many times a refresh re-reads and re-applies the rule after losing the
-/// compare-and-swap. Each loss means another writer changed the session; after a rotation
-/// and a revocation nothing more can change, so a handful is plenty.
-const REFRESH_ATTEMPTS: usize = 8;
+/// How long a refresh keeps re-reading and re-applying the rule after losing the
+/// compare-and-swap. Each loss means another writer changed the session — made progress —
+/// and retries within the grace window each rotate again, so a burst of N concurrent
+/// refreshes of one token takes up to N rounds: bounded by time, not by a count (a count of 8
+/// turned the 9th of 16 parallel retries into a 503).
+const REFRESH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every store of one SQL database: the four core stores and the users.
 ///
@@ -191,7 +193,10 @@ impl SessionStore for SqlSessionStore {
         now: UnixTime,
         grace_secs: u64,
     ) -> Result<RefreshResult, StoreError> {
-        for _ in 0..REFRESH_ATTEMPTS {
+        let deadline = tokio::time::Instant::now() + REFRESH_BUDGET;
+        let mut attempts = 0u32;
+        while attempts == 0 || tokio::time::Instant::now() < deadline {
+            attempts += 1;
             let Some((current, version)) = dispatch!(&self.pool, session_get_versioned(id))? else {
                 return Ok(RefreshResult::NotFound);
             };
@@ -203,9 +208,11 @@ impl SessionStore for SqlSessionStore {
             if dispatch!(&self.pool, session_swap(version, &new))? {
                 return Ok(outcome);
             }
+            // Let the writer that won finish before reading again.
+            tokio::task::yield_now().await;
         }
         Err(StoreError::Unavailable(format!(
-            "session refresh lost its compare-and-swap {REFRESH_ATTEMPTS} times in a row"
+            "session refresh lost its compare-and-swap {attempts} times in {REFRESH_BUDGET:?}"
         )))
     }
 

@@ -62,7 +62,8 @@ impl TokenHeader {
         let bytes = URL_SAFE_NO_PAD
             .decode(h)
             .map_err(|_| TokenError::Malformed)?;
-        let header: Self = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| TokenError::Malformed)?;
+        let header: Self = serde_json::from_str(text).map_err(|_| TokenError::Malformed)?;
         if header.alg.eq_ignore_ascii_case("none") {
             return Err(TokenError::AlgNone);
         }
@@ -234,7 +235,12 @@ fn verify_signature(key: &VerifyingKey, seg: &Segments<'_>) -> Result<(), TokenE
 /// Decodes a base64url JSON segment into `T`, on the stack when it is small.
 fn decode_json<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, TokenError> {
     const STACK: usize = 1536;
-    let parse = |bytes: &[u8]| serde_json::from_slice(bytes).map_err(|_| TokenError::Malformed);
+    // JSON is UTF-8 (RFC 8259 §8.1); serde_json does not check the strings it skips, so
+    // check the whole text first, as other verifiers do (no parser differential).
+    let parse = |bytes: &[u8]| {
+        let text = std::str::from_utf8(bytes).map_err(|_| TokenError::Malformed)?;
+        serde_json::from_str(text).map_err(|_| TokenError::Malformed)
+    };
     if segment.len() <= STACK / 3 * 4 {
         let mut buf = [0u8; STACK];
         let n = URL_SAFE_NO_PAD
