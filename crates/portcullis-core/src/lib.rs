@@ -36,7 +36,7 @@ pub mod store;
 pub mod token;
 
 pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, UserActor};
-pub use authenticator::{Authenticator, AuthenticatorBuilder, Credential, UsageSink};
+pub use authenticator::{Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError, Fallback};
 pub use error::{ApiKeyFormatError, AuthError, RateLimitInfo, StoreError, TokenError};

@@ -147,6 +147,7 @@ wire!(RefreshWire => RefreshClaims {
     token_type as "type": Option<String>,
     sid: Option<String>,
     rmb: bool,
+    prt: Option<String>,
 });
 
 wire!(AgentWire => AgentClaims {
@@ -208,6 +209,11 @@ pub struct RefreshClaims {
     /// Remember-me.
     #[serde(default)]
     pub rmb: bool,
+    /// For a token issued by a rotation: the SHA-256 (hex) of the refresh token it replaced.
+    /// Lets a sibling issued by a concurrent retry within the grace window (two tabs) be
+    /// recognised as a retry rather than as reuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prt: Option<String>,
     /// `iss`, `aud`, `exp`, `nbf`, `iat`, `jti`.
     #[serde(flatten)]
     pub registered: Registered,

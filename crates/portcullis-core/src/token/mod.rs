@@ -177,6 +177,28 @@ impl UserTokens {
         session_id: &SessionId,
         remember_me: bool,
     ) -> Result<MintedToken, MintError> {
+        self.mint_refresh_with(user_id, session_id, remember_me, None)
+    }
+
+    /// A refresh token issued by rotating the one whose hash is `parent` (it carries that
+    /// hash as `prt`, see [`RefreshClaims::prt`]).
+    pub fn mint_rotated_refresh(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+        remember_me: bool,
+        parent: &crate::api_key::KeyHash,
+    ) -> Result<MintedToken, MintError> {
+        self.mint_refresh_with(user_id, session_id, remember_me, Some(parent.to_hex()))
+    }
+
+    fn mint_refresh_with(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+        remember_me: bool,
+        prt: Option<String>,
+    ) -> Result<MintedToken, MintError> {
         let now = self.clock.now();
         let jti = TokenId::random();
         let exp = now + self.refresh_lifetime(remember_me);
@@ -185,6 +207,7 @@ impl UserTokens {
             token_type: Some("refresh".into()),
             sid: Some(session_id.to_string()),
             rmb: remember_me,
+            prt,
             registered: registered(&self.verifier.policy, now, exp, &jti),
         };
         finish(&self.verifier, &claims, jti, now, exp)

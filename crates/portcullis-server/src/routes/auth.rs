@@ -8,10 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis::api_key::KeyHash;
 use portcullis::credentials::{self, REFRESH_COOKIE};
-use portcullis::ids::{SessionId, UserId};
-use portcullis::session::{RefreshRejection, SessionRecord};
+use portcullis::ids::SessionId;
+use portcullis::session::SessionRecord;
 use portcullis::sql::UserRecord;
-use portcullis::store::RefreshResult;
 use portcullis::token::AccessGrant;
 use portcullis::{Actor, AuthError, CurrentActor};
 use serde::{Deserialize, Serialize};
@@ -222,41 +221,24 @@ pub async fn refresh(
             .map(str::to_owned)
             .ok_or(ApiError::auth(AuthError::MissingCredentials))?,
     };
-    let tokens = s.auth.user_tokens();
-    let claims = tokens
-        .verify_refresh(&token)
-        .map_err(|e| ApiError::presented(e.into()))?;
-    let (Some(sub), Some(sid)) = (claims.sub, claims.sid) else {
-        return Err(ApiError::presented(AuthError::InvalidToken(
-            portcullis::TokenError::Malformed,
-        )));
+    let rotation = s
+        .auth
+        .rotate_refresh(&token)
+        .await
+        .map_err(ApiError::presented)?;
+    let session = rotation.session;
+    let Some(user) = s.users().get(&session.user_id).await? else {
+        s.auth.revoke_session(&session.id).await?;
+        return Err(ApiError::presented(AuthError::TokenRevoked));
     };
-    let (user_id, sid) = (UserId::from(sub), SessionId::from(sid));
-    let next = tokens
-        .mint_refresh(&user_id, &sid, claims.rmb)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let presented = KeyHash::of(token.as_bytes());
-    let next_hash = KeyHash::of(next.token.expose().as_bytes());
-    let refused = |e: AuthError| Err(ApiError::presented(e));
-    match s.auth.refresh_session(&sid, &presented, next_hash).await? {
-        RefreshResult::Rotated(session) if session.user_id == user_id => {
-            let Some(user) = s.users().get(&user_id).await? else {
-                s.auth.revoke_session(&sid).await?;
-                return refused(AuthError::TokenRevoked);
-            };
-            let lifetime = session.expires_at.saturating_sub(s.now());
-            token_response(&s, &user, &sid, next.token.expose(), lifetime)
-        }
-        RefreshResult::Rotated(_) | RefreshResult::NotFound => refused(AuthError::InvalidToken(
-            portcullis::TokenError::UnknownSubject,
-        )),
-        RefreshResult::ReuseDetected => {
-            tracing::warn!(session = %sid, "refresh token reuse: session revoked");
-            refused(AuthError::TokenRevoked)
-        }
-        RefreshResult::Rejected(RefreshRejection::Revoked) => refused(AuthError::TokenRevoked),
-        RefreshResult::Rejected(RefreshRejection::Expired) => refused(AuthError::TokenExpired),
-    }
+    let lifetime = session.expires_at.saturating_sub(s.now());
+    token_response(
+        &s,
+        &user,
+        &session.id,
+        rotation.refresh.token.expose(),
+        lifetime,
+    )
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
