@@ -42,42 +42,59 @@ pub(crate) struct Entry {
     pub(crate) key_id: Option<ApiKeyId>,
 }
 
-type Hasher = foldhash::fast::RandomState;
+/// A bounded concurrent map. quick_cache rather than moka (which the store caches use): a hit
+/// here is the whole cost of a repeated credential, and measured in portcullis-bench a
+/// quick_cache hit is several times cheaper than a moka hit (no read-buffer bookkeeping);
+/// entries carry their own staleness, so moka's TTL is not needed.
+type Map<K> = quick_cache::sync::Cache<K, Arc<Entry>, Weight>;
+
+/// Weighs entries by the bytes they hold, so that the bound is on memory, not on count.
+#[derive(Clone, Copy)]
+struct Weight;
+
+impl quick_cache::Weighter<Arc<str>, Arc<Entry>> for Weight {
+    fn weight(&self, token: &Arc<str>, _: &Arc<Entry>) -> u64 {
+        token.len() as u64 + ENTRY_BYTES
+    }
+}
+
+impl quick_cache::Weighter<KeyHash, Arc<Entry>> for Weight {
+    fn weight(&self, _: &KeyHash, _: &Arc<Entry>) -> u64 {
+        32 + ENTRY_BYTES
+    }
+}
+
+/// Roughly what an entry costs besides its key: the `Entry`, its `Arc`, the actor's `Arc`.
+const ENTRY_BYTES: u64 = 192;
 
 /// Credentials already resolved. See the module docs.
 pub(crate) struct Resolved {
     /// Bearer JWTs, by their exact text.
-    bearer: moka::sync::Cache<Arc<str>, Arc<Entry>, Hasher>,
+    bearer: Option<Map<Arc<str>>>,
     /// Cookie JWTs (their actor says `cookie`), by their exact text.
-    cookie: moka::sync::Cache<Arc<str>, Arc<Entry>, Hasher>,
+    cookie: Option<Map<Arc<str>>>,
     /// API keys, by hash.
-    api_keys: moka::sync::Cache<KeyHash, Arc<Entry>, Hasher>,
+    api_keys: Option<Map<KeyHash>>,
     epoch: AtomicU64,
     ttl_secs: u64,
 }
 
-/// A token's share of the cache's weight: its length plus the entry's fixed cost.
-fn weight(token: &Arc<str>, _: &Arc<Entry>) -> u32 {
-    u32::try_from(token.len() + 128).unwrap_or(u32::MAX)
+fn map<K: Eq + std::hash::Hash>(max_bytes: u64, typical_bytes: u64) -> Option<Map<K>>
+where
+    Weight: quick_cache::Weighter<K, Arc<Entry>>,
+{
+    let items = usize::try_from(max_bytes / typical_bytes).unwrap_or(usize::MAX);
+    (items > 0).then(|| Map::with_weighter(items, max_bytes, Weight))
 }
 
 impl Resolved {
-    /// Caches of at most `max_bytes` (roughly) each, serving entries at most `ttl`.
+    /// Caches of at most `max_bytes` (roughly) each, serving entries at most `ttl`; none at
+    /// all when `max_bytes` is 0.
     pub(crate) fn new(max_bytes: u64, ttl: Duration) -> Self {
-        let tokens = || {
-            moka::sync::Cache::builder()
-                .max_capacity(max_bytes)
-                .weigher(weight)
-                .time_to_live(ttl)
-                .build_with_hasher(Hasher::default())
-        };
         Self {
-            bearer: tokens(),
-            cookie: tokens(),
-            api_keys: moka::sync::Cache::builder()
-                .max_capacity(max_bytes / 256)
-                .time_to_live(ttl)
-                .build_with_hasher(Hasher::default()),
+            bearer: map(max_bytes, 800),
+            cookie: map(max_bytes, 800),
+            api_keys: map(max_bytes, 32 + ENTRY_BYTES),
             epoch: AtomicU64::new(0),
             ttl_secs: ttl.as_secs(),
         }
@@ -101,12 +118,12 @@ impl Resolved {
     /// The actor for a JWT seen before, if still fresh.
     pub(crate) fn token(&self, token: &str, cookie: bool, now: UnixTime) -> Option<Arc<Entry>> {
         let cache = if cookie { &self.cookie } else { &self.bearer };
-        self.fresh(cache.get(token)?, now)
+        self.fresh(cache.as_ref()?.get(token)?, now)
     }
 
     /// The actor for an API key seen before, if still fresh.
     pub(crate) fn key(&self, hash: &KeyHash, now: UnixTime) -> Option<Arc<Entry>> {
-        self.fresh(self.api_keys.get(hash)?, now)
+        self.fresh(self.api_keys.as_ref()?.get(hash)?, now)
     }
 
     fn entry(&self, actor: Actor, epoch: u64, now: UnixTime, stale_at: UnixTime) -> Arc<Entry> {
@@ -129,7 +146,9 @@ impl Resolved {
         stale_at: UnixTime,
     ) {
         let cache = if cookie { &self.cookie } else { &self.bearer };
-        cache.insert(Arc::from(token), self.entry(actor, epoch, now, stale_at));
+        if let Some(cache) = cache {
+            cache.insert(Arc::from(token), self.entry(actor, epoch, now, stale_at));
+        }
     }
 
     /// Remembers that the key hashing to `hash` resolved to `actor`, until `stale_at`.
@@ -141,7 +160,8 @@ impl Resolved {
         now: UnixTime,
         stale_at: UnixTime,
     ) {
-        self.api_keys
-            .insert(hash, self.entry(actor, epoch, now, stale_at));
+        if let Some(cache) = &self.api_keys {
+            cache.insert(hash, self.entry(actor, epoch, now, stale_at));
+        }
     }
 }
