@@ -1,0 +1,230 @@
+//! The HTTP bench server: axum 0.8 `GET /hello` → `hello`, behind one auth variant.
+//!
+//! ```text
+//! bench-server --variant <none|portcullis-jwt|portcullis-api-key|jsonwebtoken|jwt-authorizer>
+//!              --bind 127.0.0.1:PORT [--secret S]
+//! ```
+//!
+//! Prints `listening on http://ADDR`, then the credential a load tool should send:
+//! `token: <jwt>` (the JWT variants) or `api_key: <key>`. One thread (`current_thread`), so
+//! that one pinned core is one server. Used by `bench/http.sh`.
+//!
+//! - `none`: the plain handler.
+//! - `portcullis-jwt`, `portcullis-api-key`: `AuthLayer` (in-memory stores, one live session,
+//!   one stored key) and a handler taking `RequirePermissions<MemoryRead>`.
+//! - `jsonwebtoken`: a hand-written `axum::middleware::from_fn` layer around
+//!   `jsonwebtoken::decode` (HS256, `exp`/`iss`/`aud`, key and `Validation` made once), putting
+//!   the owned claims in the extensions for a handler taking `Extension<Claims>`.
+//! - `jwt-authorizer`: `jwt-authorizer` 0.15's layer (`from_secret`, `iss`/`aud` checked).
+//!   It is written for axum 0.7, so its responses are converted to and from axum 0.7's body
+//!   around it (one boxing each way); requests pass through untouched.
+//!
+//! Every JWT variant verifies the same kind of token: a Portcullis access token (HS256, with
+//! `kid`, `iss`, `aud`, `exp`), minted here with a 7-day lifetime so long runs stay valid.
+
+use std::error::Error;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Extension, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jsonwebtoken::{DecodingKey, Validation};
+use portcullis_axum::RequirePermissions;
+use portcullis_bench::{AUDIENCE, DEFAULT_SECRET, Fixture, ISSUER, LEEWAY_SECS, peer};
+use portcullis_core::seed::MemoryRead;
+use portcullis_tower::AuthLayer;
+use tower::ServiceBuilder;
+
+const USAGE: &str = "usage: bench-server --variant <none|portcullis-jwt|portcullis-api-key|jsonwebtoken|jwt-authorizer> --bind 127.0.0.1:PORT [--secret S]";
+/// Seven days: a load run never outlives its token.
+const TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    None,
+    PortcullisJwt,
+    PortcullisApiKey,
+    Jsonwebtoken,
+    JwtAuthorizer,
+}
+
+impl Variant {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "portcullis-jwt" => Self::PortcullisJwt,
+            "portcullis-api-key" => Self::PortcullisApiKey,
+            "jsonwebtoken" => Self::Jsonwebtoken,
+            "jwt-authorizer" => Self::JwtAuthorizer,
+            _ => return None,
+        })
+    }
+}
+
+struct Args {
+    variant: Variant,
+    bind: SocketAddr,
+    secret: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut variant = None;
+    let mut bind = None;
+    let mut secret = DEFAULT_SECRET.to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--variant" => {
+                let v = value()?;
+                variant = Some(Variant::parse(&v).ok_or_else(|| format!("unknown variant {v}"))?);
+            }
+            "--bind" => {
+                let v = value()?;
+                bind = Some(v.parse().map_err(|e| format!("--bind {v}: {e}"))?);
+            }
+            "--secret" => secret = value()?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        variant: variant.ok_or("--variant is required")?,
+        bind: bind.ok_or("--bind is required")?,
+        secret,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("bench-server: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench-server: runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    portcullis_bench::install_jwt_provider();
+    let fx = Fixture::new(&args.secret, TOKEN_TTL_SECS).await;
+    let token = fx.mint();
+    let app = match args.variant {
+        Variant::None => Router::new().route("/hello", get(hello)),
+        Variant::PortcullisJwt | Variant::PortcullisApiKey => Router::new()
+            .route("/hello", get(hello_portcullis))
+            .layer(AuthLayer::new(fx.auth.clone())),
+        Variant::Jsonwebtoken => {
+            let state = Arc::new(JwtState {
+                key: peer::key(&args.secret),
+                validation: peer::validation(),
+            });
+            Router::new()
+                .route("/hello", get(hello_claims))
+                .layer(middleware::from_fn_with_state(state, require_jwt))
+        }
+        Variant::JwtAuthorizer => {
+            let authorizer =
+                jwt_authorizer::JwtAuthorizer::<peer::Claims>::from_secret(&args.secret)
+                    .validation(
+                        jwt_authorizer::Validation::new()
+                            .iss(&[ISSUER])
+                            .aud(&[AUDIENCE])
+                            .leeway(LEEWAY_SECS),
+                    )
+                    .build()
+                    .await?;
+            use jwt_authorizer::IntoLayer as _;
+            // axum 0.7 responses out of the layer, axum 0.8 ones into it.
+            let bridged = ServiceBuilder::new()
+                .map_response(|r: http::Response<axum07::body::Body>| r.map(axum::body::Body::new))
+                .layer(authorizer.into_layer())
+                .map_response(|r: Response| r.map(axum07::body::Body::new));
+            Router::new().route("/hello", get(hello)).layer(bridged)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on http://{}", listener.local_addr()?)?;
+    match args.variant {
+        Variant::None => {}
+        Variant::PortcullisApiKey => writeln!(out, "api_key: {}", fx.api_key().await)?,
+        Variant::PortcullisJwt | Variant::Jsonwebtoken | Variant::JwtAuthorizer => {
+            writeln!(out, "token: {token}")?;
+        }
+    }
+    out.flush()?;
+    drop(out);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+async fn hello_portcullis(_who: RequirePermissions<MemoryRead>) -> &'static str {
+    "hello"
+}
+
+async fn hello_claims(Extension(_claims): Extension<peer::Claims>) -> &'static str {
+    "hello"
+}
+
+struct JwtState {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// The layer a team writes around `jsonwebtoken`: bearer token in, claims in the extensions
+/// or a 401.
+async fn require_jwt(State(st): State<Arc<JwtState>>, mut req: Request, next: Next) -> Response {
+    let claims = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|token| peer::decode(token, &st.key, &st.validation));
+    match claims {
+        Some(Some(claims)) => {
+            req.extensions_mut().insert(claims);
+            next.run(req).await
+        }
+        Some(None) => unauthorized(r#"Bearer error="invalid_token""#),
+        None => unauthorized("Bearer"),
+    }
+}
+
+fn unauthorized(challenge: &'static str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+    )
+        .into_response()
+}
