@@ -296,13 +296,15 @@ impl Authenticator {
             Credential::Bearer(token) => resolved.token(token, false, now)?,
             Credential::Cookie(token) => resolved.token(token, true, now)?,
             Credential::ApiKey(raw) => {
-                if !self.0.config.api_keys_enabled {
+                // The cache is keyed by the key's SHA-256 and only ever holds keys that parsed
+                // and resolved, so a hit is that same valid key: the format checks (alphabet,
+                // checksum) are left to the slow path. The length check keeps a huge header
+                // from being hashed.
+                let config = &self.0.config;
+                if !config.api_keys_enabled || raw.len() != config.api_key_prefix.key_len() {
                     return None;
                 }
-                let hash = api_key::parse(raw, &self.0.config.api_key_prefix)
-                    .ok()?
-                    .hash();
-                resolved.key(&hash, now)?
+                resolved.key(&KeyHash::of(raw.as_bytes()), now)?
             }
         };
         if let (Some(usage), Some(key)) = (&self.0.usage, &entry.key_id) {
