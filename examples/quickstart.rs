@@ -69,6 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         org_id: org.clone(),
         role: role.into(),
         permissions: config.roles.get(role).unwrap_or_default(),
+        all_orgs: config.roles.acts_in_every_org(role),
         session_id: sid.clone(),
         method: AuthMethod::Jwt,
     }));
@@ -90,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "ci".into(),
         hash: generated.hash,
         display_prefix: generated.display_prefix.clone(),
-        created_by: user.clone(),
+        created_by: user.clone().into(),
         owner: KeyOwner::User(user.clone()),
         org_id: org.clone(),
         permissions: <(MemoryRead, MemoryList)>::SET,

@@ -1762,8 +1762,8 @@ async fn malformed_login_and_refresh_bodies_are_4xx_never_5xx() {
             "/auth/login",
             JSON,
             login(r"nul\u0000@example.com", ""),
-            401,
-            "invalid_credentials",
+            400,
+            "invalid_request",
         ),
         (
             "refresh: 1 MiB body".into(),

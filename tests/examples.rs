@@ -61,7 +61,7 @@ async fn api_key(auth: &Authenticator, permissions: portcullis::PermissionSet) -
             name: "t".into(),
             hash: generated.hash,
             display_prefix: generated.display_prefix.clone(),
-            created_by: user.clone(),
+            created_by: user.clone().into(),
             owner: KeyOwner::User(user),
             org_id: "acme".into(),
             permissions,

@@ -102,7 +102,7 @@ async fn insert_key(stores: &Stores, auth: &Authenticator, enabled: bool) -> (St
             name: "mi".into(),
             hash: g.hash,
             display_prefix: g.display_prefix.clone(),
-            created_by: UserId::from("u1"),
+            created_by: UserId::from("u1").into(),
             owner: KeyOwner::User(UserId::from("u1")),
             org_id: "acme".into(),
             permissions: seed::MEMORY_ALL,

@@ -642,7 +642,7 @@ async fn login_returns_a_bearer_pair_and_sets_cookies() {
     let c = jwt_part(&access, 1);
     assert_eq!(c["type"], "access", "{c}");
     assert_eq!(c["email"], ADMIN_EMAIL, "{c}");
-    assert_eq!(c["role"], "admin", "{c}");
+    assert_eq!(c["role"], "superadmin", "{c}");
     assert_eq!(c["org_id"], "default", "{c}");
     assert_eq!(c["iss"], "portcullis", "{c}");
     assert_eq!(c["aud"], "portcullis-api", "{c}");
@@ -1006,7 +1006,7 @@ async fn logout_is_for_users_only() {
     assert_problem(
         post_empty(&srv, "/auth/logout", Cred::Key(&key)).await,
         403,
-        "insufficient_permissions",
+        "wrong_actor_kind",
     )
     .await;
     assert_problem(
@@ -1018,7 +1018,7 @@ async fn logout_is_for_users_only() {
         )
         .await,
         403,
-        "insufficient_permissions",
+        "wrong_actor_kind",
     )
     .await;
     assert_401(
@@ -2270,8 +2270,9 @@ async fn another_orgs_sessions_and_memories_are_not_found() {
     expect(get(&srv, &s_path, Cred::Bearer(&acme_viewer)).await, 200).await;
     expect(get(&srv, &m_path, Cred::Bearer(&acme_viewer)).await, 200).await;
 
-    // The admin of `default` holds every permission, but not in acme.
-    let a = Cred::Bearer(&admin);
+    // An admin of `default` holds every permission, but not in acme.
+    let (_, default_admin) = new_user(&srv, &admin, "dee@example.com", "admin", "default").await;
+    let a = Cred::Bearer(&default_admin);
     for path in [&s_path, &m_path] {
         assert_problem(get(&srv, path, a).await, 404, "not_found").await;
         assert_problem(delete(&srv, path, a).await, 404, "not_found").await;

@@ -244,3 +244,30 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> 
     }
     v
 }
+
+/// A fresh, empty PostgreSQL database (on `PORTCULLIS_TEST_POSTGRES_URL`, default the local
+/// server); its URL. `None` when PostgreSQL is unreachable outside CI — under `CI=true` an
+/// unreachable service fails the test instead of skipping it.
+pub async fn fresh_postgres(tag: &str) -> Option<String> {
+    use sqlx::Connection as _;
+    let admin = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL is unreachable under CI=true: {e} (scripts/services starts it)"
+            );
+            eprintln!("SKIPPED (PostgreSQL unreachable: {e})");
+            return None;
+        }
+    };
+    let name = format!("portcullis_{tag}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
+    Some(format!("{base}/{name}"))
+}

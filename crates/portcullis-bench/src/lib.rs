@@ -120,7 +120,7 @@ impl Fixture {
             name: "bench key".into(),
             hash: generated.hash,
             display_prefix: generated.display_prefix.clone(),
-            created_by: UserId::from(USER),
+            created_by: UserId::from(USER).into(),
             owner: KeyOwner::User(UserId::from(USER)),
             org_id: OrgId::from(ORG),
             permissions: seed::MEMORY_ALL,

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::clock::UnixTime;
+use crate::error::AuthError;
 use crate::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
 use crate::permission::{PermissionList, PermissionSet};
 
@@ -69,6 +71,8 @@ pub struct UserActor {
     pub role: Arc<str>,
     /// What the role grants.
     pub permissions: PermissionSet,
+    /// The role acts in every org (`superadmin`), not only in `org_id`.
+    pub all_orgs: bool,
     /// The login session the token belongs to.
     pub session_id: SessionId,
     /// [`AuthMethod::Jwt`] or [`AuthMethod::Cookie`].
@@ -90,6 +94,10 @@ pub struct AgentActor {
     pub key_id: Option<ApiKeyId>,
     /// [`AuthMethod::Jwt`] or [`AuthMethod::ApiKey`].
     pub method: AuthMethod,
+    /// When the credential stops working: the run token's `exp`, or the key's expiry.
+    pub expires_at: Option<UnixTime>,
+    /// The key's own rate limit, for agent-owned keys.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// An API key owned by a user; acts with the key's own permissions.
@@ -105,6 +113,41 @@ pub struct ApiKeyActor {
     pub permissions: PermissionSet,
     /// The key's own limit, if any.
     pub rate_limit_per_minute: Option<u32>,
+    /// When the key stops working, if ever.
+    pub expires_at: Option<UnixTime>,
+}
+
+/// Where an actor acts: in one org, or in every org (the board, a `superadmin`).
+///
+/// ```
+/// use portcullis_core::{Actor, OrgScope};
+/// assert_eq!(Actor::Board.org_scope(), Some(OrgScope::All));
+/// assert_eq!(Actor::Anonymous.org_scope(), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgScope<'a> {
+    /// Only this org.
+    Org(&'a OrgId),
+    /// Every org.
+    All,
+}
+
+impl<'a> OrgScope<'a> {
+    /// True when `org` is in scope.
+    pub fn contains(&self, org: &OrgId) -> bool {
+        match self {
+            Self::Org(own) => *own == org,
+            Self::All => true,
+        }
+    }
+
+    /// The one org, or `None` for every org (how a query binds it).
+    pub fn org(self) -> Option<&'a OrgId> {
+        match self {
+            Self::Org(own) => Some(own),
+            Self::All => None,
+        }
+    }
 }
 
 /// Who is calling. Cheap to clone: an `Arc` or nothing inside.
@@ -166,11 +209,61 @@ impl Actor {
         }
     }
 
-    /// True when the actor may act in `org`: its own org, or any org for the board.
-    pub fn can_access_org(&self, org: &OrgId) -> bool {
+    /// Where the actor acts: its own org; every org for the board and a `superadmin` user;
+    /// nowhere for anonymous. API keys and agents act in the org of the user or agent they
+    /// belong to, whatever that user's role.
+    pub fn org_scope(&self) -> Option<OrgScope<'_>> {
         match self {
-            Self::Board => true,
-            other => other.org_id() == Some(org),
+            Self::Board => Some(OrgScope::All),
+            Self::User(u) if u.all_orgs => Some(OrgScope::All),
+            Self::Anonymous => None,
+            other => other.org_id().map(OrgScope::Org),
+        }
+    }
+
+    /// True when the actor acts in every org.
+    pub fn acts_in_every_org(&self) -> bool {
+        self.org_scope() == Some(OrgScope::All)
+    }
+
+    /// True when the actor may act in `org`. Something of an org it may not act in is, to it,
+    /// not there: callers answer 404, never "forbidden", so ids of other orgs leak nothing.
+    pub fn can_access_org(&self, org: &OrgId) -> bool {
+        self.org_scope().is_some_and(|s| s.contains(org))
+    }
+
+    /// The org a new thing goes to when the actor names `requested` (or none: its own org, or
+    /// `default` for an actor without one). Naming an org it may not act in is
+    /// [`AuthError::OrgForbidden`].
+    pub fn target_org(
+        &self,
+        requested: Option<OrgId>,
+        default: &OrgId,
+    ) -> Result<OrgId, AuthError> {
+        match requested {
+            Some(org) if self.can_access_org(&org) => Ok(org),
+            Some(_) => Err(AuthError::OrgForbidden),
+            None => Ok(self.org_id().unwrap_or(default).clone()),
+        }
+    }
+
+    /// When the credential the actor presented stops working, if it is bounded: an API key's
+    /// expiry, an agent run token's `exp`. Keys it makes expire no later.
+    pub fn credential_expires_at(&self) -> Option<UnixTime> {
+        match self {
+            Self::ApiKey(k) => k.expires_at,
+            Self::Agent(a) => a.expires_at,
+            _ => None,
+        }
+    }
+
+    /// The rate limit of the API key the actor presented, if it has one. Keys it makes have
+    /// one no higher.
+    pub fn credential_rate_limit(&self) -> Option<u32> {
+        match self {
+            Self::ApiKey(k) => k.rate_limit_per_minute,
+            Self::Agent(a) => a.rate_limit_per_minute,
+            _ => None,
         }
     }
 
@@ -249,6 +342,7 @@ mod tests {
             org_id: "acme".into(),
             role: "user".into(),
             permissions: SESSION_ALL,
+            all_orgs: false,
             session_id: "s1".into(),
             method: AuthMethod::Jwt,
         }));

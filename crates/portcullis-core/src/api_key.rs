@@ -246,6 +246,59 @@ pub enum KeyOwner {
     Agent(AgentId),
 }
 
+/// Who made a key: the actor that asked — its id as `whoami` names it, or, for an actor that
+/// came with an API key, that key's id — and the user behind it, if any (a user, or the owner of
+/// the user's key that asked). An actor manages the keys it made; a user also those its keys
+/// made (see [`crate::key_issuance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCreator {
+    /// The creating actor's id (user, API key, agent or `board`).
+    pub actor: String,
+    /// The user accountable for it, if any.
+    pub user: Option<UserId>,
+}
+
+impl KeyCreator {
+    /// A key a user made directly.
+    pub fn user(id: UserId) -> Self {
+        Self {
+            actor: id.as_str().to_owned(),
+            user: Some(id),
+        }
+    }
+}
+
+impl From<UserId> for KeyCreator {
+    fn from(id: UserId) -> Self {
+        Self::user(id)
+    }
+}
+
+impl From<&str> for KeyCreator {
+    fn from(id: &str) -> Self {
+        Self::user(UserId::from(id))
+    }
+}
+
+/// Which keys a listing asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeysOf {
+    /// Those the actor with this id made.
+    Actor(String),
+    /// Those a user made, directly or through its keys.
+    User(UserId),
+}
+
+impl KeysOf {
+    /// True when `record` is one of them.
+    pub fn matches(&self, record: &ApiKeyRecord) -> bool {
+        match self {
+            Self::Actor(id) => record.created_by.actor == *id,
+            Self::User(u) => record.created_by.user.as_ref() == Some(u),
+        }
+    }
+}
+
 /// A stored key. Holds no key material but its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
@@ -257,8 +310,8 @@ pub struct ApiKeyRecord {
     pub hash: KeyHash,
     /// `<prefix>_<8 chars>`, for listings.
     pub display_prefix: String,
-    /// Who created it (the user who asked, even for agent-owned keys).
-    pub created_by: UserId,
+    /// Who made it.
+    pub created_by: KeyCreator,
     /// Whom it acts as.
     pub owner: KeyOwner,
     /// The organisation.

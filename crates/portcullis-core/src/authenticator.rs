@@ -250,6 +250,11 @@ impl Authenticator {
         &self.0.catalog
     }
 
+    /// What agents may hold (the most an agent's run token or key carries).
+    pub fn agent_permissions(&self) -> PermissionSet {
+        self.0.agent_permissions
+    }
+
     /// The clock.
     pub fn clock(&self) -> &SharedClock {
         &self.0.clock
@@ -383,15 +388,12 @@ impl Authenticator {
         if self.is_denied(&TokenId::from(jti), now).await? {
             return Err(AuthError::TokenRevoked);
         }
-        let permissions = self
-            .0
-            .config
-            .roles
-            .get(&role)
-            .unwrap_or(PermissionSet::EMPTY);
+        let roles = &self.0.config.roles;
+        let permissions = roles.get(&role).unwrap_or(PermissionSet::EMPTY);
         let actor = Actor::User(Arc::new(UserActor {
             id: user_id,
             org_id: OrgId::from(org),
+            all_orgs: roles.acts_in_every_org(&role),
             role: role.into(),
             permissions,
             session_id,
@@ -440,6 +442,8 @@ impl Authenticator {
             run_id: Some(RunId::from(run)),
             key_id: None,
             method: AuthMethod::Jwt,
+            expires_at: claims.registered.exp.map(|e| e.0),
+            rate_limit_per_minute: None,
         }));
         Ok((actor, stale_at))
     }
@@ -516,6 +520,8 @@ impl Authenticator {
                     run_id: None,
                     key_id: Some(record.id.clone()),
                     method: AuthMethod::ApiKey,
+                    expires_at: record.expires_at,
+                    rate_limit_per_minute: record.rate_limit_per_minute,
                 }))
             }
             KeyOwner::User(owner) => Actor::ApiKey(Arc::new(ApiKeyActor {
@@ -524,6 +530,7 @@ impl Authenticator {
                 org_id: record.org_id.clone(),
                 permissions: record.permissions,
                 rate_limit_per_minute: record.rate_limit_per_minute,
+                expires_at: record.expires_at,
             })),
         };
         Ok((actor, hash, stale_at, cacheable))

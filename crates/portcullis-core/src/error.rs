@@ -137,6 +137,13 @@ pub enum AuthError {
     /// 403 `csrf_failed`: a cookie-authenticated unsafe request without a matching CSRF token.
     #[error("CSRF token missing or wrong")]
     CsrfFailed,
+    /// 403 `org_forbidden`: the request names an org the actor does not act in.
+    #[error("the actor does not act in that organisation")]
+    OrgForbidden,
+    /// 403 `wrong_actor_kind`: the route is for another kind of actor (a user-only route
+    /// called by an agent or an API key).
+    #[error("this route is not for this kind of actor")]
+    WrongActorKind,
     /// 429 `rate_limited`.
     #[error("rate limit exceeded")]
     RateLimited(RateLimitInfo),
@@ -174,6 +181,8 @@ impl AuthError {
             Self::AgentTerminated => "agent_terminated",
             Self::InsufficientPermissions { .. } => "insufficient_permissions",
             Self::CsrfFailed => "csrf_failed",
+            Self::OrgForbidden => "org_forbidden",
+            Self::WrongActorKind => "wrong_actor_kind",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "auth_unavailable",
         }
@@ -182,7 +191,10 @@ impl AuthError {
     /// The HTTP status.
     pub const fn status(&self) -> u16 {
         match self {
-            Self::InsufficientPermissions { .. } | Self::CsrfFailed => 403,
+            Self::InsufficientPermissions { .. }
+            | Self::CsrfFailed
+            | Self::OrgForbidden
+            | Self::WrongActorKind => 403,
             Self::RateLimited(_) => 429,
             Self::Unavailable(_) => 503,
             _ => 401,
@@ -256,6 +268,8 @@ mod tests {
                 "insufficient_permissions",
             ),
             (AuthError::CsrfFailed, 403, "csrf_failed"),
+            (AuthError::OrgForbidden, 403, "org_forbidden"),
+            (AuthError::WrongActorKind, 403, "wrong_actor_kind"),
             (
                 AuthError::RateLimited(RateLimitInfo {
                     limit: 1,

@@ -25,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod key_issuance;
 pub mod permission;
 mod random;
 pub mod rate_limit;
@@ -35,7 +36,7 @@ pub mod session;
 pub mod store;
 pub mod token;
 
-pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, UserActor};
+pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, OrgScope, UserActor};
 pub use authenticator::{Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError, Fallback};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner, KeysOf};
 use portcullis_core::cache::{Invalidation, InvalidationSink};
 use portcullis_core::ids::{ApiKeyId, UserId};
 use portcullis_core::store::{ApiKeyStore, MemoryApiKeyStore, Stores};
@@ -47,8 +47,8 @@ impl ApiKeyStore for Counting {
     async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.inner.get(id).await
     }
-    async fn list_by_owner(&self, o: &KeyOwner) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.list_by_owner(o).await
+    async fn list(&self, o: &KeysOf) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.inner.list(o).await
     }
     async fn set_enabled(&self, id: &ApiKeyId, e: bool) -> Result<bool, StoreError> {
         self.inner.set_enabled(id, e).await
@@ -100,7 +100,7 @@ async fn new_key(fx: &Fx) -> (String, ApiKeyId) {
             name: "k".into(),
             hash: g.hash,
             display_prefix: g.display_prefix.clone(),
-            created_by: UserId::from("u"),
+            created_by: UserId::from("u").into(),
             owner: KeyOwner::User(UserId::from("u")),
             org_id: "acme".into(),
             permissions: seed::MEMORY_ALL,

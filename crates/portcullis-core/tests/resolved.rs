@@ -77,7 +77,7 @@ async fn key(fx: &Fx, owner: KeyOwner, rate_limit: Option<u32>) -> (String, ApiK
         name: "k".into(),
         hash: generated.hash,
         display_prefix: generated.display_prefix.clone(),
-        created_by: fx.user.clone(),
+        created_by: fx.user.clone().into(),
         owner,
         org_id: fx.org.clone(),
         permissions: seed::MEMORY_ALL,

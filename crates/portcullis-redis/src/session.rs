@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use portcullis_core::StoreError;
 use portcullis_core::api_key::KeyHash;
 use portcullis_core::clock::{Clock, SystemClock, UnixTime};
-use portcullis_core::ids::{SessionId, UserId};
+use portcullis_core::ids::{OrgId, SessionId, UserId};
 use portcullis_core::session::{SessionRecord, Transition};
 use portcullis_core::store::{RefreshResult, SessionStore};
 use redis::Script;
@@ -103,6 +103,18 @@ end
 return live
 ";
 
+/// Counts the live sessions of one org. Walks the live index: O(live sessions), for the
+/// admin-only stats route, never the request path.
+///
+/// KEYS: live zset. ARGV: session key prefix, now, org.
+const COUNT_ORG: &str = r"
+local n = 0
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')) do
+  if redis.call('HGET', ARGV[1] .. sid, 'org_id') == ARGV[3] then n = n + 1 end
+end
+return n
+";
+
 /// Login sessions in Redis, shared by every instance.
 #[derive(Clone)]
 pub struct RedisSessionStore {
@@ -115,6 +127,7 @@ struct Scripts {
     cas: Script,
     revoke: Script,
     revoke_all: Script,
+    count_org: Script,
 }
 
 impl RedisSessionStore {
@@ -126,6 +139,7 @@ impl RedisSessionStore {
                 cas: Script::new(CAS),
                 revoke: Script::new(REVOKE),
                 revoke_all: Script::new(REVOKE_ALL),
+                count_org: Script::new(COUNT_ORG),
             }),
         }
     }
@@ -342,8 +356,19 @@ impl SessionStore for RedisSessionStore {
         Ok(live)
     }
 
-    async fn count_live(&self, now: UnixTime) -> Result<u64, StoreError> {
+    async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
         let key = self.live_key();
+        if let Some(org) = org {
+            let prefix = self.backend.key("session:");
+            return self
+                .backend
+                .run("count org sessions", Retry::Once, |mut conn| {
+                    let mut call = self.scripts.count_org.prepare_invoke();
+                    call.key(&key).arg(&prefix).arg(now).arg(org.as_str());
+                    async move { call.invoke_async(&mut conn).await }
+                })
+                .await;
+        }
         let min = format!("({now}");
         self.backend
             .run("count sessions", Retry::Once, |mut conn| {

@@ -50,7 +50,7 @@ async fn keys_live_under_the_prefix_and_expire_with_their_contents() {
         sessions.create(session.clone()).await,
         Err(portcullis_core::StoreError::Conflict(_))
     ));
-    assert_eq!(sessions.count_live(now).await.unwrap(), 1);
+    assert_eq!(sessions.count_live(now, None).await.unwrap(), 1);
     let RefreshResult::Rotated(_) = sessions
         .refresh(&session.id, &first, KeyHash::of(b"second"), now, 10)
         .await
@@ -95,7 +95,7 @@ async fn keys_live_under_the_prefix_and_expire_with_their_contents() {
     assert!((50..=60).contains(&t), "deny ttl {t}");
 
     assert!(sessions.revoke(&session.id).await.unwrap());
-    assert_eq!(sessions.count_live(now).await.unwrap(), 0);
+    assert_eq!(sessions.count_live(now, None).await.unwrap(), 0);
     // Revoked sessions stay (their tokens must keep failing) until they expire.
     assert!(sessions.get(&session.id).await.unwrap().unwrap().revoked);
 }

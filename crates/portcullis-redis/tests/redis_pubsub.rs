@@ -132,7 +132,7 @@ async fn a_key_disabled_on_one_instance_is_refused_by_the_other_at_once() {
             name: "k".into(),
             hash: generated.hash,
             display_prefix: generated.display_prefix.clone(),
-            created_by: UserId::from("u"),
+            created_by: UserId::from("u").into(),
             owner: KeyOwner::User(UserId::from("u")),
             org_id: "acme".into(),
             permissions: seed::MEMORY_ALL,

@@ -2,8 +2,8 @@
 //! in the same database as the auth tables. Every query names the org, so another org's id is
 //! simply not found.
 
+use portcullis::OrgScope;
 use portcullis::StoreError;
-use portcullis::ids::OrgId;
 use portcullis::sql::SqlPool;
 use serde::Serialize;
 use sqlx::Row;
@@ -71,23 +71,12 @@ pub(crate) fn err(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(format!("database: {e}"))
 }
 
-/// Which orgs a read may see: one, or every org (the board).
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    /// One organisation.
-    Org(&'a OrgId),
-    /// Every organisation.
-    All,
-}
+/// Which orgs a read may see: the actor's [`OrgScope`]. Bound to queries as
+/// `$1 IS NULL OR org_id = $1`, `NULL` meaning every org.
+pub type Scope<'a> = OrgScope<'a>;
 
-impl Scope<'_> {
-    /// The `org_id` bound to the query; `None` matches every org (`$1 IS NULL OR org_id = $1`).
-    fn bind(&self) -> Option<String> {
-        match self {
-            Self::Org(o) => Some(o.to_string()),
-            Self::All => None,
-        }
-    }
+fn bind(scope: Scope<'_>) -> Option<String> {
+    scope.org().map(ToString::to_string)
 }
 
 /// Sessions and memories. Cheap to clone.
@@ -164,7 +153,7 @@ impl Data {
         );
         on_pool!(&self.pool, |p| {
             let rows = sqlx::query(&sql)
-                .bind(scope.bind())
+                .bind(bind(scope))
                 .fetch_all(p)
                 .await
                 .map_err(err)?;
@@ -185,7 +174,7 @@ impl Data {
         );
         on_pool!(&self.pool, |p| {
             let row = sqlx::query(&sql)
-                .bind(scope.bind())
+                .bind(bind(scope))
                 .bind(id)
                 .fetch_optional(p)
                 .await
@@ -204,7 +193,7 @@ impl Data {
         on_pool!(&self.pool, |p| sqlx::query(
             "UPDATE app_sessions SET title = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
-        .bind(scope.bind())
+        .bind(bind(scope))
         .bind(id)
         .bind(title)
         .execute(p)
@@ -218,7 +207,7 @@ impl Data {
         on_pool!(&self.pool, |p| sqlx::query(
             "DELETE FROM app_sessions WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
-        .bind(scope.bind())
+        .bind(bind(scope))
         .bind(id)
         .execute(p)
         .await
@@ -265,7 +254,7 @@ impl Data {
         );
         on_pool!(&self.pool, |p| {
             let rows = sqlx::query(&sql)
-                .bind(scope.bind())
+                .bind(bind(scope))
                 .bind(&pattern)
                 .fetch_all(p)
                 .await
@@ -287,7 +276,7 @@ impl Data {
         );
         on_pool!(&self.pool, |p| {
             let row = sqlx::query(&sql)
-                .bind(scope.bind())
+                .bind(bind(scope))
                 .bind(id)
                 .fetch_optional(p)
                 .await
@@ -306,7 +295,7 @@ impl Data {
         on_pool!(&self.pool, |p| sqlx::query(
             "UPDATE app_memories SET content = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
-        .bind(scope.bind())
+        .bind(bind(scope))
         .bind(id)
         .bind(content)
         .execute(p)
@@ -320,7 +309,7 @@ impl Data {
         on_pool!(&self.pool, |p| sqlx::query(
             "DELETE FROM app_memories WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
-        .bind(scope.bind())
+        .bind(bind(scope))
         .bind(id)
         .execute(p)
         .await

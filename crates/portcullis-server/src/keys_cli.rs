@@ -2,7 +2,7 @@
 //! and break-glass. With REDIS_URL set, a revocation is also announced to running instances;
 //! without it, a running server drops its cached copy within the cache TTL (30 s).
 
-use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
+use portcullis::api_key::{self, ApiKeyRecord, KeyCreator, KeyOwner, KeysOf};
 use portcullis::cache::Invalidation;
 use portcullis::ids::ApiKeyId;
 use portcullis::redis::RedisStores;
@@ -63,7 +63,7 @@ async fn create(sql: &SqlStores, args: KeysCreateArgs) -> Result<(), String> {
         name: args.name,
         hash: generated.hash,
         display_prefix: generated.display_prefix,
-        created_by: owner.id.clone(),
+        created_by: KeyCreator::user(owner.id.clone()),
         owner: KeyOwner::User(owner.id.clone()),
         org_id: owner.org_id.clone(),
         permissions,
@@ -110,7 +110,7 @@ async fn list(sql: &SqlStores, owner: Option<&str>) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no user with email {email}"))?;
-            keys.list_by_owner(&KeyOwner::User(user.id))
+            keys.list(&KeysOf::User(user.id))
                 .await
                 .map_err(|e| e.to_string())?
         }

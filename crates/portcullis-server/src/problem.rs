@@ -2,7 +2,6 @@
 //! the library's one renderer (same body and headers as the layer's); the rest are the
 //! server's own codes: `invalid_request`, `not_found`, `conflict`, ….
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis::render::Renderer;
@@ -82,33 +81,6 @@ impl From<StoreError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         Self::auth(e)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
-            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::PayloadTooLarge
-            }
-            // serde's message names the field and the problem, never the value of a string.
-            JsonRejection::JsonDataError(e) => Self::BadRequest(e.body_text()),
-            JsonRejection::JsonSyntaxError(_) => Self::bad_request("the body is not valid JSON"),
-            other => Self::BadRequest(other.body_text()),
-        }
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(r: PathRejection) -> Self {
-        Self::BadRequest(r.body_text())
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        Self::BadRequest(r.body_text())
     }
 }
 

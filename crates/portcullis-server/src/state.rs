@@ -114,10 +114,10 @@ impl AppState {
         self.auth.clock().now()
     }
 
-    /// Creates the first admin when there is no user yet: from PORTCULLIS_ADMIN_EMAIL and
+    /// Creates the first user, a superadmin of org `default`, when there is no user yet: from PORTCULLIS_ADMIN_EMAIL and
     /// PORTCULLIS_ADMIN_PASSWORD, or with a generated password printed once.
     pub async fn ensure_admin(&self) -> Result<(), String> {
-        if self.users().count().await.map_err(|e| e.to_string())? > 0 {
+        if self.users().count(None).await.map_err(|e| e.to_string())? > 0 {
             return Ok(());
         }
         let email = settings::env("PORTCULLIS_ADMIN_EMAIL")
@@ -137,7 +137,7 @@ impl AppState {
             id: UserId::random(),
             email: email.clone(),
             password_hash: hash,
-            role: "admin".into(),
+            role: "superadmin".into(),
             org_id: OrgId::from("default"),
             created_at: self.now(),
         };
@@ -149,10 +149,10 @@ impl AppState {
         }
         if generated {
             // Printed once, to the operator's terminal, never to the log.
-            println!("created admin {email} with password: {password}");
+            println!("created superadmin {email} with password: {password}");
             println!("(set PORTCULLIS_ADMIN_EMAIL / PORTCULLIS_ADMIN_PASSWORD to choose them)");
         } else {
-            tracing::info!(%email, "created admin");
+            tracing::info!(%email, "created superadmin");
         }
         Ok(())
     }

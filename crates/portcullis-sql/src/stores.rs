@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_core::StoreError;
-use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeysOf};
 use portcullis_core::clock::{Clock, SystemClock, UnixTime};
-use portcullis_core::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
+use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use portcullis_core::session::{SessionRecord, Transition};
 use portcullis_core::store::{
     AgentDirectory, AgentRecord, ApiKeyStore, Denylist, RefreshResult, SessionStore, Stores,
@@ -85,9 +85,10 @@ impl SqlStores {
         &self.users
     }
 
-    /// How many API keys there are (for stats; the core trait has no count).
-    pub async fn count_api_keys(&self) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, api_key_count())
+    /// How many API keys there are in `org`, or in every org (for stats; the core trait has
+    /// no count).
+    pub async fn count_api_keys(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, api_key_count(org))
     }
 
     /// Deletes sessions and denylist entries that expired at or before `now` (they can
@@ -126,8 +127,8 @@ impl ApiKeyStore for SqlApiKeyStore {
         dispatch!(&self.pool, api_key_get(id))
     }
 
-    async fn list_by_owner(&self, owner: &KeyOwner) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        dispatch!(&self.pool, api_key_list_by_owner(owner))
+    async fn list(&self, of: &KeysOf) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        dispatch!(&self.pool, api_key_list(of))
     }
 
     async fn set_enabled(&self, id: &ApiKeyId, enabled: bool) -> Result<bool, StoreError> {
@@ -225,8 +226,8 @@ impl SessionStore for SqlSessionStore {
         dispatch!(&self.pool, session_revoke_all_for_user(user, now))
     }
 
-    async fn count_live(&self, now: UnixTime) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, session_count_live(now))
+    async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, session_count_live(now, org))
     }
 }
 
@@ -257,8 +258,8 @@ impl AgentDirectory for SqlAgentDirectory {
         dispatch!(&self.pool, agent_terminate(id))
     }
 
-    async fn count(&self) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, agent_count())
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, agent_count(org))
     }
 }
 

@@ -55,7 +55,7 @@ impl fmt::Debug for UserRecord {
 ///     created_at: 0,
 /// };
 /// sql.users().create(&admin).await?;
-/// assert_eq!(sql.users().count().await?, 1);
+/// assert_eq!(sql.users().count(None).await?, 1);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -93,8 +93,8 @@ impl UserStore {
         dispatch!(&self.pool, user_set_password_hash(id, password_hash))
     }
 
-    /// How many users there are.
-    pub async fn count(&self) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, user_count())
+    /// How many users there are in `org`, or in every org.
+    pub async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, user_count(org))
     }
 }

@@ -44,7 +44,7 @@ async fn a_used_key_gets_last_used_at_written_behind_and_a_refused_one_does_not(
                 name: "k".into(),
                 hash: g.hash,
                 display_prefix: g.display_prefix.clone(),
-                created_by: UserId::from("u"),
+                created_by: UserId::from("u").into(),
                 owner: KeyOwner::User(UserId::from("u")),
                 org_id: "acme".into(),
                 permissions: seed::MEMORY_ALL,

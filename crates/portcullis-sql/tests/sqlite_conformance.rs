@@ -84,5 +84,5 @@ async fn the_file_persists_across_pools() {
     sql.pool().close().await;
     let again = SqlStores::connect(&url).await.unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(again.users().count().await.unwrap(), 1);
+    assert_eq!(again.users().count(None).await.unwrap(), 1);
 }

@@ -92,6 +92,6 @@ async fn a_closed_pool_is_unavailable() {
     let sql = SqlStores::connect("sqlite::memory:").await.unwrap();
     sql.migrate().await.unwrap();
     sql.pool().close().await;
-    let err = sql.users().count().await.unwrap_err();
+    let err = sql.users().count(None).await.unwrap_err();
     assert!(unavailable_message(err).contains("closed"));
 }

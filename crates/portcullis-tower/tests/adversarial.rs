@@ -353,7 +353,7 @@ impl Fx {
                 name: id.to_owned(),
                 hash: generated.hash,
                 display_prefix: generated.display_prefix.clone(),
-                created_by: UserId::from("u-alice"),
+                created_by: UserId::from("u-alice").into(),
                 owner,
                 org_id: OrgId::from(ORG),
                 permissions: seed::MEMORY_ALL,

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use portcullis_core::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyHash, KeyOwner, KeysOf};
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
 use portcullis_core::rate_limit::RateLimiter;
 use portcullis_core::session::SessionRecord;
@@ -192,7 +192,7 @@ impl Fx {
             name: "test key".into(),
             hash: generated.hash,
             display_prefix: generated.display_prefix.clone(),
-            created_by: UserId::from("u-creator"),
+            created_by: UserId::from("u-creator").into(),
             owner,
             org_id: OrgId::from(ORG),
             permissions: seed::MEMORY_ALL,
@@ -1396,9 +1396,14 @@ impl SessionStore for Down {
         down()
     }
 
-    fn count_live<'l0, 'at>(&'l0 self, _: UnixTime) -> StoreFuture<'at, u64>
+    fn count_live<'l0, 'l1, 'at>(
+        &'l0 self,
+        _: UnixTime,
+        _: Option<&'l1 OrgId>,
+    ) -> StoreFuture<'at, u64>
     where
         'l0: 'at,
+        'l1: 'at,
         Self: 'at,
     {
         down()
@@ -1435,10 +1440,7 @@ impl ApiKeyStore for Down {
         down()
     }
 
-    fn list_by_owner<'l0, 'l1, 'at>(
-        &'l0 self,
-        _: &'l1 KeyOwner,
-    ) -> StoreFuture<'at, Vec<ApiKeyRecord>>
+    fn list<'l0, 'l1, 'at>(&'l0 self, _: &'l1 KeysOf) -> StoreFuture<'at, Vec<ApiKeyRecord>>
     where
         'l0: 'at,
         'l1: 'at,
@@ -1530,9 +1532,10 @@ impl AgentDirectory for Down {
         down()
     }
 
-    fn count<'l0, 'at>(&'l0 self) -> StoreFuture<'at, u64>
+    fn count<'l0, 'l1, 'at>(&'l0 self, _: Option<&'l1 OrgId>) -> StoreFuture<'at, u64>
     where
         'l0: 'at,
+        'l1: 'at,
         Self: 'at,
     {
         down()
@@ -2004,7 +2007,7 @@ async fn a_custom_api_key_prefix_decides_what_a_bearer_is() {
             name: "acme key".into(),
             hash: generated.hash,
             display_prefix: generated.display_prefix.clone(),
-            created_by: UserId::from("u-alice"),
+            created_by: UserId::from("u-alice").into(),
             owner: KeyOwner::User(UserId::from("u-alice")),
             org_id: OrgId::from(ORG),
             permissions: seed::MEMORY_ALL,

@@ -12,7 +12,7 @@
 
 pub use super::Stores;
 use super::{AgentRecord, AgentStatus, RefreshResult};
-use crate::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyHash, KeyOwner};
+use crate::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyCreator, KeyHash, KeyOwner, KeysOf};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuthError, StoreError};
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
@@ -30,7 +30,10 @@ fn key_record(owner: KeyOwner, expires_at: Option<u64>) -> (ApiKeyRecord, String
         name: "conformance".into(),
         hash: generated.hash,
         display_prefix: generated.display_prefix.clone(),
-        created_by: UserId::random(),
+        created_by: match &owner {
+            KeyOwner::User(u) => KeyCreator::user(u.clone()),
+            KeyOwner::Agent(_) => KeyCreator::user(UserId::random()),
+        },
         owner,
         org_id: OrgId::from("acme"),
         permissions: seed::MEMORY_ALL,
@@ -84,11 +87,38 @@ pub async fn api_key_create_and_lookup(s: &Stores) {
     ));
     let (second, _) = key_record(owner.clone(), None);
     s.api_keys.insert(second.clone()).await.unwrap();
-    let listed = s.api_keys.list_by_owner(&owner).await.unwrap();
-    assert_eq!(listed.len(), 2);
+    // A key made by the second key: the user's, but not the user's own making.
+    let KeyOwner::User(user) = &owner else {
+        unreachable!()
+    };
+    let (mut child, _) = key_record(owner.clone(), None);
+    child.created_by = KeyCreator {
+        actor: second.id.as_str().to_owned(),
+        user: Some(user.clone()),
+    };
+    s.api_keys.insert(child.clone()).await.unwrap();
+    let ids = |v: Vec<ApiKeyRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let mut by_user = ids(s.api_keys.list(&KeysOf::User(user.clone())).await.unwrap());
+    by_user.sort();
+    let mut expected = vec![rec.id.clone(), second.id.clone(), child.id.clone()];
+    expected.sort();
+    assert_eq!(by_user, expected, "a user lists what it and its keys made");
+    let by_user_itself = ids(s
+        .api_keys
+        .list(&KeysOf::Actor(user.as_str().to_owned()))
+        .await
+        .unwrap());
+    assert_eq!(by_user_itself.len(), 2);
+    assert!(!by_user_itself.contains(&child.id));
+    let by_key = ids(s
+        .api_keys
+        .list(&KeysOf::Actor(second.id.as_str().to_owned()))
+        .await
+        .unwrap());
+    assert_eq!(by_key, vec![child.id.clone()], "a key lists what it made");
     assert!(
         s.api_keys
-            .list_by_owner(&KeyOwner::User(UserId::random()))
+            .list(&KeysOf::User(UserId::random()))
             .await
             .unwrap()
             .is_empty()
@@ -211,7 +241,15 @@ pub async fn session_revoke_and_revoke_all(s: &Stores) {
     assert!(!s.sessions.get(&b.id).await.unwrap().unwrap().is_live(now()));
     assert!(s.sessions.get(&c.id).await.unwrap().unwrap().is_live(now()));
     assert!(!s.sessions.revoke(&SessionId::random()).await.unwrap());
-    assert!(s.sessions.count_live(now()).await.unwrap() >= 1);
+    assert!(s.sessions.count_live(now(), None).await.unwrap() >= 1);
+    // Counted per org: a fresh org holds exactly what was made in it.
+    let org = OrgId::from(format!("org-{}", UserId::random()));
+    let mut d = session(&other, KeyHash::of(b"d"));
+    d.org_id = org.clone();
+    s.sessions.create(d.clone()).await.unwrap();
+    assert_eq!(s.sessions.count_live(now(), Some(&org)).await.unwrap(), 1);
+    s.sessions.revoke(&d.id).await.unwrap();
+    assert_eq!(s.sessions.count_live(now(), Some(&org)).await.unwrap(), 0);
 }
 
 /// Expired sessions refuse refresh.
@@ -278,7 +316,16 @@ pub async fn agent_terminate(s: &Stores) {
     );
     assert!(!s.agents.terminate(&AgentId::random()).await.unwrap());
     assert_eq!(s.agents.get(&AgentId::random()).await.unwrap(), None);
-    assert!(s.agents.count().await.unwrap() >= 1);
+    assert!(s.agents.count(None).await.unwrap() >= 1);
+    let org = OrgId::from(format!("org-{}", AgentId::random()));
+    assert_eq!(s.agents.count(Some(&org)).await.unwrap(), 0);
+    let mine = AgentRecord {
+        id: AgentId::random(),
+        org_id: org.clone(),
+        ..agent
+    };
+    s.agents.insert(mine).await.unwrap();
+    assert_eq!(s.agents.count(Some(&org)).await.unwrap(), 1);
 }
 
 /// Denied `jti`s stay denied until their expiry.

@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use super::{
     AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, RefreshResult, SessionStore,
 };
-use crate::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+use crate::api_key::{ApiKeyRecord, KeyHash, KeysOf};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::error::StoreError;
-use crate::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
+use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use crate::session::{SessionRecord, Transition};
 
 /// Default bound of each in-memory store.
@@ -96,12 +96,12 @@ impl ApiKeyStore for MemoryApiKeyStore {
         Ok(lock(&self.inner).by_id.get(id).cloned())
     }
 
-    async fn list_by_owner(&self, owner: &KeyOwner) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    async fn list(&self, of: &KeysOf) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let m = lock(&self.inner);
         let mut keys: Vec<_> = m
             .by_id
             .values()
-            .filter(|r| &r.owner == owner)
+            .filter(|r| of.matches(r))
             .cloned()
             .collect();
         keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -232,10 +232,10 @@ impl SessionStore for MemorySessionStore {
         Ok(n)
     }
 
-    async fn count_live(&self, now: UnixTime) -> Result<u64, StoreError> {
+    async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
         Ok(lock(&self.inner)
             .values()
-            .filter(|s| s.is_live(now))
+            .filter(|s| s.is_live(now) && org.is_none_or(|o| &s.org_id == o))
             .count() as u64)
     }
 }
@@ -288,8 +288,11 @@ impl AgentDirectory for MemoryAgentDirectory {
             .is_some())
     }
 
-    async fn count(&self) -> Result<u64, StoreError> {
-        Ok(lock(&self.inner).len() as u64)
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        Ok(lock(&self.inner)
+            .values()
+            .filter(|a| org.is_none_or(|o| &a.org_id == o))
+            .count() as u64)
     }
 }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 pub use memory::{MemoryAgentDirectory, MemoryApiKeyStore, MemoryDenylist, MemorySessionStore};
 
-use crate::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+use crate::api_key::{ApiKeyRecord, KeyHash, KeysOf};
 use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
@@ -29,8 +29,8 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// The key with id `id`.
     async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
-    /// Every key acting as `owner`.
-    async fn list_by_owner(&self, owner: &KeyOwner) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// The keys `of` names, oldest first.
+    async fn list(&self, of: &KeysOf) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// Enables or disables a key; false when there is no such key.
     async fn set_enabled(&self, id: &ApiKeyId, enabled: bool) -> Result<bool, StoreError>;
     /// Deletes a key; false when there is no such key.
@@ -73,8 +73,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError>;
     /// Revokes every session of `user`; returns how many were live.
     async fn revoke_all_for_user(&self, user: &UserId) -> Result<u64, StoreError>;
-    /// Sessions live at `now` (for stats).
-    async fn count_live(&self, now: UnixTime) -> Result<u64, StoreError>;
+    /// Sessions live at `now` in `org`, or in every org (for stats).
+    async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError>;
 }
 
 /// Whether an agent is active or terminated.
@@ -110,8 +110,8 @@ pub trait AgentDirectory: Send + Sync + 'static {
     async fn get(&self, id: &AgentId) -> Result<Option<AgentRecord>, StoreError>;
     /// Terminates an agent; false when there is no such agent.
     async fn terminate(&self, id: &AgentId) -> Result<bool, StoreError>;
-    /// How many agents there are (for stats).
-    async fn count(&self) -> Result<u64, StoreError>;
+    /// How many agents there are in `org`, or in every org (for stats).
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError>;
 }
 
 /// Token ids (`jti`) refused before their expiry.

@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis::ids::{OrgId, UserId};
+use portcullis::ids::UserId;
 use portcullis::seed::{AdminRead, AdminWrite};
 use portcullis::sql::UserRecord;
-use portcullis::{RequirePermissions, StoreError};
+use portcullis::{AuthError, RequirePermissions, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,7 +14,7 @@ use crate::json::{ApiJson, ApiPath};
 use crate::password;
 use crate::problem::{ApiError, ApiResult};
 use crate::routes::auth::normalize_email;
-use crate::routes::{home_org, required_text};
+use crate::routes::{read_scope, target_org};
 use crate::state::AppState;
 
 /// `POST /users`.
@@ -24,9 +24,10 @@ pub struct CreateUser {
     pub email: String,
     /// At least 8 characters.
     pub password: String,
-    /// `admin`, `user` or `viewer`.
+    /// `superadmin` (only from a caller acting in every org), `admin`, `user` or `viewer`.
     pub role: String,
-    /// The org; the caller's when absent.
+    /// The org; the caller's when absent. Another org than the caller's is 403
+    /// `org_forbidden` unless the caller acts in every org.
     pub org_id: Option<String>,
 }
 
@@ -70,16 +71,18 @@ pub async fn create_user(
         return Err(ApiError::bad_request("email must look like name@domain"));
     }
     password::check_new(&req.password)?;
-    if s.auth.config().roles.get(&req.role).is_none() {
+    let roles = &s.auth.config().roles;
+    if !roles.contains(&req.role) {
         return Err(ApiError::bad_request(format!(
-            "unknown role {:?}: expected admin, user or viewer",
-            req.role.chars().take(50).collect::<String>()
+            "role must be one of: {}",
+            roles.names().join(", ")
         )));
     }
-    let org_id = match req.org_id {
-        Some(org) => OrgId::from(required_text("org_id", &org, 200)?),
-        None => home_org(&who),
-    };
+    // Only a caller that acts in every org may make another such user.
+    if roles.acts_in_every_org(&req.role) && !who.acts_in_every_org() {
+        return Err(AuthError::OrgForbidden.into());
+    }
+    let org_id = target_org(&who, req.org_id.as_deref())?;
     let user = UserRecord {
         id: UserId::random(),
         email,
@@ -110,14 +113,15 @@ pub async fn create_user(
 /// Counts.
 pub async fn stats(
     State(s): State<AppState>,
-    _who: RequirePermissions<AdminRead>,
+    who: RequirePermissions<AdminRead>,
 ) -> ApiResult<Json<Stats>> {
     let stores = s.auth.stores();
+    let org = read_scope(&who).org();
     Ok(Json(Stats {
-        users: s.users().count().await?,
-        api_keys: s.sql.count_api_keys().await?,
-        agents: stores.agents.count().await?,
-        active_sessions: stores.sessions.count_live(s.now()).await?,
+        users: s.users().count(org).await?,
+        api_keys: s.sql.count_api_keys(org).await?,
+        agents: stores.agents.count(org).await?,
+        active_sessions: stores.sessions.count_live(s.now(), org).await?,
     }))
 }
 
@@ -128,12 +132,14 @@ pub async fn stats(
 /// Revokes every session of a user.
 pub async fn revoke_sessions(
     State(s): State<AppState>,
-    _who: RequirePermissions<AdminWrite>,
+    who: RequirePermissions<AdminWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let id = UserId::from(id);
-    if s.users().get(&id).await?.is_none() {
-        return Err(ApiError::NotFound);
+    // Another org's user is, to this caller, no user at all.
+    match s.users().get(&id).await? {
+        Some(user) if who.can_access_org(&user.org_id) => {}
+        _ => return Err(ApiError::NotFound),
     }
     let n = s.auth.revoke_user_sessions(&id).await?;
     tracing::info!(user = %id, revoked = n, "sessions revoked by an admin");

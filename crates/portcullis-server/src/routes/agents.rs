@@ -3,17 +3,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis::RequirePermissions;
-use portcullis::ids::{AgentId, OrgId, RunId};
+use portcullis::ids::{AgentId, RunId};
 use portcullis::seed::AdminWrite;
 use portcullis::store::{AgentRecord, AgentStatus};
 use portcullis::token::AgentGrant;
+use portcullis::{Actor, RequirePermissions};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::json::{ApiJson, ApiPath};
 use crate::problem::{ApiError, ApiResult};
-use crate::routes::{home_org, required_text};
+use crate::routes::{required_text, target_org};
 use crate::state::AppState;
 
 /// `POST /agents`.
@@ -66,10 +66,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateAgent>,
 ) -> ApiResult<(StatusCode, Json<AgentInfo>)> {
     let name = required_text("name", &req.name, 200)?;
-    let org_id = match req.org_id {
-        Some(org) => OrgId::from(required_text("org_id", &org, 200)?),
-        None => home_org(&who),
-    };
+    let org_id = target_org(&who, req.org_id.as_deref())?;
     let agent = AgentRecord {
         id: AgentId::random(),
         org_id,
@@ -89,14 +86,14 @@ pub async fn create(
     ))
 }
 
-/// The agent `id`; 404 when there is none. Agents are managed by holders of `admin:write`
-/// in every org, as `POST /agents` may create them in any org.
-async fn agent(s: &AppState, id: &str) -> ApiResult<AgentRecord> {
+/// The agent `id`; 404 when there is none, or when it is of an org the caller does not act in.
+async fn agent(s: &AppState, who: &Actor, id: &str) -> ApiResult<AgentRecord> {
     s.auth
         .stores()
         .agents
         .get(&AgentId::from(id))
         .await?
+        .filter(|a| who.can_access_org(&a.org_id))
         .ok_or(ApiError::NotFound)
 }
 
@@ -107,12 +104,12 @@ async fn agent(s: &AppState, id: &str) -> ApiResult<AgentRecord> {
 /// Mints a run token for an agent.
 pub async fn create_run(
     State(s): State<AppState>,
-    _who: RequirePermissions<AdminWrite>,
+    who: RequirePermissions<AdminWrite>,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<RunToken>)> {
     let adapter_type = required_text("adapter_type", &req.adapter_type, 100)?;
-    let agent = agent(&s, &id).await?;
+    let agent = agent(&s, &who, &id).await?;
     if agent.status == AgentStatus::Terminated {
         return Err(ApiError::Conflict("the agent is terminated"));
     }
@@ -144,10 +141,10 @@ pub async fn create_run(
 /// Terminates an agent: its run tokens and keys stop working at once.
 pub async fn terminate(
     State(s): State<AppState>,
-    _who: RequirePermissions<AdminWrite>,
+    who: RequirePermissions<AdminWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let agent = agent(&s, &id).await?;
+    let agent = agent(&s, &who, &id).await?;
     s.auth.terminate_agent(&agent.id).await?;
     tracing::info!(agent = %agent.id, "agent terminated");
     Ok(StatusCode::NO_CONTENT)

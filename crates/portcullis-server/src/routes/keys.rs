@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
-use portcullis::ids::{AgentId, ApiKeyId, UserId};
-use portcullis::store::AgentStatus;
-use portcullis::{Actor, CurrentActor, PermissionSet};
+use portcullis::ids::{AgentId, ApiKeyId};
+use portcullis::key_issuance::{self, KeyIssueError, KeyRequest};
+use portcullis::{Actor, AuthError, CurrentActor, PermissionSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -77,18 +77,6 @@ pub struct UpdateKey {
     pub enabled: bool,
 }
 
-/// Whose keys an actor lists and manages.
-fn owner_of(actor: &Actor) -> KeyOwner {
-    match actor {
-        Actor::User(u) => KeyOwner::User(u.id.clone()),
-        Actor::ApiKey(k) => KeyOwner::User(k.owner.clone()),
-        Actor::Agent(a) => KeyOwner::Agent(a.id.clone()),
-        Actor::Board | Actor::Anonymous => {
-            KeyOwner::User(UserId::from(portcullis::actor::BOARD_ID))
-        }
-    }
-}
-
 fn sorted_names(s: &AppState, set: PermissionSet) -> Vec<&'static str> {
     let mut names: Vec<_> = s.auth.catalog().names(set).collect();
     names.sort_unstable();
@@ -117,89 +105,77 @@ fn info(s: &AppState, r: &ApiKeyRecord) -> KeyInfo {
     responses((status = 201, body = CreatedKey),
               (status = 403, description = "insufficient_permissions: more than the caller holds")),
     security(("bearer" = []), ("api_key" = [])))]
-/// Creates a key holding at most what the caller holds.
+/// Creates a key holding at most what the caller holds; the library's
+/// [`key_issuance`](portcullis::key_issuance) decides its bounds.
 pub async fn create(
     State(s): State<AppState>,
     who: CurrentActor,
     ApiJson(req): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let name = required_text("name", &req.name, 200)?;
-    let permissions = s
-        .auth
-        .catalog()
+    let catalog = s.auth.catalog();
+    let permissions = catalog
         .parse_all(req.permissions.iter().map(String::as_str))
-        .map_err(|bad| ApiError::bad_request(format!("unknown permission {bad:?}")))?;
-    let missing = who.permissions().missing(permissions);
-    if !missing.is_empty() {
-        return Err(ApiError::forbidden(missing, s.auth.catalog()));
-    }
-    if req.rate_limit_per_minute == Some(0) {
-        return Err(ApiError::bad_request(
-            "rate_limit_per_minute must be at least 1",
-        ));
-    }
-    let now = s.now();
-    let expires_at = match req.expires_in_seconds {
-        Some(0) => {
-            return Err(ApiError::bad_request(
-                "expires_in_seconds must be at least 1",
-            ));
-        }
-        Some(secs) => Some(
-            now.checked_add(secs)
-                .ok_or_else(|| ApiError::bad_request("expires_in_seconds is too large"))?,
-        ),
+        .map_err(|_| ApiError::bad_request("permissions: not a known permission name"))?;
+    let agent = match &req.agent_id {
         None => None,
+        Some(id) => Some(
+            s.auth
+                .stores()
+                .agents
+                .get(&AgentId::from(id.as_str()))
+                .await?
+                .ok_or(ApiError::NotFound)?,
+        ),
     };
-    let creator = owner_of(&who);
-    let created_by = UserId::from(match &creator {
-        KeyOwner::User(u) => u.as_str(),
-        KeyOwner::Agent(a) => a.as_str(),
-    });
-    let org_id = who.org_id().cloned().unwrap_or_else(|| DEFAULT_ORG.into());
-    let owner = match &req.agent_id {
-        None => creator,
-        Some(agent_id) => {
-            let agent_id = AgentId::from(agent_id.as_str());
-            let agent = s.auth.stores().agents.get(&agent_id).await?;
-            match agent {
-                Some(a)
-                    if who.can_access_org(&a.org_id)
-                        && a.status == AgentStatus::Active
-                        && !matches!(&*who, Actor::Agent(me) if me.id != a.id) =>
-                {
-                    KeyOwner::Agent(a.id)
-                }
-                _ => return Err(ApiError::NotFound),
-            }
+    let request = KeyRequest {
+        permissions,
+        expires_in_secs: req.expires_in_seconds,
+        rate_limit_per_minute: req.rate_limit_per_minute,
+        agent: agent.as_ref(),
+    };
+    let now = s.now();
+    let grant = key_issuance::grant(
+        &who,
+        &request,
+        now,
+        s.auth.agent_permissions(),
+        &DEFAULT_ORG.into(),
+    )
+    .map_err(|e| match e {
+        KeyIssueError::Refused(AuthError::InsufficientPermissions { missing }) => {
+            ApiError::forbidden(missing, catalog)
         }
-    };
+        KeyIssueError::Refused(other) => other.into(),
+        KeyIssueError::AgentNotFound => ApiError::NotFound,
+        KeyIssueError::Invalid(why) => ApiError::bad_request(why),
+    })?;
     let generated = api_key::generate(&s.auth.config().api_key_prefix);
     let record = ApiKeyRecord {
         id: ApiKeyId::random(),
         name,
         hash: generated.hash,
         display_prefix: generated.display_prefix.clone(),
-        created_by,
-        owner,
-        org_id,
-        permissions,
+        created_by: grant.created_by,
+        owner: grant.owner,
+        org_id: grant.org_id,
+        permissions: grant.permissions,
         created_at: now,
-        expires_at,
+        expires_at: grant.expires_at,
         enabled: true,
-        rate_limit_per_minute: req.rate_limit_per_minute,
+        rate_limit_per_minute: grant.rate_limit_per_minute,
         last_used_at: None,
     };
     s.auth.stores().api_keys.insert(record.clone()).await?;
-    tracing::info!(key = %record.id, by = %record.created_by, "api key created");
+    tracing::info!(key = %record.id, by = %record.created_by.actor, "api key created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
             key_id: record.id.to_string(),
             api_key: generated.key.expose().to_owned(),
             prefix: record.display_prefix,
-            permissions: sorted_names(&s, permissions),
-            expires_at,
+            permissions: sorted_names(&s, record.permissions),
+            expires_at: record.expires_at,
         }),
     ))
 }
@@ -207,36 +183,24 @@ pub async fn create(
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys",
     responses((status = 200, body = [KeyInfo])),
     security(("bearer" = []), ("api_key" = [])))]
-/// The caller's keys.
+/// The keys the caller made (and, for a user, those its keys made).
 pub async fn list(State(s): State<AppState>, who: CurrentActor) -> ApiResult<Json<Vec<KeyInfo>>> {
-    let keys = s
-        .auth
-        .stores()
-        .api_keys
-        .list_by_owner(&owner_of(&who))
-        .await?;
+    let Some(of) = key_issuance::listing(&who) else {
+        return Ok(Json(Vec::new()));
+    };
+    let keys = s.auth.stores().api_keys.list(&of).await?;
     Ok(Json(keys.iter().map(|r| info(&s, r)).collect()))
 }
 
-/// The key `id`, if the caller owns it (or created it, or is the board); 404 otherwise.
+/// The key `id`, if the caller manages it; 404 otherwise (whether or not it exists).
 async fn owned(s: &AppState, who: &Actor, id: &ApiKeyId) -> ApiResult<ApiKeyRecord> {
-    let record = s
-        .auth
+    s.auth
         .stores()
         .api_keys
         .get(id)
         .await?
-        .ok_or(ApiError::NotFound)?;
-    let me = owner_of(who);
-    let creator = match &me {
-        KeyOwner::User(u) => u.as_str(),
-        KeyOwner::Agent(a) => a.as_str(),
-    };
-    if matches!(who, Actor::Board) || record.owner == me || record.created_by.as_str() == creator {
-        Ok(record)
-    } else {
-        Err(ApiError::NotFound)
-    }
+        .filter(|r| key_issuance::manages(who, r))
+        .ok_or(ApiError::NotFound)
 }
 
 #[utoipa::path(patch, path = "/api-keys/{key_id}", tag = "api-keys", request_body = UpdateKey,

@@ -8,15 +8,13 @@ pub mod keys;
 pub mod meta;
 pub mod resources;
 
+use crate::problem::ApiError;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, patch, post};
 use portcullis::ids::{OrgId, UserId};
-use portcullis::{Actor, AuthLayer};
-
-use crate::data::Scope;
-use crate::problem::ApiError;
-use crate::state::AppState;
+use portcullis::{Actor, AuthLayer, OrgScope};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -80,12 +78,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The orgs an actor reads: its own, or every org for the board.
-pub fn read_scope(actor: &Actor) -> Scope<'_> {
-    match actor.org_id() {
-        Some(org) => Scope::Org(org),
-        None => Scope::All,
-    }
+/// The orgs an actor reads: its own, or every org for the board and a superadmin. The
+/// extractors have already refused anonymous callers; should one get here it sees nothing.
+pub fn read_scope(actor: &Actor) -> OrgScope<'_> {
+    static NOWHERE: std::sync::LazyLock<OrgId> = std::sync::LazyLock::new(|| OrgId::from(""));
+    actor.org_scope().unwrap_or(OrgScope::Org(&NOWHERE))
 }
 
 /// The org an actor creates things in (`default` for the board).
@@ -96,22 +93,26 @@ pub fn home_org(actor: &Actor) -> OrgId {
         .unwrap_or_else(|| OrgId::from(DEFAULT_ORG))
 }
 
+/// The org named in a body (`org_id`), checked against where the actor acts: absent, the
+/// actor's own; another org the actor does not act in, 403 `org_forbidden`.
+pub fn target_org(actor: &Actor, requested: Option<&str>) -> Result<OrgId, ApiError> {
+    let requested = requested
+        .map(|org| required_text("org_id", org, 200).map(OrgId::from))
+        .transpose()?;
+    Ok(actor.target_org(requested, &OrgId::from(DEFAULT_ORG))?)
+}
+
 /// Who an actor is, for `created_by` columns (`board` for the board).
 pub fn principal(actor: &Actor) -> String {
     actor.id().unwrap_or(portcullis::actor::BOARD_ID).to_owned()
 }
 
-/// The user behind a user actor; other actors are 403 (the route needs a signed-in user).
+/// The user behind a user actor; other actors are 403 `wrong_actor_kind` (the route needs a
+/// signed-in user).
 pub fn user_of(actor: &Actor) -> Result<(&UserId, &portcullis::UserActor), ApiError> {
     match actor {
         Actor::User(u) => Ok((&u.id, u)),
-        _ => Err(ApiError::Auth {
-            error: portcullis::AuthError::InsufficientPermissions {
-                missing: portcullis::PermissionSet::EMPTY,
-            },
-            presented: true,
-            scope: None,
-        }),
+        _ => Err(ApiError::presented(portcullis::AuthError::WrongActorKind)),
     }
 }
 

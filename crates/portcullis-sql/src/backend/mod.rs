@@ -22,11 +22,18 @@ pub(crate) mod sqlite {
 
     type Db = sqlx::Sqlite;
 
-    const MIGRATIONS: &[Migration] = &[Migration {
-        version: 1,
-        description: "init",
-        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-    }];
+    const MIGRATIONS: &[Migration] = &[
+        Migration {
+            version: 1,
+            description: "init",
+            sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            description: "key creators",
+            sql: include_str!("../../migrations/sqlite/0002_key_creators.sql"),
+        },
+    ];
     /// An immediate transaction takes SQLite's write lock at once, so two processes
     /// migrating the same file run one after the other instead of deadlocking.
     const MIGRATION_BEGIN: &str = "BEGIN IMMEDIATE";
@@ -41,11 +48,18 @@ pub(crate) mod postgres {
 
     type Db = sqlx::Postgres;
 
-    const MIGRATIONS: &[Migration] = &[Migration {
-        version: 1,
-        description: "init",
-        sql: include_str!("../../migrations/postgres/0001_init.sql"),
-    }];
+    const MIGRATIONS: &[Migration] = &[
+        Migration {
+            version: 1,
+            description: "init",
+            sql: include_str!("../../migrations/postgres/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            description: "key creators",
+            sql: include_str!("../../migrations/postgres/0002_key_creators.sql"),
+        },
+    ];
     const MIGRATION_BEGIN: &str = "BEGIN";
     /// Instances starting together queue on this lock (held until the transaction ends)
     /// rather than racing to create the same tables. The key is arbitrary but fixed.

@@ -4,9 +4,9 @@
 // migration planning) live outside, in code compiled once.
 
 use portcullis_core::StoreError;
-use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{ApiKeyRecord, KeyCreator, KeyHash, KeysOf};
 use portcullis_core::clock::UnixTime;
-use portcullis_core::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
+use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::AgentRecord;
 use sqlx::{Pool, Row};
@@ -74,8 +74,8 @@ pub(crate) async fn migrate(pool: &Pool<Db>) -> Result<(), StoreError> {
 
 macro_rules! api_key_columns {
     () => {
-        "id, name, key_hash, display_prefix, created_by, owner_kind, owner_id, org_id, \
-         permissions, created_at, expires_at, enabled, rate_limit_per_minute, last_used_at"
+        "id, name, key_hash, display_prefix, created_by, creator_user, owner_kind, owner_id, \
+         org_id, permissions, created_at, expires_at, enabled, rate_limit_per_minute, last_used_at"
     };
 }
 
@@ -86,7 +86,10 @@ fn api_key(row: &DbRow) -> Result<ApiKeyRecord, StoreError> {
         name: col(row, "name")?,
         hash: codec::hash_from("key_hash", &col::<Vec<u8>>(row, "key_hash")?)?,
         display_prefix: col(row, "display_prefix")?,
-        created_by: col::<String>(row, "created_by")?.into(),
+        created_by: KeyCreator {
+            actor: col(row, "created_by")?,
+            user: col::<Option<String>>(row, "creator_user")?.map(UserId::from),
+        },
         owner: codec::owner_from(&owner_kind, col(row, "owner_id")?)?,
         org_id: col::<String>(row, "org_id")?.into(),
         permissions: codec::permissions_from(&col::<String>(row, "permissions")?)?,
@@ -103,13 +106,14 @@ pub(crate) async fn api_key_insert(pool: &Pool<Db>, r: &ApiKeyRecord) -> Result<
     sqlx::query(concat!(
         "INSERT INTO api_keys (",
         api_key_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     ))
     .bind(r.id.as_str())
     .bind(&r.name)
     .bind(&r.hash.0[..])
     .bind(&r.display_prefix)
-    .bind(r.created_by.as_str())
+    .bind(&r.created_by.actor)
+    .bind(r.created_by.user.as_ref().map(UserId::as_str))
     .bind(owner_kind)
     .bind(owner_id)
     .bind(r.org_id.as_str())
@@ -161,18 +165,30 @@ pub(crate) async fn api_key_get(
     .transpose()
 }
 
-pub(crate) async fn api_key_list_by_owner(
+pub(crate) async fn api_key_list(
     pool: &Pool<Db>,
-    owner: &KeyOwner,
+    of: &KeysOf,
 ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    let (owner_kind, owner_id) = codec::owner(owner);
-    sqlx::query(concat!(
-        "SELECT ",
-        api_key_columns!(),
-        " FROM api_keys WHERE owner_kind = $1 AND owner_id = $2 ORDER BY created_at, id"
-    ))
-    .bind(owner_kind)
-    .bind(owner_id)
+    let (sql, id) = match of {
+        KeysOf::Actor(id) => (
+            concat!(
+                "SELECT ",
+                api_key_columns!(),
+                " FROM api_keys WHERE created_by = $1 ORDER BY created_at, id"
+            ),
+            id.as_str(),
+        ),
+        KeysOf::User(user) => (
+            concat!(
+                "SELECT ",
+                api_key_columns!(),
+                " FROM api_keys WHERE creator_user = $1 ORDER BY created_at, id"
+            ),
+            user.as_str(),
+        ),
+    };
+    sqlx::query(sql)
+    .bind(id)
     .fetch_all(pool)
     .await
     .map_err(err)?
@@ -225,8 +241,16 @@ pub(crate) async fn api_key_touch(
     tx.commit().await.map_err(err)
 }
 
-pub(crate) async fn api_key_count(pool: &Pool<Db>) -> Result<u64, StoreError> {
-    count(pool, "SELECT COUNT(*) AS n FROM api_keys").await
+pub(crate) async fn api_key_count(
+    pool: &Pool<Db>,
+    org: Option<&OrgId>,
+) -> Result<u64, StoreError> {
+    count(
+        pool,
+        "SELECT COUNT(*) AS n FROM api_keys WHERE ($1 IS NULL OR org_id = $1)",
+        org,
+    )
+    .await
 }
 
 pub(crate) async fn ping(pool: &Pool<Db>) -> Result<(), StoreError> {
@@ -234,8 +258,17 @@ pub(crate) async fn ping(pool: &Pool<Db>) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn count(pool: &Pool<Db>, sql: &'static str) -> Result<u64, StoreError> {
-    let row = sqlx::query(sql).fetch_one(pool).await.map_err(err)?;
+/// `sql` counts rows as `n`, with `$1` the org to count in (`NULL`: every org).
+async fn count(
+    pool: &Pool<Db>,
+    sql: &'static str,
+    org: Option<&OrgId>,
+) -> Result<u64, StoreError> {
+    let row = sqlx::query(sql)
+        .bind(org.map(OrgId::as_str))
+        .fetch_one(pool)
+        .await
+        .map_err(err)?;
     Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))
 }
 
@@ -370,12 +403,19 @@ pub(crate) async fn session_revoke_all_for_user(
     Ok(live)
 }
 
-pub(crate) async fn session_count_live(pool: &Pool<Db>, now: UnixTime) -> Result<u64, StoreError> {
-    let row =
-        sqlx::query("SELECT COUNT(*) AS n FROM sessions WHERE revoked = $1 AND expires_at > $2")
-            .bind(false)
-            .bind(codec::time(now))
-            .fetch_one(pool)
+pub(crate) async fn session_count_live(
+    pool: &Pool<Db>,
+    now: UnixTime,
+    org: Option<&OrgId>,
+) -> Result<u64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM sessions \
+         WHERE revoked = $1 AND expires_at > $2 AND ($3 IS NULL OR org_id = $3)",
+    )
+    .bind(false)
+    .bind(codec::time(now))
+    .bind(org.map(OrgId::as_str))
+    .fetch_one(pool)
             .await
             .map_err(err)?;
     Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))
@@ -453,8 +493,13 @@ pub(crate) async fn agent_terminate(pool: &Pool<Db>, id: &AgentId) -> Result<boo
     Ok(done.rows_affected() > 0)
 }
 
-pub(crate) async fn agent_count(pool: &Pool<Db>) -> Result<u64, StoreError> {
-    count(pool, "SELECT COUNT(*) AS n FROM agents").await
+pub(crate) async fn agent_count(pool: &Pool<Db>, org: Option<&OrgId>) -> Result<u64, StoreError> {
+    count(
+        pool,
+        "SELECT COUNT(*) AS n FROM agents WHERE ($1 IS NULL OR org_id = $1)",
+        org,
+    )
+    .await
 }
 
 // ---- denylist ----
@@ -555,8 +600,13 @@ pub(crate) async fn user_get(
     .transpose()
 }
 
-pub(crate) async fn user_count(pool: &Pool<Db>) -> Result<u64, StoreError> {
-    count(pool, "SELECT COUNT(*) AS n FROM users").await
+pub(crate) async fn user_count(pool: &Pool<Db>, org: Option<&OrgId>) -> Result<u64, StoreError> {
+    count(
+        pool,
+        "SELECT COUNT(*) AS n FROM users WHERE ($1 IS NULL OR org_id = $1)",
+        org,
+    )
+    .await
 }
 
 pub(crate) async fn user_set_password_hash(

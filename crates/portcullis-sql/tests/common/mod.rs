@@ -61,7 +61,7 @@ fn key(owner: KeyOwner) -> ApiKeyRecord {
         name: "sql".into(),
         hash: KeyHash::of(ApiKeyId::random().as_str().as_bytes()),
         display_prefix: "ck_abcdefgh".into(),
-        created_by: UserId::random(),
+        created_by: UserId::random().into(),
         owner,
         org_id: "acme".into(),
         permissions: seed::MEMORY_ALL,
@@ -77,7 +77,7 @@ fn key(owner: KeyOwner) -> ApiKeyRecord {
 /// password hash can be replaced; `Debug` hides it.
 pub async fn users_round_trip(sql: &SqlStores) {
     let users = sql.users();
-    assert_eq!(users.count().await.unwrap(), 0);
+    assert_eq!(users.count(None).await.unwrap(), 0);
     let alice = user("alice@example.com");
     users.create(&alice).await.unwrap();
     assert_eq!(
@@ -101,7 +101,7 @@ pub async fn users_round_trip(sql: &SqlStores) {
         Err(StoreError::Conflict("user"))
     );
     users.create(&user("bob@example.com")).await.unwrap();
-    assert_eq!(users.count().await.unwrap(), 2);
+    assert_eq!(users.count(None).await.unwrap(), 2);
     assert!(users.set_password_hash(&alice.id, "$new").await.unwrap());
     assert_eq!(
         users.get(&alice.id).await.unwrap().unwrap().password_hash,
@@ -122,7 +122,7 @@ pub async fn migrate_again_is_a_no_op(sql: &SqlStores) {
     users.create(&user("kept@example.com")).await.unwrap();
     sql.migrate().await.unwrap();
     sql.migrate().await.unwrap();
-    assert_eq!(users.count().await.unwrap(), 1);
+    assert_eq!(users.count(None).await.unwrap(), 1);
 }
 
 /// Two instances migrating a fresh database at the same time both succeed.
@@ -131,7 +131,7 @@ pub async fn concurrent_migrations_both_succeed(a: &SqlStores, b: &SqlStores) {
     ra.unwrap();
     rb.unwrap();
     a.users().create(&user("x@example.com")).await.unwrap();
-    assert_eq!(b.users().count().await.unwrap(), 1);
+    assert_eq!(b.users().count(None).await.unwrap(), 1);
 }
 
 /// Every other unique value is a conflict too; counts and purging.
@@ -148,7 +148,7 @@ pub async fn conflicts_counts_and_purge(sql: &SqlStores) {
         s.api_keys.insert(same_id).await,
         Err(StoreError::Conflict("api key"))
     );
-    assert_eq!(sql.count_api_keys().await.unwrap(), 1);
+    assert_eq!(sql.count_api_keys(None).await.unwrap(), 1);
 
     let session = SessionRecord::new(
         SessionId::random(),
@@ -178,7 +178,7 @@ pub async fn conflicts_counts_and_purge(sql: &SqlStores) {
         s.agents.insert(agent).await,
         Err(StoreError::Conflict("agent"))
     );
-    assert_eq!(s.agents.count().await.unwrap(), 1);
+    assert_eq!(s.agents.count(None).await.unwrap(), 1);
 
     // Denying again keeps the later expiry.
     let jti = TokenId::random();
@@ -191,7 +191,7 @@ pub async fn conflicts_counts_and_purge(sql: &SqlStores) {
     // The expired session and the expired denial go; the rest stays.
     assert_eq!(sql.purge_expired(t).await.unwrap(), 2);
     assert!(s.denylist.is_denied(&jti, t).await.unwrap());
-    assert_eq!(sql.count_api_keys().await.unwrap(), 1);
+    assert_eq!(sql.count_api_keys(None).await.unwrap(), 1);
 }
 
 /// Extreme values survive the trip: every permission bit, far-future times, big limits.
