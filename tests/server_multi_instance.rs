@@ -916,7 +916,9 @@ const TRIALS: usize = 40;
 struct Tally {
     /// How long each revoking request took on A, to its 2xx.
     revoke: Vec<Duration>,
-    /// Requests on B answered 200 after the 2xx of the revocation.
+    /// Requests on B with a revoked credential, right after the revocation's 2xx.
+    uses: usize,
+    /// Those of them answered 200.
     accepted: usize,
 }
 
@@ -925,10 +927,11 @@ impl Tally {
         self.revoke.sort_unstable();
         let pct = |p: usize| self.revoke[(self.revoke.len() * p / 100).min(self.revoke.len() - 1)];
         println!(
-            "(f) {kind}: {} trials, accepted on B after the 2xx on A: {}; revoking request on A: \
-             median {:?}, p95 {:?}, max {:?}",
+            "(f) {kind}: {} trials, accepted on B after the 2xx on A: {} of {} requests; revoking \
+             request on A: median {:?}, p95 {:?}, max {:?}",
             self.revoke.len(),
             self.accepted,
+            self.uses,
             pct(50),
             pct(95),
             self.revoke.last().copied().unwrap_or_default()
@@ -953,6 +956,7 @@ async fn revoke(req: reqwest::RequestBuilder, want: u16, what: &str) -> Duration
 /// The request on B right after the revocation: a 401 `code`, or (counted) a 200.
 async fn use_on_b(h: &reqwest::Client, b: &Server, cred: Cred<'_>, code: &str, tally: &mut Tally) {
     let res = whoami(h, b, cred).await;
+    tally.uses += 1;
     if res.status() == 200 {
         tally.accepted += 1;
     } else {

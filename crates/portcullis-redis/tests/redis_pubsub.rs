@@ -337,3 +337,47 @@ async fn a_key_disabled_on_one_instance_is_refused_by_the_other_at_once() {
         }
     }
 }
+
+/// What acknowledgement adds to a revocation: `send` to two subscribers (PUBLISH, both apply,
+/// both ack) against a bare PUBLISH, 200 times each; the figures go to BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_acknowledged_send_costs_about_one_more_round_trip_than_a_bare_publish() {
+    let prefix = common::fresh_prefix();
+    let (Some(one), Some(two), Some(publisher)) = (
+        common::connect_prefix(&prefix).await,
+        common::connect_prefix(&prefix).await,
+        common::connect_prefix(&prefix).await,
+    ) else {
+        return;
+    };
+    let _subs = (
+        one.invalidator().subscribe(|_| {}).await.unwrap(),
+        two.invalidator().subscribe(|_| {}).await.unwrap(),
+    );
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let invalidator = publisher.invalidator();
+    let (mut acked, mut bare) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let what = Invalidation::Token(TokenId::from(format!("t{i}")));
+        let t = Instant::now();
+        assert_eq!(invalidator.send(&what).await, Ok(2));
+        acked.push(t.elapsed());
+        let t = Instant::now();
+        let n: u64 = redis::cmd("PUBLISH")
+            .arg(format!("{prefix}unheard"))
+            .arg("x")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        bare.push(t.elapsed());
+    }
+    acked.sort_unstable();
+    bare.sort_unstable();
+    println!(
+        "acknowledged send to 2 subscribers: median {:?}, p95 {:?}; bare PUBLISH: median {:?}, p95 {:?}",
+        acked[100], acked[190], bare[100], bare[190]
+    );
+    assert!(acked[100] < Duration::from_millis(50), "{:?}", acked[100]);
+}
