@@ -904,3 +904,438 @@ fn e_a_restart_on_postgres_and_redis_loses_no_key_session_or_revocation() {
         cluster.drop_database().await;
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// (f) revoke on A, use on B at once: never accepted after the 2xx
+
+/// Trials per kind of revocation.
+const TRIALS: usize = 40;
+
+/// Revocations on A, each followed at once by one request on B with the revoked credential.
+#[derive(Default)]
+struct Tally {
+    /// How long each revoking request took on A, to its 2xx.
+    revoke: Vec<Duration>,
+    /// Requests on B with a revoked credential, right after the revocation's 2xx.
+    uses: usize,
+    /// Those of them answered 200.
+    accepted: usize,
+}
+
+impl Tally {
+    fn report(mut self, kind: &str) {
+        self.revoke.sort_unstable();
+        let pct = |p: usize| self.revoke[(self.revoke.len() * p / 100).min(self.revoke.len() - 1)];
+        println!(
+            "(f) {kind}: {} trials, accepted on B after the 2xx on A: {} of {} requests; revoking \
+             request on A: median {:?}, p95 {:?}, max {:?}",
+            self.revoke.len(),
+            self.accepted,
+            self.uses,
+            pct(50),
+            pct(95),
+            self.revoke.last().copied().unwrap_or_default()
+        );
+        assert_eq!(
+            self.accepted, 0,
+            "{kind}: B accepted the credential after the revocation's 2xx on A"
+        );
+    }
+}
+
+/// Sends the revoking request, which must answer `want`; how long it took.
+async fn revoke(req: reqwest::RequestBuilder, want: u16, what: &str) -> Duration {
+    let started = Instant::now();
+    let res = req.send().await.unwrap();
+    let took = started.elapsed();
+    let status = res.status().as_u16();
+    assert_eq!(status, want, "{what}: {}", res.text().await.unwrap());
+    took
+}
+
+/// The request on B right after the revocation: a 401 `code`, or (counted) a 200.
+async fn use_on_b(h: &reqwest::Client, b: &Server, cred: Cred<'_>, code: &str, tally: &mut Tally) {
+    let res = whoami(h, b, cred).await;
+    tally.uses += 1;
+    if res.status() == 200 {
+        tally.accepted += 1;
+    } else {
+        assert_problem(res, 401, code).await;
+    }
+}
+
+/// Makes sure B has the credential cached (its second use is a cache hit).
+async fn warm(h: &reqwest::Client, s: &Server, cred: Cred<'_>) {
+    for _ in 0..2 {
+        whoami_ok(h, s, cred, "the credential before its revocation").await;
+    }
+}
+
+/// Runs `trial` against a fresh pair of instances.
+fn with_pair<F>(trial: F)
+where
+    F: AsyncFnOnce(&Server, &Server, String),
+{
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new().await else {
+            return;
+        };
+        let (a, b) = cluster.start_pair();
+        let admin = a.admin_token().await;
+        trial(&a, &b, admin).await;
+        drop((a, b));
+        cluster.drop_database().await;
+    });
+}
+
+#[test]
+fn f_a_logout_on_a_is_refused_by_b_on_the_very_next_request() {
+    with_pair(async |a, b, admin| {
+        let (ha, hb) = (a.client(), b.client());
+        create_user(&ha, a, &admin, "trial-user@example.com").await;
+        let mut tally = Tally::default();
+        for _ in 0..TRIALS {
+            let (token, _) = login(a, "trial-user@example.com", USER_PASSWORD).await;
+            warm(&hb, b, Cred::Bearer(&token)).await;
+            let req = ha.post(a.url("/auth/logout")).bearer_auth(&token);
+            tally.revoke.push(revoke(req, 204, "logout on A").await);
+            use_on_b(&hb, b, Cred::Bearer(&token), "token_revoked", &mut tally).await;
+        }
+        tally.report("logout");
+    });
+}
+
+#[test]
+fn f_revoke_sessions_on_a_is_refused_by_b_on_the_very_next_request() {
+    with_pair(async |a, b, admin| {
+        let (ha, hb) = (a.client(), b.client());
+        let uid = create_user(&ha, a, &admin, "trial-user@example.com").await;
+        let mut tally = Tally::default();
+        for _ in 0..TRIALS {
+            let (token, _) = login(a, "trial-user@example.com", USER_PASSWORD).await;
+            warm(&hb, b, Cred::Bearer(&token)).await;
+            let req = ha
+                .post(a.url(&format!("/admin/users/{uid}/revoke-sessions")))
+                .bearer_auth(&admin);
+            tally
+                .revoke
+                .push(revoke(req, 204, "revoke-sessions on A").await);
+            use_on_b(&hb, b, Cred::Bearer(&token), "token_revoked", &mut tally).await;
+        }
+        tally.report("revoke-sessions");
+    });
+}
+
+#[test]
+fn f_a_key_disabled_on_a_is_refused_by_b_on_the_very_next_request() {
+    with_pair(async |a, b, admin| {
+        let (ha, hb) = (a.client(), b.client());
+        let mut tally = Tally::default();
+        for i in 0..TRIALS {
+            let body = json!({"name": format!("k{i}"), "permissions": ["memory:read"]});
+            let (id, key) = create_key(&ha, a, Cred::Bearer(&admin), body).await;
+            warm(&hb, b, Cred::Key(&key)).await;
+            let req = ha
+                .patch(a.url(&format!("/api-keys/{id}")))
+                .bearer_auth(&admin)
+                .json(&json!({"enabled": false}));
+            tally.revoke.push(revoke(req, 200, "disable on A").await);
+            use_on_b(&hb, b, Cred::Key(&key), "api_key_disabled", &mut tally).await;
+        }
+        tally.report("key disable");
+    });
+}
+
+#[test]
+fn f_a_key_deleted_on_a_is_refused_by_b_on_the_very_next_request() {
+    with_pair(async |a, b, admin| {
+        let (ha, hb) = (a.client(), b.client());
+        let mut tally = Tally::default();
+        for i in 0..TRIALS {
+            let body = json!({"name": format!("k{i}"), "permissions": ["memory:read"]});
+            let (id, key) = create_key(&ha, a, Cred::Bearer(&admin), body).await;
+            warm(&hb, b, Cred::Key(&key)).await;
+            let req = ha
+                .delete(a.url(&format!("/api-keys/{id}")))
+                .bearer_auth(&admin);
+            tally.revoke.push(revoke(req, 204, "delete on A").await);
+            use_on_b(&hb, b, Cred::Key(&key), "invalid_api_key", &mut tally).await;
+        }
+        tally.report("key delete");
+    });
+}
+
+/// A new agent, a run token of it and a key acting as it; `(agent_id, run_token, key)`.
+async fn agent_with_credentials(
+    h: &reqwest::Client,
+    s: &Server,
+    admin: &str,
+    name: &str,
+) -> (String, String, String) {
+    let res = h
+        .post(s.url("/agents"))
+        .bearer_auth(admin)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "create agent");
+    let v: Value = res.json().await.unwrap();
+    let agent = v["agent_id"].as_str().unwrap().to_owned();
+    let res = h
+        .post(s.url(&format!("/agents/{agent}/runs")))
+        .bearer_auth(admin)
+        .json(&json!({"adapter_type": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "create run");
+    let v: Value = res.json().await.unwrap();
+    let run = v["token"].as_str().unwrap().to_owned();
+    let body =
+        json!({"name": format!("{name}-key"), "permissions": ["memory:read"], "agent_id": agent});
+    let (_, key) = create_key(h, s, Cred::Bearer(admin), body).await;
+    (agent, run, key)
+}
+
+#[test]
+fn f_an_agent_terminated_on_a_is_refused_by_b_on_the_very_next_request() {
+    with_pair(async |a, b, admin| {
+        let (ha, hb) = (a.client(), b.client());
+        let mut tally = Tally::default();
+        for i in 0..TRIALS {
+            let (agent, run, key) =
+                agent_with_credentials(&ha, a, &admin, &format!("agent{i}")).await;
+            warm(&hb, b, Cred::Bearer(&run)).await;
+            warm(&hb, b, Cred::Key(&key)).await;
+            let req = ha
+                .post(a.url(&format!("/agents/{agent}/terminate")))
+                .bearer_auth(&admin);
+            tally.revoke.push(revoke(req, 204, "terminate on A").await);
+            // Alternate which credential is tried first, so each is "the very next request".
+            let creds = [Cred::Bearer(&run), Cred::Key(&key)];
+            for cred in [creds[i % 2], creds[(i + 1) % 2]] {
+                use_on_b(&hb, b, cred, "agent_terminated", &mut tally).await;
+            }
+        }
+        tally.report("agent terminate");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (g) publishing fails: 503, and the retry publishes
+
+/// A TCP proxy that can be cut (live connections closed, new ones refused) and restored.
+struct CutProxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl CutProxy {
+    async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, watch) = tokio::sync::watch::channel(0u64);
+        let accepting = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let upstream = upstream.clone();
+                let mut watch = watch.clone();
+                watch.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            self.cut.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// Repeats a revoking request until it is no longer 503 (each 503 checked); the final status.
+async fn retry_until_not_503(
+    make: impl Fn() -> reqwest::RequestBuilder,
+    what: &str,
+) -> reqwest::Response {
+    let started = Instant::now();
+    loop {
+        let res = make().send().await.unwrap();
+        if res.status() != 503 {
+            return res;
+        }
+        assert_unavailable(res, what).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: still 503 20 s after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A's link to Redis cut (B's intact): disabling or deleting a key and terminating an agent on A
+/// are stored but cannot be published, so each is a 503 `auth_unavailable` with Retry-After —
+/// never a 2xx while B may still serve its cached copy. Once the link is back, repeating each
+/// request publishes (the delete finds its key: not a 404) and the credentials are dead on both
+/// instances at once.
+#[test]
+fn g_a_revocation_that_cannot_be_published_is_503_and_its_retry_publishes_to_both_instances() {
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new().await else {
+            return;
+        };
+        let proxy = CutProxy::start(redis_addr(&redis_url())).await;
+        let a = Server::start_with(
+            cluster
+                .options()
+                .env("REDIS_URL", &format!("redis://127.0.0.1:{}", proxy.port)),
+        );
+        let b = Server::start_with(cluster.options());
+        let h = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap();
+        let admin = a.admin_token().await;
+        // The revoking requests carry an API key: A reads keys from PostgreSQL, so they reach
+        // the handler while Redis is cut off (a session token would be refused before it).
+        let all = json!(["admin:read", "admin:write", "memory:read"]);
+        let (_, admin_key) = create_key(
+            &h,
+            &a,
+            Cred::Bearer(&admin),
+            json!({"name": "ops", "permissions": all}),
+        )
+        .await;
+        let body = |name: &str| json!({"name": name, "permissions": ["memory:read"]});
+        let (disable_id, disable_key) = create_key(&h, &a, Cred::Key(&admin_key), body("d")).await;
+        let (delete_id, delete_key) = create_key(&h, &a, Cred::Key(&admin_key), body("x")).await;
+        let (agent, run_token, agent_key) = agent_with_credentials(&h, &a, &admin, "g").await;
+        // What A answers while the link is cut (the unconfirmed delete only disabled its key),
+        // and what both answer once the retries went through.
+        let victims = [
+            (
+                "the disabled key",
+                Cred::Key(&disable_key),
+                "api_key_disabled",
+                "api_key_disabled",
+            ),
+            (
+                "the deleted key",
+                Cred::Key(&delete_key),
+                "api_key_disabled",
+                "invalid_api_key",
+            ),
+            (
+                "the agent's run token",
+                Cred::Bearer(&run_token),
+                "agent_terminated",
+                "agent_terminated",
+            ),
+            (
+                "the agent's key",
+                Cred::Key(&agent_key),
+                "agent_terminated",
+                "agent_terminated",
+            ),
+        ];
+        for (_, cred, _, _) in victims {
+            warm(&h, &a, cred).await;
+            warm(&h, &b, cred).await;
+        }
+
+        proxy.set_up(false);
+        let disable = || {
+            h.patch(a.url(&format!("/api-keys/{disable_id}")))
+                .header("x-api-key", &admin_key)
+                .json(&json!({"enabled": false}))
+        };
+        let delete = || {
+            h.delete(a.url(&format!("/api-keys/{delete_id}")))
+                .header("x-api-key", &admin_key)
+        };
+        let terminate = || {
+            h.post(a.url(&format!("/agents/{agent}/terminate")))
+                .header("x-api-key", &admin_key)
+        };
+        let started = Instant::now();
+        assert_unavailable(disable().send().await.unwrap(), "disable, Redis cut").await;
+        assert_unavailable(delete().send().await.unwrap(), "delete, Redis cut").await;
+        assert_unavailable(terminate().send().await.unwrap(), "terminate, Redis cut").await;
+        let refused_in = started.elapsed();
+        // A fails closed on what it stored; B was not told (it may serve its cached copy).
+        let mut b_still = 0;
+        for (_, cred, cut_code, _) in victims {
+            assert_problem(whoami(&h, &a, cred).await, 401, cut_code).await;
+            if whoami(&h, &b, cred).await.status() == 200 {
+                b_still += 1;
+            }
+        }
+
+        proxy.set_up(true);
+        let back = Instant::now();
+        let res = retry_until_not_503(disable, "disable, retried").await;
+        assert_eq!(
+            res.status(),
+            200,
+            "disable, retried: {}",
+            res.text().await.unwrap()
+        );
+        let res = retry_until_not_503(delete, "delete, retried").await;
+        assert_eq!(
+            res.status(),
+            204,
+            "delete, retried (the key must still be found): {}",
+            res.text().await.unwrap()
+        );
+        let res = retry_until_not_503(terminate, "terminate, retried").await;
+        assert_eq!(
+            res.status(),
+            204,
+            "terminate, retried: {}",
+            res.text().await.unwrap()
+        );
+        let published_in = back.elapsed();
+        for (what, cred, _, code) in victims {
+            for s in [&b, &a] {
+                let res = whoami(&h, s, cred).await;
+                assert_eq!(
+                    res.status(),
+                    401,
+                    "{what} on {} after the retried revocation",
+                    s.base
+                );
+                assert_problem(res, 401, code).await;
+            }
+        }
+        println!(
+            "(g) Redis cut from A: disable, delete, terminate each 503 auth_unavailable with \
+             Retry-After ({refused_in:?} for the three); B still served {b_still} of 4 cached \
+             credentials; link back: the retries published after {published_in:?} and all 4 \
+             credentials were refused on both instances at once"
+        );
+        drop((a, b));
+        cluster.drop_database().await;
+    });
+}

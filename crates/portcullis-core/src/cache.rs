@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use moka::future::Cache;
 
 use crate::api_key::{ApiKeyRecord, KeyHash};
@@ -57,9 +58,17 @@ pub enum Invalidation {
 
 /// Where the [`Authenticator`](crate::Authenticator) announces its invalidations, so that other
 /// instances drop the same entries (Redis pub/sub in `portcullis-redis`).
+///
+/// The revoking methods of the `Authenticator` await [`publish`](Self::publish) and fail with
+/// its error: a revocation is confirmed only once every other instance has dropped what it
+/// cached, so a caller that answers "done" (a 204) never leaves another instance accepting
+/// the credential. It is only called on revocations, never on the request path.
+#[async_trait]
 pub trait InvalidationSink: Send + Sync + 'static {
-    /// Announces `what`. Must not block; delivery is best effort (the TTL bounds the rest).
-    fn publish(&self, what: &Invalidation);
+    /// Announces `what` and returns once the other instances have applied it; an error when
+    /// that cannot be confirmed (the caller then fails, and repeating it announces again).
+    /// Announcing the same invalidation twice must be harmless.
+    async fn publish(&self, what: &Invalidation) -> Result<(), StoreError>;
 }
 
 fn build<K, V>(config: CacheConfig, closures: bool) -> Cache<K, V>

@@ -37,6 +37,7 @@
 //! | `<prefix>rate:<limit>:<key>`     | string | GCRA theoretical arrival time (µs)       |
 //! | `<prefix>count:<name>`           | string | a fixed-window counter ([`RedisCounter`]) |
 //! | `<prefix>invalidate` (channel)   | pubsub | core's [`Invalidation`]s as JSON         |
+//! | `<prefix>invalidate:ack:<id>` (channel) | pubsub | acks to one publisher: `<message id> <subscriber id>` |
 //!
 //! Scripts touch several keys at once, so this targets a single Redis server (or a
 //! primary with replicas), not Redis Cluster.
@@ -91,6 +92,9 @@ pub struct RedisConfig {
     pub operation_timeout: Duration,
     /// How often an idle invalidation subscriber pings Redis to notice a dead connection.
     pub subscriber_ping_interval: Duration,
+    /// How long a published invalidation waits for every receiving instance to acknowledge
+    /// that it applied it, before the revocation fails (see [`Invalidator`]).
+    pub ack_timeout: Duration,
 }
 
 impl Default for RedisConfig {
@@ -100,6 +104,8 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(2),
             subscriber_ping_interval: Duration::from_secs(15),
+            // Acks take about a millisecond; this only bounds an instance that stalls.
+            ack_timeout: Duration::from_secs(1),
         }
     }
 }
