@@ -245,7 +245,11 @@ fn assert_checked_then_limited(answers: &[Answer], checked: usize, what: &str) {
 }
 
 /// 200 concurrent wrong passwords for `email`, split round-robin over `servers`.
-async fn wrong_password_burst(http: &reqwest::Client, servers: &[&Server], email: &str) -> Vec<Answer> {
+async fn wrong_password_burst(
+    http: &reqwest::Client,
+    servers: &[&Server],
+    email: &str,
+) -> Vec<Answer> {
     burst(BURST, |i| {
         http.post(servers[i % servers.len()].url("/auth/login"))
             .json(&json!({"email": email, "password": format!("wrong guess {i}")}))
@@ -424,15 +428,23 @@ fn burst_of_200_logins_of_distinct_users_peaks_under_600_mb_and_sheds_only_as_bu
             set.join_all().await;
         }
 
-        eprintln!("after creating users: VmHWM {} MiB", peak_rss_kib(s.pid()) / 1024);
+        eprintln!(
+            "after creating users: VmHWM {} MiB",
+            peak_rss_kib(s.pid()) / 1024
+        );
+        let started = std::time::Instant::now();
         let answers = burst(BURST, |i| {
             http.post(s.url("/auth/login"))
                 .json(&json!({"email": emails[i], "password": USER_PASSWORD}))
         })
         .await;
+        let took = started.elapsed();
         let peak = peak_rss_kib(s.pid());
         let t = tally(&answers);
-        eprintln!("{BURST} concurrent logins: VmHWM {} MiB, answers {t:?}", peak / 1024);
+        eprintln!(
+            "{BURST} concurrent logins in {took:.1?}: VmHWM {} MiB, answers {t:?}",
+            peak / 1024
+        );
 
         assert!(
             peak < PEAK_RSS_LIMIT_KIB,

@@ -119,7 +119,9 @@ impl RedisCounter {
             .backend
             .run("reserve", Retry::Never, |mut conn| {
                 let mut call = self.reserve.prepare_invoke();
-                call.key(&key).arg(limit).arg(window_secs.saturating_mul(1000));
+                call.key(&key)
+                    .arg(limit)
+                    .arg(window_secs.saturating_mul(1000));
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;

@@ -19,9 +19,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use argon2::password_hash::{
-    Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -172,7 +170,10 @@ fn hash_with(blocks: &mut [Block], password: &str) -> Result<String, String> {
     let err = |e: &dyn std::fmt::Display| format!("argon2: {e}");
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_buf = [0u8; 64];
-    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(|e| err(&e))?;
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| err(&e))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     Argon2::default()
         .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, blocks)
@@ -199,7 +200,10 @@ fn verify_with(blocks: &mut [Block], password: &str, phc: &str) -> bool {
     let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
         return false;
     };
-    let Ok(version) = parsed.version.map_or(Ok(Version::default()), Version::try_from) else {
+    let Ok(version) = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
         return false;
     };
     let Ok(params) = Params::try_from(&parsed) else {
@@ -290,7 +294,10 @@ mod tests {
     fn concurrency_is_within_the_cores_and_the_memory_budget() {
         let n = Passwords::concurrency();
         assert!(n >= 1);
-        assert!(n * 19 <= HASH_MEMORY_BUDGET_MIB, "{n} hashes exceed the budget");
+        assert!(
+            n * 19 <= HASH_MEMORY_BUDGET_MIB,
+            "{n} hashes exceed the budget"
+        );
     }
 
     #[tokio::test]

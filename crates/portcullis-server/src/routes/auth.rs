@@ -138,10 +138,10 @@ async fn with_check_slot<T>(
 ) -> ApiResult<T> {
     s.throttle.reserve(email).await?;
     let verdict = check.await;
-    if verdict.is_err() {
-        if let Err(e) = s.throttle.release(email).await {
-            tracing::warn!(error = %e, "could not give back a login throttle slot");
-        }
+    if verdict.is_err()
+        && let Err(e) = s.throttle.release(email).await
+    {
+        tracing::warn!(error = %e, "could not give back a login throttle slot");
     }
     verdict
 }
