@@ -1,19 +1,66 @@
 //! Fixed-window counters: `<prefix>count:<name>` counts events and expires with its window.
 //! The sample server counts failed logins per email with it, on every instance at once.
 
+use std::sync::Arc;
+
 use portcullis_core::StoreError;
+use redis::Script;
 
 use crate::{Backend, Retry};
+
+/// Takes one of `limit` slots in the window, or none when all are taken: check and count in
+/// one step, so that a burst can never take more than `limit` (a GET then an INCR could).
+///
+/// KEYS: counter. ARGV: limit, window (ms). Returns {taken (1/0), count after, ms left}.
+const RESERVE: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if n >= tonumber(ARGV[1]) then
+  return {0, n, redis.call('PTTL', KEYS[1])}
+end
+n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {1, n, ttl}
+";
+
+/// Gives a slot back, only while its window is open (a DECR on an expired key would create
+/// a negative counter that never expires). KEYS: counter.
+const RELEASE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 and tonumber(redis.call('GET', KEYS[1])) > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
+/// What [`RedisCounter::reserve`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// True when a slot was taken.
+    pub taken: bool,
+    /// Slots taken in the window, this one included.
+    pub count: u64,
+    /// Milliseconds until the window closes.
+    pub reset_ms: u64,
+}
 
 /// Counts events per name in fixed windows, shared by every instance on this Redis and prefix.
 #[derive(Clone)]
 pub struct RedisCounter {
     backend: Backend,
+    reserve: Arc<Script>,
+    release: Arc<Script>,
 }
 
 impl RedisCounter {
     pub(crate) fn new(backend: Backend) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            reserve: Arc::new(Script::new(RESERVE)),
+            release: Arc::new(Script::new(RELEASE)),
+        }
     }
 
     fn key(&self, name: &str) -> String {
@@ -56,6 +103,48 @@ impl RedisCounter {
             })
             .await?;
         Ok(n)
+    }
+
+    /// Atomically takes one of `limit` slots of `name`'s window (opening a window of
+    /// `window_secs` if none is open), or reports that none is left. Not resent after a
+    /// broken connection (it would take two).
+    pub async fn reserve(
+        &self,
+        name: &str,
+        limit: u64,
+        window_secs: u64,
+    ) -> Result<Reservation, StoreError> {
+        let key = self.key(name);
+        let (taken, count, reset_ms): (i64, i64, i64) = self
+            .backend
+            .run("reserve", Retry::Never, |mut conn| {
+                let mut call = self.reserve.prepare_invoke();
+                call.key(&key)
+                    .arg(limit)
+                    .arg(window_secs.saturating_mul(1000));
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        Ok(Reservation {
+            taken: taken == 1,
+            count: u64::try_from(count).unwrap_or(0),
+            reset_ms: u64::try_from(reset_ms).unwrap_or(0),
+        })
+    }
+
+    /// Gives back a slot taken by [`reserve`](Self::reserve) whose event did not happen; a
+    /// no-op once the window has closed.
+    pub async fn release(&self, name: &str) -> Result<(), StoreError> {
+        let key = self.key(name);
+        let _: i64 = self
+            .backend
+            .run("release", Retry::Never, |mut conn| {
+                let mut call = self.release.prepare_invoke();
+                call.key(&key);
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        Ok(())
     }
 }
 

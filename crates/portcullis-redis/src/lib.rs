@@ -67,7 +67,7 @@ use portcullis_core::store::{AgentDirectory, ApiKeyStore, Stores};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
-pub use counter::RedisCounter;
+pub use counter::{RedisCounter, Reservation};
 pub use denylist::RedisDenylist;
 pub use invalidate::{Invalidation, InvalidationSubscription, Invalidator};
 pub use rate_limit::RedisRateLimiter;

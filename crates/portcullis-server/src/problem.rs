@@ -31,6 +31,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 500 `internal_error`: a bug; the cause is logged, not shown.
     Internal(String),
+    /// 503 `auth_unavailable` with `Retry-After`: too many passwords are being checked at
+    /// once; this request's check did not run (the server sheds rather than queue for ever).
+    Busy,
 }
 
 impl ApiError {
@@ -141,6 +144,16 @@ impl IntoResponse for ApiError {
                 "unsupported_media_type",
                 "send Content-Type: application/json",
             ),
+            Self::Busy => {
+                let mut res = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auth_unavailable",
+                    "the server is busy checking other passwords; retry shortly",
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                res
+            }
             Self::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 problem(

@@ -1,25 +1,58 @@
-//! Failed logins per email: after [`MAX_FAILURES`] in one minute, that email gets 429 until
-//! the window closes — checked before the password, so the 11th guess learns nothing. Counted
-//! in memory on one instance, in Redis when there are several.
+//! Password checks per email: at most [`MAX_CHECKS`] in one window of [`WINDOW_SECS`],
+//! however many arrive at once — the rest get 429 without touching the password.
+//!
+//! A check first *reserves* a slot (one atomic step: test and count together), and only a
+//! request holding a slot may hash. Counting after the hash, as failures, let a burst of
+//! concurrent guesses all pass the test before the first one was counted.
+//!
+//! Every check takes a slot, successful or not: the contract bounds password *checks*, the
+//! outcome is unknown until the hash has run, and so one account costs at most ten argon2
+//! runs a minute whoever holds its password. A slot whose check never ran (the server was
+//! too busy to hash) is given back. Unknown emails are counted alike, so a 429 says nothing
+//! about whether the account exists. Counted in memory on one instance, in Redis (one Lua
+//! script) when there are several.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portcullis::api_key::KeyHash;
 use portcullis::redis::RedisCounter;
 use portcullis::{AuthError, RateLimitInfo, StoreError};
 
-/// Failures allowed per email per window.
-pub const MAX_FAILURES: u64 = 10;
+/// Password checks allowed per email per window.
+pub const MAX_CHECKS: u64 = 10;
 /// The window, in seconds.
 pub const WINDOW_SECS: u64 = 60;
 
-/// Counts failed logins.
+/// One email's window in memory.
+#[derive(Debug)]
+pub struct Window {
+    opened: Instant,
+    taken: AtomicU64,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    /// Whole seconds until the window closes (at least 1).
+    fn reset_secs(&self) -> u64 {
+        WINDOW_SECS
+            .saturating_sub(self.opened.elapsed().as_secs())
+            .max(1)
+    }
+}
+
+/// Counts password checks per email.
 #[derive(Clone)]
 pub enum LoginThrottle {
     /// One instance: a bounded cache whose entries expire with their window.
-    Memory(moka::sync::Cache<KeyHash, Arc<AtomicU64>>),
+    Memory(moka::sync::Cache<KeyHash, Arc<Window>>),
     /// Several instances: Redis counters.
     Redis(RedisCounter),
 }
@@ -47,40 +80,95 @@ impl LoginThrottle {
     /// The counter's name for an email: its hash, so that no email sits in Redis in clear.
     fn name(email: &str) -> (KeyHash, String) {
         let h = KeyHash::of(email.as_bytes());
-        let name = format!("login_fail:{}", h.to_hex());
+        let name = format!("password_checks:{}", h.to_hex());
         (h, name)
     }
 
-    /// `Err(429)` when `email` has used up its failures.
-    pub async fn check(&self, email: &str) -> Result<(), AuthError> {
+    /// Takes one password check for `email`; `Err(429)` when its window has none left.
+    /// Call before hashing, and [`release`](Self::release) if the check then does not run.
+    pub async fn reserve(&self, email: &str) -> Result<(), AuthError> {
         let (hash, name) = Self::name(email);
-        let n = match self {
-            Self::Memory(c) => c.get(&hash).map_or(0, |n| n.load(Ordering::Relaxed)),
-            Self::Redis(r) => r.get(&name).await?,
+        let reset_secs = match self {
+            Self::Memory(c) => {
+                let w = c.get_with(hash, || Arc::new(Window::new()));
+                let taken = w
+                    .taken
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < MAX_CHECKS).then_some(n + 1)
+                    });
+                if taken.is_ok() {
+                    return Ok(());
+                }
+                w.reset_secs()
+            }
+            Self::Redis(r) => {
+                let got = r.reserve(&name, MAX_CHECKS, WINDOW_SECS).await?;
+                if got.taken {
+                    return Ok(());
+                }
+                got.reset_ms.div_ceil(1000).max(1)
+            }
         };
-        if n >= MAX_FAILURES {
-            return Err(AuthError::RateLimited(RateLimitInfo {
-                limit: MAX_FAILURES as u32,
-                remaining: 0,
-                reset_secs: WINDOW_SECS,
-                retry_after_secs: WINDOW_SECS,
-            }));
-        }
-        Ok(())
+        Err(AuthError::RateLimited(RateLimitInfo {
+            limit: MAX_CHECKS as u32,
+            remaining: 0,
+            reset_secs,
+            retry_after_secs: reset_secs,
+        }))
     }
 
-    /// Records one failure for `email`.
-    pub async fn fail(&self, email: &str) -> Result<(), StoreError> {
+    /// Gives back a slot taken by [`reserve`](Self::reserve) whose check did not run.
+    pub async fn release(&self, email: &str) -> Result<(), StoreError> {
         let (hash, name) = Self::name(email);
         match self {
             Self::Memory(c) => {
-                c.get_with(hash, || Arc::new(AtomicU64::new(0)))
-                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(w) = c.get(&hash) {
+                    let _ = w
+                        .taken
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                }
             }
-            Self::Redis(r) => {
-                r.incr(&name, WINDOW_SECS).await?;
-            }
+            Self::Redis(r) => r.release(&name).await?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn eleventh_reservation_is_429_and_a_release_gives_one_back() {
+        let t = LoginThrottle::memory();
+        for _ in 0..MAX_CHECKS {
+            t.reserve("a@example.com").await.unwrap();
+        }
+        let Err(AuthError::RateLimited(info)) = t.reserve("a@example.com").await else {
+            panic!("the 11th check must be refused");
+        };
+        assert_eq!((info.limit, info.remaining), (10, 0));
+        assert!((1..=WINDOW_SECS).contains(&info.retry_after_secs));
+        // Another email has its own window.
+        t.reserve("b@example.com").await.unwrap();
+        t.release("a@example.com").await.unwrap();
+        t.reserve("a@example.com").await.unwrap();
+        assert!(t.reserve("a@example.com").await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_reservations_take_exactly_the_limit() {
+        let t = LoginThrottle::memory();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.reserve("burst@example.com").await.is_ok() })
+            })
+            .collect();
+        let mut taken = 0;
+        for task in tasks {
+            taken += u64::from(task.await.unwrap());
+        }
+        assert_eq!(taken, MAX_CHECKS);
     }
 }

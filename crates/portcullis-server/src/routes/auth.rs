@@ -95,7 +95,8 @@ pub fn normalize_email(email: &str) -> String {
 
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials"),
-              (status = 429, description = "rate_limited: 10 failures a minute for one email")))]
+              (status = 429, description = "rate_limited: 10 password checks a minute for one email"),
+              (status = 503, description = "auth_unavailable: a store is unreachable, or the server is too busy hashing")))]
 /// Signs in: a token pair in the body and in cookies.
 pub async fn login(
     State(s): State<AppState>,
@@ -105,24 +106,44 @@ pub async fn login(
     if email.len() > 320 || req.password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::auth(AuthError::InvalidCredentials));
     }
-    s.throttle.check(&email).await?;
-    let user = s.users().find_by_email(&email).await?;
-    // An unknown email verifies against a dummy hash: same answer, same cost.
-    let ok = s
-        .passwords
-        .verify(
-            &req.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-        )
-        .await;
+    let (user, ok) = with_check_slot(&s, &email, async {
+        let user = s.users().find_by_email(&email).await?;
+        // An unknown email verifies against a dummy hash: same answer, same cost.
+        let ok = s
+            .passwords
+            .verify(
+                &req.password,
+                user.as_ref().map(|u| u.password_hash.as_str()),
+            )
+            .await?;
+        Ok((user, ok))
+    })
+    .await?;
     match user {
         Some(user) if ok => issue_session(&s, &user, req.remember_me).await,
         _ => {
-            s.throttle.fail(&email).await?;
             tracing::info!(outcome = "invalid_credentials", "login refused");
             Err(ApiError::auth(AuthError::InvalidCredentials))
         }
     }
+}
+
+/// Runs the password check `check` for `email` on a slot of the login throttle, taken first
+/// (429 when none is left); the slot is given back when `check` fails without a verdict (a
+/// store error, or too busy to hash), since no password was checked.
+async fn with_check_slot<T>(
+    s: &AppState,
+    email: &str,
+    check: impl Future<Output = ApiResult<T>>,
+) -> ApiResult<T> {
+    s.throttle.reserve(email).await?;
+    let verdict = check.await;
+    if verdict.is_err()
+        && let Err(e) = s.throttle.release(email).await
+    {
+        tracing::warn!(error = %e, "could not give back a login throttle slot");
+    }
+    verdict
 }
 
 /// Starts a login session for `user` and answers with its first token pair.
@@ -274,7 +295,9 @@ pub async fn whoami(State(s): State<AppState>, who: CurrentActor) -> Json<WhoAmI
 
 #[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChange,
     responses((status = 204, description = "changed; every session of the user is revoked"),
-              (status = 401, description = "invalid_credentials: wrong current password")),
+              (status = 401, description = "invalid_credentials: wrong current password"),
+              (status = 429, description = "rate_limited: shares login's 10 password checks a minute"),
+              (status = 503, description = "auth_unavailable: a store is unreachable, or the server is too busy hashing")),
     security(("bearer" = [])))]
 /// Changes the caller's password and revokes every session of theirs.
 pub async fn change_password(
@@ -287,14 +310,17 @@ pub async fn change_password(
     let Some(user) = s.users().get(user_id).await? else {
         return Err(ApiError::presented(AuthError::TokenRevoked));
     };
-    s.throttle.check(&user.email).await?;
-    if req.current_password.len() > MAX_PASSWORD_BYTES
-        || !s
-            .passwords
+    // The same slots as logins for this email: a stolen access token guesses no faster.
+    let ok = with_check_slot(&s, &normalize_email(&user.email), async {
+        if req.current_password.len() > MAX_PASSWORD_BYTES {
+            return Ok(false);
+        }
+        s.passwords
             .verify(&req.current_password, Some(&user.password_hash))
             .await
-    {
-        s.throttle.fail(&user.email).await?;
+    })
+    .await?;
+    if !ok {
         return Err(ApiError::auth(AuthError::InvalidCredentials));
     }
     let hash = s.passwords.hash(&req.new_password).await?;
