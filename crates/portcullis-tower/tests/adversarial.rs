@@ -2453,6 +2453,12 @@ fn authorization_headers() -> Table {
         INVALID_TOKEN,
         raw("cookie", b"portcullis_access=\xff.a.b"),
     );
+    t.add(
+        "Cookie header with invalid UTF-8 and no access cookie",
+        "another application's cookie: no credential",
+        MISSING,
+        raw("cookie", b"junk=\xff\xfe"),
+    );
     t
 }
 
