@@ -163,6 +163,36 @@ mod tests {
         )));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_host_bytes_give_an_answer_never_a_panic(
+            host in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+        ) {
+            let _ = is_loopback_authority(&host);
+            if let Ok(v) = http::HeaderValue::from_bytes(&host) {
+                let mut p = head("/", &[]);
+                p.headers.insert(HOST, v);
+                let _ = addressed_to_loopback(&p);
+            }
+        }
+
+        #[test]
+        fn a_name_with_more_than_localhost_is_never_loopback(
+            label in "[a-z0-9-]{1,20}",
+            port in proptest::option::of(0u32..70_000),
+        ) {
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            for host in [
+                format!("localhost.{label}{port}"),
+                format!("{label}.localhost{port}"),
+                format!("{label}localhost{port}"),
+                format!("127.0.0.1.{label}{port}"),
+            ] {
+                proptest::prop_assert!(!is_loopback_authority(host.as_bytes()), "{}", host);
+            }
+        }
+    }
+
     #[test]
     fn the_uri_authority_must_be_loopback_too() {
         // HTTP/2 `:authority` and HTTP/1.1 absolute-form both arrive as the URI's authority.
