@@ -147,9 +147,14 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
     let mut found: Option<&str> = None;
     for header in headers.get_all(COOKIE) {
         // `;` and `=` are ASCII, so they never occur inside a multi-byte UTF-8 sequence or
-        // obs-text: splitting bytes finds the same pairs a browser wrote.
-        for pair in header.as_bytes().split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+        // obs-text: splitting bytes finds the same pairs a browser wrote. memchr, because a
+        // closure-per-byte split costs several times the old `to_str` path on a 400-byte JWT.
+        let bytes = header.as_bytes();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b';', bytes).chain([bytes.len()]) {
+            let pair = &bytes[start..end];
+            start = end + 1;
+            let Some(eq) = memchr::memchr(b'=', pair) else {
                 continue;
             };
             let (k, v) = (&pair[..eq], &pair[eq + 1..]);
@@ -166,7 +171,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
             }
             // Our cookies are visible ASCII (RFC 6265 cookie-octets and more); anything else
             // under our name was not written by us.
-            if !v.iter().all(|b| b.is_ascii_graphic()) {
+            // A fold, not `all`: without the early exit the check vectorises.
+            if !v.iter().fold(true, |ok, b| ok & b.is_ascii_graphic()) {
                 return Err(unreadable());
             }
             let v = std::str::from_utf8(v).map_err(|_| unreadable())?;

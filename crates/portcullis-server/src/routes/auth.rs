@@ -52,10 +52,11 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
-/// `POST /auth/refresh` (or send the refresh cookie and no body).
+/// `POST /auth/refresh`, as `application/json` (or send the refresh cookie, no body and
+/// `X-CSRF-Token` equal to the `portcullis_csrf` cookie).
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    /// The refresh token; the `portcullis_refresh` cookie when absent.
+    /// The refresh token; the `portcullis_refresh` cookie (with `X-CSRF-Token`) when absent.
     pub refresh_token: Option<String>,
 }
 
