@@ -1843,8 +1843,8 @@ async fn malformed_login_and_refresh_bodies_are_4xx_never_5xx() {
             "/auth/refresh",
             Some("text/plain"),
             b"refresh please".to_vec(),
-            400,
-            "invalid_request",
+            415,
+            "unsupported_media_type",
         ),
         (
             "refresh: token null, no cookie".into(),

@@ -512,6 +512,13 @@ async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cann
     );
     let res = page_fetch(&c, "GET", "/auth/whoami", json!({}), Value::Null).await;
     assert_eq!(res["status"], 401, "whoami after logout: {res}");
+    // The refresh cookie (Path=/auth, SameSite=Strict) is gone from the browser too.
+    c.goto(&server.url("/auth/whoami")).await.unwrap();
+    let jar = c.get_all_cookies().await.unwrap();
+    assert!(
+        jar.iter().all(|k| !k.name().starts_with("portcullis_")),
+        "logout left {jar:?}"
+    );
 
     // The tokens the cookies held are dead server-side too, not just forgotten by the browser.
     let res = server
@@ -571,6 +578,28 @@ async fn cookie_requests_from_the_page_without_the_csrf_header_are_refused() {
     let res = page_fetch(&c, "GET", "/auth/whoami", json!({}), Value::Null).await;
     assert_eq!(res["status"], 200, "whoami after a refused logout: {res}");
 
+    // A refresh through the cookie needs the header too; and a text/plain body (what a form of
+    // another site can post) is 415 even with it. Neither sets a cookie.
+    let before = document_cookie(&c).await;
+    let res = page_fetch(&c, "POST", "/auth/refresh", json!({}), Value::Null).await;
+    assert_eq!(res["status"], 403, "refresh without CSRF: {res}");
+    assert_eq!(res["body"]["code"], "csrf_failed", "{res}");
+    let res = page_fetch(
+        &c,
+        "POST",
+        "/auth/refresh",
+        json!({"Content-Type": "text/plain", "X-CSRF-Token": csrf}),
+        json!({"refresh_token": "planted"}),
+    )
+    .await;
+    assert_eq!(res["status"], 415, "text/plain refresh: {res}");
+    assert_eq!(res["body"]["code"], "unsupported_media_type", "{res}");
+    assert_eq!(
+        document_cookie(&c).await,
+        before,
+        "a refused refresh set cookies"
+    );
+
     // The same request with the cookie's value in the header goes through.
     let res = page_fetch(
         &c,
@@ -590,6 +619,17 @@ async fn cookie_requests_from_the_page_without_the_csrf_header_are_refused() {
         memories.iter().any(|m| m["content"] == "with the header"),
         "{memories:?}"
     );
+    // And so does the refresh: a new CSRF cookie.
+    let res = page_fetch(
+        &c,
+        "POST",
+        "/auth/refresh",
+        json!({"X-CSRF-Token": csrf}),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(res["status"], 200, "refresh with the header: {res}");
+    assert_ne!(document_cookie(&c).await, before, "no new cookies");
 
     c.close().await.unwrap();
 }

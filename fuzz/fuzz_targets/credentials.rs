@@ -1,11 +1,12 @@
-//! Credential extraction from arbitrary request heads: any header names, values, duplicates
-//! and bytes must give credentials or an error, never a panic.
+//! Credential extraction (and the board fallback's loopback check) from arbitrary request
+//! heads: any header names, values, duplicates and bytes must give credentials or an error,
+//! never a panic.
 #![no_main]
 
 use http::{HeaderName, HeaderValue, Request};
 use libfuzzer_sys::fuzz_target;
 use portcullis_core::api_key::ApiKeyPrefix;
-use portcullis_tower::credentials;
+use portcullis_tower::{credentials, loopback};
 
 fuzz_target!(|data: &[u8]| {
     // One header per line, `name: value`; lines that are not a valid name/value are skipped.
@@ -30,4 +31,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = credentials::csrf_matches(&parts.headers);
     let _ = credentials::cookie(&parts.headers, credentials::ACCESS_COOKIE);
+    // The board fallback's Host check reads the same head.
+    let _ = loopback::addressed_to_loopback(&parts);
 });

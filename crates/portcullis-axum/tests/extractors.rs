@@ -50,7 +50,13 @@ fn authenticator(fallback: Fallback) -> Authenticator {
 
 async fn get_body(app: Router, path: &str) -> (StatusCode, http::HeaderMap, String) {
     let res = app
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        // A local client: board fallback is only for requests addressed to loopback.
+        .oneshot(
+            Request::get(path)
+                .header("host", "localhost")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let (parts, body) = res.into_parts();

@@ -119,7 +119,8 @@ pub struct AuthConfig {
     pub public_paths: Vec<String>,
     /// `AUTH_FALLBACK`.
     pub fallback: Fallback,
-    /// `AUTH_FALLBACK_ALLOW_REMOTE`.
+    /// `AUTH_FALLBACK_ALLOW_REMOTE`: board fallback on a non-loopback bind, and for requests
+    /// whose `Host` is not a loopback name or address.
     pub fallback_allow_remote: bool,
     /// `AUTH_COOKIE_SECURE`.
     pub cookie_secure: bool,
@@ -410,7 +411,7 @@ impl AuthConfigBuilder {
         require_auth: bool => require_auth;
         /// Who a request with no credentials is.
         fallback: Fallback => fallback;
-        /// Allow board fallback on a non-loopback bind.
+        /// Allow board fallback on a non-loopback bind and for any `Host`.
         fallback_allow_remote: bool => fallback_allow_remote;
         /// `Secure` on cookies.
         cookie_secure: bool => cookie_secure via Some;

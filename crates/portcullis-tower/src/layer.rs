@@ -1,7 +1,7 @@
 //! [`AuthLayer`], [`AuthService`] and [`ResponseFuture`].
 //!
 //! Requests with no credential at all are decided synchronously in `call` (anonymous, the
-//! board, or 401) and go straight to the inner service. Requests with credentials resolve them
+//! board — only for a request addressed to loopback unless remote use is allowed — or 401) and go straight to the inner service. Requests with credentials resolve them
 //! through the [`Authenticator`] in a boxed future, then call the readied inner service with the
 //! [`Actor`] in the request's extensions, or return the refusal.
 
@@ -18,8 +18,8 @@ use portcullis_core::{Actor, AuthError, Authenticator, Credential, Fallback};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::credentials;
 use crate::render::{ProblemContext, Renderer};
+use crate::{credentials, loopback};
 
 /// Resolves every request to an [`Actor`] and inserts it into the request's extensions.
 ///
@@ -131,9 +131,16 @@ where
                 };
             }
             Early::NoCredentials => {
+                // The board only for a request addressed to loopback by name, unless remote
+                // use is allowed: a DNS-rebound page reaches a loopback bind too (loopback.rs).
                 let fallback = match config.fallback {
-                    Fallback::Board => Actor::Board,
-                    Fallback::None => Actor::Anonymous,
+                    Fallback::Board
+                        if config.fallback_allow_remote
+                            || loopback::addressed_to_loopback(&parts) =>
+                    {
+                        Actor::Board
+                    }
+                    Fallback::Board | Fallback::None => Actor::Anonymous,
                 };
                 if needs_actor && !fallback.is_authenticated() {
                     ("none", Err(AuthError::MissingCredentials), false)

@@ -28,6 +28,7 @@
 
 pub mod credentials;
 mod layer;
+pub mod loopback;
 pub mod render;
 
 pub use layer::{AuthLayer, AuthService, ResponseFuture};

@@ -466,7 +466,11 @@ impl Fx {
     }
 
     async fn send(&self, headers: &[(String, Vec<u8>)]) -> Reply {
-        let mut b = Request::builder().method(Method::GET).uri(PRIVATE);
+        // From a local client: board fallback is only for requests addressed to loopback.
+        let mut b = Request::builder()
+            .method(Method::GET)
+            .uri(PRIVATE)
+            .header("host", "localhost");
         for (name, value) in headers {
             b = b.header(
                 HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -2445,9 +2449,15 @@ fn authorization_headers() -> Table {
     });
     t.add(
         "Cookie header with invalid UTF-8 around the access cookie",
-        "by design a non-ASCII Cookie header is some other application's: no credential",
-        MISSING,
+        "our cookie, present but unreadable: an error, never absence",
+        INVALID_TOKEN,
         raw("cookie", b"portcullis_access=\xff.a.b"),
+    );
+    t.add(
+        "Cookie header with invalid UTF-8 and no access cookie",
+        "another application's cookie: no credential",
+        MISSING,
+        raw("cookie", b"junk=\xff\xfe"),
     );
     t
 }

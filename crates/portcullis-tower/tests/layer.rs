@@ -1706,13 +1706,17 @@ async fn a_store_failure_is_never_the_board_nor_anonymous_on_a_protected_path() 
 // Fallback and public paths
 // ---------------------------------------------------------------------------------------------
 
+/// What a local browser or client sends to a loopback bind.
+const LOCAL_HOST: (&str, &str) = ("host", "localhost:8080");
+
 #[tokio::test]
 async fn board_fallback_without_credentials_is_the_board() {
     let fx = Fx::with_config(config().fallback(Fallback::Board));
     for r in [
-        fx.send(get(PRIVATE, &[])).await,
-        fx.send(post(PRIVATE, &[])).await,
-        fx.send(get(PRIVATE, &[("cookie", "theme=dark")])).await,
+        fx.send(get(PRIVATE, &[LOCAL_HOST])).await,
+        fx.send(post(PRIVATE, &[LOCAL_HOST])).await,
+        fx.send(get(PRIVATE, &[LOCAL_HOST, ("cookie", "theme=dark")]))
+            .await,
     ] {
         let actor = assert_actor(&r, "board", Some("board"), Some("fallback"));
         assert_eq!(actor["org_id"], Value::Null);
@@ -1779,8 +1783,144 @@ async fn no_fallback_and_no_credential_on_a_public_path_is_anonymous() {
 #[tokio::test]
 async fn board_fallback_on_a_public_path_without_credentials_is_the_board() {
     let fx = Fx::with_config(config().fallback(Fallback::Board));
-    let r = fx.send(get("/healthz", &[])).await;
+    let r = fx.send(get("/healthz", &[LOCAL_HOST])).await;
     assert_actor(&r, "board", Some("board"), Some("fallback"));
+}
+
+#[tokio::test]
+async fn board_fallback_is_for_every_loopback_host_and_port() {
+    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    for host in [
+        "localhost",
+        "localhost:1234",
+        "LOCALHOST:8080",
+        "localhost.:8080",
+        "127.0.0.1:8080",
+        "127.0.0.2",
+        "[::1]:8080",
+    ] {
+        let r = fx.send(get(PRIVATE, &[("host", host)])).await;
+        assert_actor(&r, "board", Some("board"), Some("fallback"));
+    }
+    // HTTP/2 `:authority` and HTTP/1.1 absolute-form arrive as the URI's authority.
+    let r = fx
+        .send(get("http://localhost:8080/api/v1/sessions", &[]))
+        .await;
+    assert_actor(&r, "board", Some("board"), Some("fallback"));
+}
+
+#[tokio::test]
+async fn board_fallback_for_a_host_that_is_not_loopback_is_401_missing_credentials() {
+    // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
+    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let not_loopback: [&[(&str, &[u8])]; 11] = [
+        &[("host", b"evil.example")],
+        &[("host", b"evil.example:8080")],
+        &[("host", b"localhost.evil.com:8080")],
+        &[("host", b"127.0.0.1.evil.com")],
+        &[("host", b"127.0.0.1.")],
+        &[("host", b"10.0.0.1:8080")],
+        &[("host", b"0.0.0.0:8080")],
+        &[("host", b"evil@localhost")],
+        &[("host", b"localhost\xff")],
+        &[("host", b"localhost"), ("host", b"evil.example")],
+        // No host named at all.
+        &[],
+    ];
+    for headers in not_loopback {
+        for method in [Method::GET, Method::POST] {
+            let r = fx.send(raw(method, PRIVATE, headers)).await;
+            assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
+        }
+        // On a public path: anonymous, never the board.
+        assert_anonymous(&fx.send(raw(Method::GET, "/healthz", headers)).await);
+    }
+    // An absolute-form URI naming another host, whatever `Host` says.
+    for host in ["localhost", "evil.example"] {
+        let r = fx
+            .send(get(
+                "http://evil.example/api/v1/sessions",
+                &[("host", host)],
+            ))
+            .await;
+        assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
+    }
+    let r = fx
+        .send(get(
+            "http://localhost/api/v1/sessions",
+            &[("host", "evil.example")],
+        ))
+        .await;
+    assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
+    // Real credentials still resolve, whatever the host.
+    let (_, token) = fx.login("u-alice").await;
+    let r = fx
+        .send(get(
+            PRIVATE,
+            &[("host", "evil.example"), ("authorization", &bearer(&token))],
+        ))
+        .await;
+    assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
+}
+
+#[tokio::test]
+async fn board_fallback_with_remote_allowed_is_the_board_for_any_host() {
+    let fx = Fx::with_config(
+        config()
+            .fallback(Fallback::Board)
+            .fallback_allow_remote(true),
+    );
+    for headers in [
+        &[("host", "evil.example")][..],
+        &[("host", "10.0.0.1:8080")],
+        &[],
+    ] {
+        let r = fx.send(get(PRIVATE, headers)).await;
+        assert_actor(&r, "board", Some("board"), Some("fallback"));
+    }
+}
+
+#[tokio::test]
+async fn an_access_cookie_beside_a_cookie_that_is_not_ascii_is_presented_never_the_board() {
+    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let local = ("host", &b"localhost:8080"[..]);
+    // A bad access cookie: 401, not the board, in one header or across two.
+    let bad: [&[(&str, &[u8])]; 3] = [
+        &[
+            local,
+            ("cookie", b"name=\xc3\xa9t\xc3\xa9; portcullis_access=a.b.c"),
+        ],
+        &[local, ("cookie", b"portcullis_access=a.b.c; x=\xff")],
+        &[
+            local,
+            ("cookie", b"x=\xff"),
+            ("cookie", b"portcullis_access=a.b.c"),
+        ],
+    ];
+    for headers in bad {
+        let r = fx.send(raw(Method::GET, PRIVATE, headers)).await;
+        assert_401(&r, "invalid_token");
+    }
+    // Our cookie's own value not ASCII: present but unreadable.
+    let r = fx
+        .send(raw(
+            Method::GET,
+            PRIVATE,
+            &[local, ("cookie", b"portcullis_access=a.b.\xc3\xa9")],
+        ))
+        .await;
+    assert_401(&r, "invalid_token");
+    // A good one: that user.
+    let (_, token) = fx.login("u-alice").await;
+    let cookie = format!("name=\u{e9}t\u{e9}; {}", access_cookie(&token));
+    let r = fx
+        .send(raw(
+            Method::GET,
+            PRIVATE,
+            &[local, ("cookie", cookie.as_bytes())],
+        ))
+        .await;
+    assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
 }
 
 #[tokio::test]
@@ -2435,14 +2575,19 @@ async fn non_ascii_header_bytes_are_a_4xx_with_the_right_code() {
         let r = fx.send(raw(Method::GET, PRIVATE, &[(name, value)])).await;
         assert_401(&r, code);
     }
-    // A non-ASCII Cookie header belongs to another application: it is no credential, and a
-    // readable access cookie beside it still counts.
+    // An access cookie whose value is not ASCII is presented but unreadable (never absent);
+    // other applications' non-ASCII cookies are no credential, and a readable access cookie
+    // beside them still counts.
     let r = fx
         .send(raw(
             Method::GET,
             PRIVATE,
             &[("cookie", b"portcullis_access=\xff.a.b")],
         ))
+        .await;
+    assert_401(&r, "invalid_token");
+    let r = fx
+        .send(raw(Method::GET, PRIVATE, &[("cookie", b"junk=\xff")]))
         .await;
     assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
     let (_, token) = fx.login("u-alice").await;

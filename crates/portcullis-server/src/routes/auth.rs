@@ -4,7 +4,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis::api_key::KeyHash;
 use portcullis::credentials::{self, REFRESH_COOKIE};
@@ -51,10 +52,11 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
-/// `POST /auth/refresh` (or send the refresh cookie and no body).
+/// `POST /auth/refresh`, as `application/json` (or send the refresh cookie, no body and
+/// `X-CSRF-Token` equal to the `portcullis_csrf` cookie).
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    /// The refresh token; the `portcullis_refresh` cookie when absent.
+    /// The refresh token; the `portcullis_refresh` cookie (with `X-CSRF-Token`) when absent.
     pub refresh_token: Option<String>,
 }
 
@@ -213,9 +215,17 @@ fn token_response(
 
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair),
-              (status = 401, description = "expired, revoked, reused past the grace, or not a refresh token")))]
+              (status = 400, description = "invalid_request: a body that is not {refresh_token}"),
+              (status = 401, description = "expired, revoked, reused past the grace, or not a refresh token; missing_credentials without a token"),
+              (status = 403, description = "csrf_failed: the refresh cookie without X-CSRF-Token equal to the portcullis_csrf cookie"),
+              (status = 415, description = "unsupported_media_type: a body that is not application/json")))]
 /// Rotates a refresh token: the old one is spent, a new pair is issued. Presenting a spent
 /// token again after the grace window revokes the whole session.
+///
+/// The token comes from a JSON body or, with no body, from the refresh cookie. Both are closed
+/// to other sites: a cross-site form can post `text/plain` without a preflight (and so plant
+/// its own session's cookies: login CSRF), hence JSON only; and it sends the cookie on its
+/// own, hence the cookie also needs `X-CSRF-Token`, which a page of another site cannot read.
 pub async fn refresh(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -228,19 +238,17 @@ pub async fn refresh(
             ApiError::bad_request(r.body_text())
         }
     })?;
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<RefreshRequest>(&body)
-            .map_err(|_| ApiError::bad_request("the body must be {\"refresh_token\": \"…\"}"))?
-            .refresh_token
-    };
-    let token = match from_body {
+    let token = match refresh_token_in_body(&headers, &body)? {
         Some(t) => t,
-        None => credentials::cookie(&headers, REFRESH_COOKIE)
-            .map_err(ApiError::presented)?
-            .map(str::to_owned)
-            .ok_or(ApiError::auth(AuthError::MissingCredentials))?,
+        None => {
+            let token = credentials::cookie(&headers, REFRESH_COOKIE)
+                .map_err(ApiError::presented)?
+                .ok_or(ApiError::auth(AuthError::MissingCredentials))?;
+            if !credentials::csrf_matches(&headers) {
+                return Err(ApiError::presented(AuthError::CsrfFailed));
+            }
+            token.to_owned()
+        }
     };
     let rotation = s
         .auth
@@ -260,6 +268,37 @@ pub async fn refresh(
         rotation.refresh.token.expose(),
         lifetime,
     )
+}
+
+/// The refresh token of a JSON body; `None` for no body (no `Content-Type` and no bytes), for
+/// whitespace and for a JSON body without one — the cookie's turn. Any other body, or a
+/// `Content-Type` that is not JSON (judged as `axum::Json` does), is 415.
+fn refresh_token_in_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<String>> {
+    let content_type = headers.get(CONTENT_TYPE);
+    if content_type.is_none() && body.is_empty() {
+        return Ok(None);
+    }
+    if !content_type.is_some_and(is_json) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice::<RefreshRequest>(body)
+        .map_err(|_| ApiError::bad_request("the body must be {\"refresh_token\": \"…\"}"))?
+        .refresh_token)
+}
+
+/// `application/json` or `application/*+json`, with any parameters.
+fn is_json(content_type: &HeaderValue) -> bool {
+    content_type
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        })
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
