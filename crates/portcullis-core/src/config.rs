@@ -762,7 +762,13 @@ mod tests {
         assert!(shown.contains("AUTH_JWT_SECRET_KEY") && shown.contains("AUTH_AGENT_JWT_SECRET"));
         assert!(!shown.contains(LONG), "{shown}");
         // Development warns but starts.
-        assert!(from(&[("AUTH_JWT_SECRET_KEY", LONG), ("AUTH_AGENT_JWT_SECRET", LONG)]).is_ok());
+        assert!(
+            from(&[
+                ("AUTH_JWT_SECRET_KEY", LONG),
+                ("AUTH_AGENT_JWT_SECRET", LONG)
+            ])
+            .is_ok()
+        );
         let builder = AuthConfig::builder()
             .env(AuthEnv::Production)
             .jwt_secret(Secret::from(LONG))
