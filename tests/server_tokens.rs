@@ -120,8 +120,14 @@ async fn paperclip_agent_token_minted_by_pyjwt_is_200_as_that_agent() {
         .await
         .unwrap();
     let agent = json_of(res, 201).await;
-    let (agent_id, org_id) = (agent["agent_id"].as_str().unwrap(), agent["org_id"].as_str().unwrap());
-    assert_eq!(org_id, "default", "the admin's org, which the key was derived for");
+    let (agent_id, org_id) = (
+        agent["agent_id"].as_str().unwrap(),
+        agent["org_id"].as_str().unwrap(),
+    );
+    assert_eq!(
+        org_id, "default",
+        "the admin's org, which the key was derived for"
+    );
 
     // Exactly createLocalAgentJwt's claims, in its order: no jti, no kid, claims we ignore.
     let run_id = "8f14e45f-ceea-467a-9575-0b3a5fbc1f7c";
@@ -236,8 +242,12 @@ async fn server_starts_with_a_sec1_ec_private_key_and_its_jwks_verifies_its_toke
 
 #[tokio::test]
 async fn server_starts_with_a_pkcs1_rsa_private_key_and_its_jwks_verifies_its_tokens() {
-    starts_mints_and_jwks_verifies("RS256", "rs256.pkcs1.pem", "-----BEGIN RSA PRIVATE KEY-----")
-        .await;
+    starts_mints_and_jwks_verifies(
+        "RS256",
+        "rs256.pkcs1.pem",
+        "-----BEGIN RSA PRIVATE KEY-----",
+    )
+    .await;
 }
 
 // --- (d) production refuses one secret for users and agents ------------------------------------
@@ -292,7 +302,10 @@ fn production_with_one_secret_for_users_and_agents_exits_non_zero_and_says_so() 
         output.contains("AUTH_JWT_SECRET_KEY and AUTH_AGENT_JWT_SECRET must differ in production"),
         "{output}"
     );
-    assert!(!output.contains(secret), "the secret was printed:\n{output}");
+    assert!(
+        !output.contains(secret),
+        "the secret was printed:\n{output}"
+    );
     assert!(!output.contains("listening on"), "{output}");
 }
 
@@ -300,10 +313,15 @@ fn production_with_one_secret_for_users_and_agents_exits_non_zero_and_says_so() 
 
 /// The fenced block of README.md opened with "```json previous-keys.json".
 fn readme_previous_keys_example() -> String {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .unwrap();
-    let mut lines = readme.lines().skip_while(|l| l.trim() != "```json previous-keys.json");
-    assert!(lines.next().is_some(), "README.md has no previous-keys.json example");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| l.trim() != "```json previous-keys.json");
+    assert!(
+        lines.next().is_some(),
+        "README.md has no previous-keys.json example"
+    );
     let block: Vec<&str> = lines.take_while(|l| l.trim() != "```").collect();
     block.join("\n")
 }
