@@ -726,7 +726,7 @@ fn unusable_private_pems_are_clear_errors_that_never_quote_the_key() {
     let pkcs1 = include_bytes!("testdata/rs256.pkcs1.pem");
     let encrypted =
         b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-    let two = [&ES_PRIV[..], &ES_PRIV[..]].concat();
+    let two = [ES_PRIV, ES_PRIV].concat();
     let p384 = include_bytes!("testdata/p384.sec1.pem");
     for (alg, pem, expected) in [
         (JwtAlgorithm::Rs256, &sec1[..], "does not hold a RS256 key"),
