@@ -639,6 +639,7 @@ async fn login_returns_a_bearer_pair_and_sets_cookies() {
     let h = jwt_part(&access, 0);
     assert!(h["kid"].is_string(), "access header lacks kid: {h}");
     assert_eq!(h["alg"], "HS256", "{h}");
+    assert_eq!(h["typ"], "at+jwt", "{h}");
     let c = jwt_part(&access, 1);
     assert_eq!(c["type"], "access", "{c}");
     assert_eq!(c["email"], ADMIN_EMAIL, "{c}");
@@ -658,7 +659,7 @@ async fn login_returns_a_bearer_pair_and_sets_cookies() {
     assert_eq!(r["sid"], c["sid"], "{r}");
     assert_eq!(r["sub"], c["sub"], "{r}");
     assert_eq!(r["rmb"], false, "{r}");
-    assert_eq!(r["aud"], "portcullis-api", "{r}");
+    assert_eq!(r["aud"], "portcullis-api:refresh", "{r}");
     assert_ne!(r["jti"], c["jti"]);
 
     let cookies = set_cookies(&headers);

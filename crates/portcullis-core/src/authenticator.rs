@@ -414,12 +414,8 @@ impl Authenticator {
         let stale_at = claims.registered.exp.map_or(0, |e| {
             e.0.saturating_add(self.0.config.agent_policy.leeway_secs)
         });
-        let (Some(sub), Some(company), Some(run), Some(jti)) = (
-            claims.sub,
-            claims.company_id,
-            claims.run_id,
-            claims.registered.jti,
-        ) else {
+        let (Some(sub), Some(company), Some(run)) = (claims.sub, claims.company_id, claims.run_id)
+        else {
             return Err(AuthError::InvalidToken(TokenError::Malformed));
         };
         let agent = self
@@ -429,9 +425,12 @@ impl Authenticator {
         if agent.org_id.as_str() != company {
             return Err(TokenError::CompanyMismatch.into());
         }
-        if self
-            .is_denied(&TokenId::from(jti), self.0.clock.now())
-            .await?
+        // A token without `jti` (as other orchestrators mint) cannot be on the denylist;
+        // terminating its agent still ends it.
+        if let Some(jti) = claims.registered.jti
+            && self
+                .is_denied(&TokenId::from(jti), self.0.clock.now())
+                .await?
         {
             return Err(AuthError::TokenRevoked);
         }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
 
 use crate::api_key::ApiKeyPrefix;
 use crate::roles::Roles;
@@ -75,6 +76,12 @@ pub enum ConfigError {
     /// Board fallback in production.
     #[error("AUTH_FALLBACK=board is refused in production")]
     FallbackInProduction,
+    /// One secret for user and agent tokens in production: whoever holds the agent secret
+    /// (handed to every orchestrator) could sign user tokens.
+    #[error(
+        "AUTH_JWT_SECRET_KEY and AUTH_AGENT_JWT_SECRET must differ in production: generate one each (portcullis secret generate)"
+    )]
+    SameSecretForUsersAndAgents,
     /// Board fallback on a non-loopback address without `AUTH_FALLBACK_ALLOW_REMOTE=true`.
     #[error(
         "AUTH_FALLBACK=board on non-loopback address {0} needs AUTH_FALLBACK_ALLOW_REMOTE=true"
@@ -434,7 +441,8 @@ impl AuthConfigBuilder {
     }
 
     /// Checks everything and builds. Development without secrets generates them and warns;
-    /// production refuses missing or short secrets and board fallback.
+    /// production refuses missing or short secrets, one secret for users and agents, and
+    /// board fallback.
     pub fn build(self) -> Result<AuthConfig, ConfigError> {
         let production = self.env == AuthEnv::Production;
         if production && self.fallback == Fallback::Board {
@@ -442,6 +450,8 @@ impl AuthConfigBuilder {
         }
         let mut generated = GeneratedSecrets::default();
 
+        // The user secret, when user tokens are signed with one.
+        let mut user_secret = None;
         let active = match (self.signing_key, self.algorithm) {
             (Some(key), _) => key,
             (None, JwtAlgorithm::Hs256) => {
@@ -451,7 +461,9 @@ impl AuthConfigBuilder {
                     production,
                     &mut generated.user_jwt_secret,
                 )?;
-                SigningKey::hs256(&secret)
+                let key = SigningKey::hs256(&secret);
+                user_secret = Some(secret);
+                key
             }
             (None, alg) => {
                 let path = self
@@ -479,6 +491,16 @@ impl AuthConfigBuilder {
             production,
             &mut generated.agent_jwt_secret,
         )?;
+        if let Some(user_secret) = &user_secret
+            && bool::from(user_secret.expose().ct_eq(agent_secret.expose()))
+        {
+            if production {
+                return Err(ConfigError::SameSecretForUsersAndAgents);
+            }
+            tracing::warn!(
+                "AUTH_JWT_SECRET_KEY and AUTH_AGENT_JWT_SECRET are the same; production would refuse it"
+            );
+        }
         let agent_keys = KeyRing::new(SigningKey::hs256(&agent_secret));
 
         let policy = |issuer: String, audience: String| TokenPolicy {
@@ -731,6 +753,31 @@ mod tests {
         );
         // Development accepts it, with a warning.
         assert!(from(&[("AUTH_JWT_SECRET_KEY", short)]).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_one_secret_for_users_and_agents() {
+        let err = prod(&[("AUTH_AGENT_JWT_SECRET", LONG)]).unwrap_err();
+        assert_eq!(err, ConfigError::SameSecretForUsersAndAgents);
+        let shown = err.to_string();
+        assert!(shown.contains("AUTH_JWT_SECRET_KEY") && shown.contains("AUTH_AGENT_JWT_SECRET"));
+        assert!(!shown.contains(LONG), "{shown}");
+        // Development warns but starts.
+        assert!(
+            from(&[
+                ("AUTH_JWT_SECRET_KEY", LONG),
+                ("AUTH_AGENT_JWT_SECRET", LONG)
+            ])
+            .is_ok()
+        );
+        let builder = AuthConfig::builder()
+            .env(AuthEnv::Production)
+            .jwt_secret(Secret::from(LONG))
+            .agent_secret(Secret::from(LONG));
+        assert_eq!(
+            builder.build().unwrap_err(),
+            ConfigError::SameSecretForUsersAndAgents
+        );
     }
 
     #[test]

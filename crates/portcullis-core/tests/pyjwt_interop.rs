@@ -1,27 +1,21 @@
 //! Interop with PyJWT, in both directions, for HS256, RS256, ES256 and EdDSA.
 //!
 //! PyJWT runs as a child process, `tests/interop/pyjwt_peer.py`, one JSON request on stdin per
-//! call. Keys are fresh on every run: HS256 secrets from [`Secret::random`], key pairs from
-//! PyJWT's own `cryptography`, handed to Portcullis as PKCS#8 / SPKI PEM.
-//!
-//! The Python it runs is, in order: `$PORTCULLIS_PYTHON`, or `target/interop-venv`, created on
-//! first use with `python3 -m venv` and `pip install -r tests/interop/requirements.txt`. When
-//! none can be had, every test here fails with the reason: an interop test that skips proves
-//! nothing.
+//! call (`tests/interop/peer.rs` finds or makes the Python). Keys are fresh on every run: HS256
+//! secrets from [`Secret::random`], key pairs from PyJWT's own `cryptography`, handed to
+//! Portcullis as PKCS#8 / SPKI PEM.
 
 // Test code: a failed step stops the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::env;
-use std::fs::{self, File};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+#[path = "interop/peer.rs"]
+mod peer;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use peer::pyjwt;
 use portcullis_core::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
 use portcullis_core::token::{
     AccessGrant, AgentGrant, AgentTokens, DEFAULT_MAX_TOKEN_BYTES, JwtAlgorithm, KeyRing,
@@ -50,6 +44,11 @@ macro_rules! interop_tests {
             #[test]
             fn access_token_minted_by_portcullis_verifies_in_pyjwt() {
                 super::portcullis_access_token_verifies_in_pyjwt($alg);
+            }
+
+            #[test]
+            fn refresh_token_is_invalid_audience_to_pyjwt_checking_the_access_audience() {
+                super::refresh_token_is_invalid_audience_to_pyjwt($alg);
             }
 
             #[test]
@@ -124,6 +123,31 @@ fn portcullis_access_token_verifies_in_pyjwt(alg: JwtAlgorithm) {
         TokenHeader::parse(minted.token.expose(), DEFAULT_MAX_TOKEN_BYTES).expect("header");
     assert_eq!(header_alg, alg);
     assert_eq!(header.kid.as_deref(), Some(key.signing.kid()));
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068");
+}
+
+fn refresh_token_is_invalid_audience_to_pyjwt(alg: JwtAlgorithm) {
+    // A service verifying access tokens with our key, issuer and audience, as RFC 9068 says.
+    let key = TestKey::fresh(alg);
+    let tokens = user_tokens(KeyRing::new(key.signing.clone()));
+    let refresh = tokens
+        .mint_refresh(&UserId::random(), &SessionId::random(), false)
+        .expect("Portcullis mints");
+
+    let refused = pyjwt_verify(&key, refresh.token.expose(), USER_ISSUER, USER_AUDIENCE)
+        .expect_err("a refresh token is no access token");
+    assert!(
+        refused.starts_with("InvalidAudienceError:"),
+        "PyJWT refused for another reason: {refused}"
+    );
+    let claims = pyjwt_verify(
+        &key,
+        refresh.token.expose(),
+        USER_ISSUER,
+        &format!("{USER_AUDIENCE}:refresh"),
+    )
+    .unwrap_or_else(|e| panic!("PyJWT refused the refresh token on its own audience: {e}"));
+    assert_eq!(claims["type"], "refresh");
 }
 
 fn pyjwt_rejects_portcullis_token_under_another_key(alg: JwtAlgorithm) {
@@ -283,6 +307,30 @@ fn hs256_agent_token_minted_by_pyjwt_without_kid_verifies_in_portcullis() {
 }
 
 #[test]
+fn hs256_paperclip_shaped_agent_token_minted_by_pyjwt_verifies_in_portcullis() {
+    // The claims of Paperclip's createLocalAgentJwt (server/src/agent-auth-jwt.ts), in its
+    // order: no jti, no kid, and claims Portcullis does not know.
+    let key = TestKey::fresh(JwtAlgorithm::Hs256);
+    let tokens = agent_tokens(&key);
+    let (agent, run, now) = (AgentId::random(), RunId::random(), unix_now());
+    let claims = format!(
+        r#"{{"sub":"{agent}","company_id":"acme","adapter_type":"claude_local","run_id":"{run}","responsible_user_id":null,"key_scope":{{"kind":"limited"}},"iat":{now},"exp":{exp},"iss":"{AGENT_ISSUER}","aud":"{AGENT_AUDIENCE}","instance_id":"default"}}"#,
+        agent = agent.as_str(),
+        run = run.as_str(),
+        exp = now + AGENT_TTL_SECS,
+    );
+
+    let token = pyjwt_mint(&key, None, &Value::String(claims));
+
+    let verified = tokens
+        .verify(&token)
+        .unwrap_or_else(|e| panic!("Portcullis refused a Paperclip-shaped token: {e:?}"));
+    assert_eq!(verified.sub.as_deref(), Some(agent.as_str()));
+    assert_eq!(verified.run_id.as_deref(), Some(run.as_str()));
+    assert_eq!(verified.registered.jti, None);
+}
+
+#[test]
 fn hs256_agent_token_signed_by_pyjwt_with_another_secret_is_bad_signature() {
     let key = TestKey::fresh(JwtAlgorithm::Hs256);
     let other = TestKey::fresh(JwtAlgorithm::Hs256);
@@ -432,177 +480,4 @@ fn pyjwt_mint(key: &TestKey, kid: Option<&str>, claims: &Value) -> String {
         }),
     )
     .unwrap_or_else(|e| panic!("PyJWT could not mint: {e}"))
-}
-
-/// Runs one peer command: its stdout, trimmed, or its stderr when PyJWT refused. Panics when
-/// Python itself cannot be had or run.
-fn pyjwt(command: &str, request: &Value) -> Result<String, String> {
-    let python = python().unwrap_or_else(|e| panic!("{e}"));
-    let script = manifest_dir().join("tests/interop/pyjwt_peer.py");
-    let mut child = Command::new(python)
-        .arg(&script)
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("write the request");
-    let out = child.wait_with_output().expect("wait for the peer");
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    match out.status.code() {
-        Some(0) => Ok(stdout),
-        // The peer's own "PyJWT said no"; anything else is a broken peer, not a refusal.
-        Some(1) if !stderr.starts_with("Traceback") => Err(stderr),
-        _ => panic!(
-            "pyjwt_peer.py {command} crashed ({}):\n{stderr}",
-            out.status
-        ),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim().to_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Finding or making a Python with PyJWT.
-// ---------------------------------------------------------------------------------------------
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn requirements() -> PathBuf {
-    manifest_dir().join("tests/interop/requirements.txt")
-}
-
-fn target_dir() -> PathBuf {
-    let workspace = manifest_dir()
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| manifest_dir());
-    match env::var_os("CARGO_TARGET_DIR") {
-        // A relative CARGO_TARGET_DIR is taken from the workspace root, where cargo runs.
-        Some(dir) => workspace.join(dir),
-        None => workspace.join("target"),
-    }
-}
-
-/// The interpreter, found or set up once per process.
-fn python() -> Result<&'static Path, String> {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PYTHON
-        .get_or_init(find_or_bootstrap_python)
-        .as_deref()
-        .map_err(|e| {
-            format!(
-                "PyJWT interop tests need Python 3 with PyJWT and cannot get it:\n{e}\n\
-                 Install python3 (with its venv module) and let this test reach PyPI once, or set \
-                 PORTCULLIS_PYTHON to a Python that has `pip install -r {}`.",
-                requirements().display()
-            )
-        })
-}
-
-fn find_or_bootstrap_python() -> Result<PathBuf, String> {
-    if let Some(python) = env::var_os("PORTCULLIS_PYTHON").map(PathBuf::from) {
-        if imports_pyjwt(&python) {
-            return Ok(python);
-        }
-        eprintln!(
-            "PORTCULLIS_PYTHON={} cannot import jwt and cryptography; using target/interop-venv",
-            python.display()
-        );
-    }
-    let target = target_dir();
-    let venv = target.join("interop-venv");
-    let python = venv.join(if cfg!(windows) {
-        "Scripts/python.exe"
-    } else {
-        "bin/python"
-    });
-    if venv_is_ready(&venv, &python) {
-        return Ok(python);
-    }
-
-    // Test threads and nextest's one-process-per-test all get here on a fresh checkout: the
-    // first builds the venv, the others wait for it and find it ready.
-    fs::create_dir_all(&target).map_err(|e| format!("cannot create {}: {e}", target.display()))?;
-    let _lock = lock_exclusively(&target.join("interop-venv.lock"))?;
-    if !venv_is_ready(&venv, &python) {
-        bootstrap_venv(&venv, &python)?;
-    }
-    Ok(python)
-}
-
-/// Blocks until this process holds `path`'s exclusive lock; dropping the file releases it.
-fn lock_exclusively(path: &Path) -> Result<File, String> {
-    let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
-    Ok(file)
-}
-
-/// Built from the current requirements.txt, and importable. The stamp is written last, so a
-/// venv another process is still building is never taken as ready.
-fn venv_is_ready(venv: &Path, python: &Path) -> bool {
-    let stamp = fs::read(venv.join("portcullis-requirements.txt")).ok();
-    stamp.is_some() && stamp == fs::read(requirements()).ok() && imports_pyjwt(python)
-}
-
-fn bootstrap_venv(venv: &Path, python: &Path) -> Result<(), String> {
-    eprintln!("setting up PyJWT in {}", venv.display());
-    if !run_ok(Command::new(python).arg("--version")) {
-        run(Command::new("python3")
-            .args(["-m", "venv", "--clear"])
-            .arg(venv))?;
-    }
-    run(Command::new(python)
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "-r"])
-        .arg(requirements()))?;
-    if !imports_pyjwt(python) {
-        return Err(format!(
-            "{} still cannot import jwt and cryptography after pip install",
-            python.display()
-        ));
-    }
-    fs::copy(requirements(), venv.join("portcullis-requirements.txt"))
-        .map_err(|e| format!("cannot stamp {}: {e}", venv.display()))?;
-    Ok(())
-}
-
-fn imports_pyjwt(python: &Path) -> bool {
-    run_ok(Command::new(python).args(["-c", "import jwt, cryptography"]))
-}
-
-fn run_ok(command: &mut Command) -> bool {
-    command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(command: &mut Command) -> Result<(), String> {
-    let shown = format!("{command:?}");
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("`{shown}` could not start: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{shown}` failed ({}):\n{}\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        ))
-    }
 }

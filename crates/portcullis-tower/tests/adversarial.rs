@@ -1403,7 +1403,13 @@ fn iss_aud_type() -> Table {
             Some(("run_id", Value::Null)),
             INVALID_TOKEN,
         ),
-        ("jti missing", Some(("jti", Value::Null)), INVALID_TOKEN),
+        // Optional on run tokens (CONTRACT.md): other orchestrators mint none.
+        ("jti missing", Some(("jti", Value::Null)), AGENT_7),
+        (
+            "extra claims",
+            Some(("responsible_user_id", json!({"kind": "limited"}))),
+            AGENT_7,
+        ),
         ("control: no change", None, AGENT_7),
     ];
     for (family, rows) in [("user", user), ("agent", agent)] {

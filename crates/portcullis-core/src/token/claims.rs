@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::verify::ExplicitTyp;
 use crate::clock::UnixTime;
 use crate::error::TokenError;
 
@@ -48,7 +49,19 @@ impl Audience {
             Self::Many(v) => v.iter().any(|a| a == expected),
         }
     }
+
+    /// True when `aud` names `base` followed by `suffix` (without building that string).
+    pub fn contains_suffixed(&self, base: &str, suffix: &str) -> bool {
+        let is = |a: &str| a.strip_suffix(suffix) == Some(base);
+        match self {
+            Self::One(a) => is(a),
+            Self::Many(v) => v.iter().any(|a| is(a)),
+        }
+    }
 }
+
+/// What a refresh token's `aud` adds to the user audience: `portcullis-api:refresh`.
+pub const REFRESH_AUDIENCE_SUFFIX: &str = ":refresh";
 
 /// The registered claims every kind shares and the verifier checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +88,13 @@ pub struct Registered {
 
 /// The claims of a kind, as the verifier needs to see them.
 pub(crate) trait KindClaims: serde::de::DeserializeOwned {
+    /// The header `typ` this kind is minted with; a header naming another kind is refused.
+    const TYP: ExplicitTyp = ExplicitTyp::Generic;
+    /// Appended to the policy's audience to make this kind's `aud`.
+    const AUDIENCE_SUFFIX: &'static str = "";
+    /// The suffix of the other user kind, signed by the same keys: a token bearing that
+    /// audience is the wrong kind of token (`wrong_token_type`), not a stranger's.
+    const SIBLING_AUDIENCE_SUFFIX: Option<&'static str> = None;
     fn registered(&self) -> &Registered;
     /// Checks the kind's own claims (`type` and the required ones) once the signature and
     /// registered claims have passed.
@@ -182,6 +202,8 @@ pub struct AccessClaims {
 }
 
 impl KindClaims for AccessClaims {
+    const TYP: ExplicitTyp = ExplicitTyp::Access;
+    const SIBLING_AUDIENCE_SUFFIX: Option<&'static str> = Some(REFRESH_AUDIENCE_SUFFIX);
     fn registered(&self) -> &Registered {
         &self.registered
     }
@@ -220,6 +242,9 @@ pub struct RefreshClaims {
 }
 
 impl KindClaims for RefreshClaims {
+    /// A refresh token is no access token to a service that checks only `iss` and `aud`.
+    const AUDIENCE_SUFFIX: &'static str = REFRESH_AUDIENCE_SUFFIX;
+    const SIBLING_AUDIENCE_SUFFIX: Option<&'static str> = Some("");
     fn registered(&self) -> &Registered {
         &self.registered
     }
@@ -262,7 +287,8 @@ impl KindClaims for AgentClaims {
         }
         require(&self.sub, "sub")?;
         require(&self.company_id, "company_id")?;
-        require(&self.run_id, "run_id")?;
-        require(&self.registered.jti, "jti")
+        // No `jti`: other orchestrators (Paperclip's `createLocalAgentJwt`) mint none; such a
+        // token can only be revoked by terminating its agent.
+        require(&self.run_id, "run_id")
     }
 }

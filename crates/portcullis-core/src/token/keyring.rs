@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
+use super::verify::ExplicitTyp;
 use crate::api_key::KeyHash;
 use crate::secret::Secret;
 
@@ -147,17 +148,44 @@ pub struct VerifyingKey {
     public_jwk: Option<Jwk>,
     /// HS256 only: the pre-keyed MAC.
     hmac: Option<Arc<HmacSha256>>,
-    /// The base64url header our signer writes for this key: a token whose header segment is
-    /// exactly this needs no header parsing.
-    header_segment: Arc<str>,
+    /// The base64url headers our signer writes for this key, typed `JWT` (refresh and agent
+    /// tokens) and `at+jwt` (access tokens): a token whose header segment is exactly one of
+    /// these needs no header parsing.
+    header_segments: Arc<HeaderSegments>,
 }
 
-/// The header segment [`Verifier::sign`](super::verify) writes for a key.
-fn header_segment(alg: JwtAlgorithm, kid: &str) -> Arc<str> {
-    let mut header = jsonwebtoken::Header::new(alg.to_jwt());
-    header.kid = Some(kid.to_owned());
-    let json = serde_json::to_vec(&header).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json).into()
+/// The header segments [`Verifier::sign`](super::verify) writes for a key.
+#[derive(Debug)]
+struct HeaderSegments {
+    generic: String,
+    access: String,
+}
+
+impl HeaderSegments {
+    fn new(alg: JwtAlgorithm, kid: &str) -> Arc<Self> {
+        let segment = |typ: ExplicitTyp| {
+            let mut header = jsonwebtoken::Header::new(alg.to_jwt());
+            header.typ = Some(typ.header_value().to_owned());
+            header.kid = Some(kid.to_owned());
+            let json = serde_json::to_vec(&header).unwrap_or_default();
+            URL_SAFE_NO_PAD.encode(json)
+        };
+        Arc::new(Self {
+            generic: segment(ExplicitTyp::Generic),
+            access: segment(ExplicitTyp::Access),
+        })
+    }
+
+    /// The typ of the header `segment` is, if it is one of these.
+    fn typ_of(&self, segment: &str) -> Option<ExplicitTyp> {
+        if segment == self.access {
+            Some(ExplicitTyp::Access)
+        } else if segment == self.generic {
+            Some(ExplicitTyp::Generic)
+        } else {
+            None
+        }
+    }
 }
 
 impl VerifyingKey {
@@ -167,7 +195,7 @@ impl VerifyingKey {
         install_crypto_provider();
         let kid = hs256_kid(secret);
         Self {
-            header_segment: header_segment(JwtAlgorithm::Hs256, &kid),
+            header_segments: HeaderSegments::new(JwtAlgorithm::Hs256, &kid),
             kid,
             alg: JwtAlgorithm::Hs256,
             decoding: DecodingKey::from_secret(secret.expose()),
@@ -207,7 +235,7 @@ impl VerifyingKey {
         jwk.common.key_id = Some(kid.to_string());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Ok(Self {
-            header_segment: header_segment(alg, &kid),
+            header_segments: HeaderSegments::new(alg, &kid),
             kid,
             alg,
             decoding,
@@ -220,7 +248,7 @@ impl VerifyingKey {
     #[must_use]
     pub fn with_kid(mut self, kid: &str) -> Self {
         self.kid = kid.into();
-        self.header_segment = header_segment(self.alg, kid);
+        self.header_segments = HeaderSegments::new(self.alg, kid);
         if let Some(jwk) = &mut self.public_jwk {
             jwk.common.key_id = Some(kid.to_owned());
         }
@@ -245,8 +273,12 @@ impl VerifyingKey {
         self.hmac.as_deref()
     }
 
-    pub(crate) fn header_segment(&self) -> &str {
-        &self.header_segment
+    /// The header segment our signer writes for this key and `typ`.
+    pub(crate) fn header_segment(&self, typ: ExplicitTyp) -> &str {
+        match typ {
+            ExplicitTyp::Access => &self.header_segments.access,
+            ExplicitTyp::Generic | ExplicitTyp::Other => &self.header_segments.generic,
+        }
     }
 }
 
@@ -276,16 +308,38 @@ impl SigningKey {
         }
     }
 
-    /// A private key (PKCS#8 PEM; PKCS#1 also for RSA, SEC1 also for EC) for RS256, ES256 or
-    /// EdDSA. The public half is derived for verification and JWKS.
+    /// A private key for RS256, ES256 or EdDSA, in any PEM form `openssl` writes: PKCS#8
+    /// (`PRIVATE KEY`), PKCS#1 for RSA (`RSA PRIVATE KEY`), SEC1 for ES256 (`EC PRIVATE KEY`,
+    /// also after the `EC PARAMETERS` block `openssl ecparam -genkey` writes without `-noout`).
+    /// The public half is derived for verification and JWKS.
+    ///
+    /// ```
+    /// use portcullis_core::token::{JwtAlgorithm, SigningKey};
+    /// let sec1 = include_bytes!("testdata/es256.sec1.pem");
+    /// let pkcs8 = include_bytes!("testdata/es256.pem");
+    /// let a = SigningKey::from_private_pem(JwtAlgorithm::Es256, sec1).unwrap();
+    /// let b = SigningKey::from_private_pem(JwtAlgorithm::Es256, pkcs8).unwrap();
+    /// assert_eq!(a.kid(), b.kid(), "one key, two encodings");
+    /// ```
     pub fn from_private_pem(alg: JwtAlgorithm, pem: &[u8]) -> Result<Self, KeyError> {
         install_crypto_provider();
         let err = |e: jsonwebtoken::errors::Error| KeyError::InvalidKey(alg, e.to_string());
-        let encoding = match alg {
-            JwtAlgorithm::Hs256 => return Err(KeyError::NotPem),
-            JwtAlgorithm::Rs256 => EncodingKey::from_rsa_pem(pem).map_err(err)?,
-            JwtAlgorithm::Es256 => EncodingKey::from_ec_pem(pem).map_err(err)?,
-            JwtAlgorithm::EdDsa => EncodingKey::from_ed_pem(pem).map_err(err)?,
+        let block = private_key_block(alg, pem)?;
+        let encoding = match (alg, block.tag()) {
+            (JwtAlgorithm::Hs256, _) => return Err(KeyError::NotPem),
+            // jsonwebtoken reads EC keys only as PKCS#8: re-wrap SEC1 (RFC 5915) as PKCS#8.
+            (JwtAlgorithm::Es256, "EC PRIVATE KEY") => {
+                EncodingKey::from_ec_der(sec1_to_pkcs8(block.contents())?.as_bytes())
+            }
+            (JwtAlgorithm::Rs256, _) => {
+                EncodingKey::from_rsa_pem(pem::encode(&block).as_bytes()).map_err(err)?
+            }
+            (JwtAlgorithm::Es256, _) => {
+                EncodingKey::from_ec_pem(pem::encode(&block).as_bytes()).map_err(err)?
+            }
+            (JwtAlgorithm::EdDsa, _) => {
+                EncodingKey::from_ed_pem(pem::encode(&block).as_bytes()).map_err(err)?
+            }
         };
         let jwk = Jwk::from_encoding_key(&encoding, alg.to_jwt()).map_err(err)?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(err)?;
@@ -329,6 +383,47 @@ impl fmt::Debug for SigningKey {
             .field("alg", &self.algorithm())
             .finish_non_exhaustive()
     }
+}
+
+/// The one private-key block of a PEM file, with a reason naming what was found instead.
+/// Never quotes the file: it holds a private key.
+fn private_key_block(alg: JwtAlgorithm, pem: &[u8]) -> Result<pem::Pem, KeyError> {
+    if alg == JwtAlgorithm::Hs256 {
+        return Err(KeyError::NotPem);
+    }
+    let invalid = |reason: &str| KeyError::InvalidKey(alg, reason.to_owned());
+    let blocks = pem::parse_many(pem).map_err(|_| invalid("not a PEM file"))?;
+    let accepted: &[&str] = match alg {
+        JwtAlgorithm::Rs256 => &["PRIVATE KEY", "RSA PRIVATE KEY"],
+        JwtAlgorithm::Es256 => &["PRIVATE KEY", "EC PRIVATE KEY"],
+        JwtAlgorithm::EdDsa | JwtAlgorithm::Hs256 => &["PRIVATE KEY"],
+    };
+    let mut keys = blocks
+        .into_iter()
+        .filter(|b| b.tag().ends_with("PRIVATE KEY"));
+    match (keys.next(), keys.next()) {
+        (Some(block), None) if accepted.contains(&block.tag()) => Ok(block),
+        (Some(block), None) if block.tag() == "ENCRYPTED PRIVATE KEY" => Err(invalid(
+            "the key is encrypted; decrypt it first (openssl pkey -in key.pem -out plain.pem)",
+        )),
+        (Some(block), None) => Err(invalid(&format!(
+            "a `{}` block does not hold a {alg} key; expected {}",
+            block.tag(),
+            accepted.join(" or ")
+        ))),
+        (None, _) => Err(invalid("no PRIVATE KEY block in the PEM file")),
+        (Some(_), Some(_)) => Err(invalid("more than one private key in the PEM file")),
+    }
+}
+
+/// A SEC1 `ECPrivateKey` (DER) on P-256 as PKCS#8 (DER). Other curves are refused here.
+fn sec1_to_pkcs8(der: &[u8]) -> Result<p256::pkcs8::der::SecretDocument, KeyError> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let invalid = |reason: &str| KeyError::InvalidKey(JwtAlgorithm::Es256, reason.to_owned());
+    p256::SecretKey::from_sec1_der(der)
+        .map_err(|_| invalid("the EC PRIVATE KEY is not a valid P-256 (prime256v1) key"))?
+        .to_pkcs8_der()
+        .map_err(|_| invalid("the EC PRIVATE KEY could not be re-encoded as PKCS#8"))
 }
 
 fn hs256_kid(secret: &Secret) -> Arc<str> {
@@ -394,10 +489,19 @@ impl KeyRing {
         }
     }
 
-    /// The key whose minted header segment (base64url, as this crate signs) is exactly
-    /// `segment`, if any.
+    /// The key whose minted header segment (base64url, as this crate signs, of any token
+    /// kind) is exactly `segment`, if any.
     pub fn by_header_segment(&self, segment: &str) -> Option<&VerifyingKey> {
-        self.keys().find(|k| k.header_segment() == segment)
+        self.by_header_segment_typed(segment).map(|(key, _)| key)
+    }
+
+    /// As [`by_header_segment`](Self::by_header_segment), with the `typ` that header carries.
+    pub(crate) fn by_header_segment_typed(
+        &self,
+        segment: &str,
+    ) -> Option<(&VerifyingKey, ExplicitTyp)> {
+        self.keys()
+            .find_map(|k| Some((k, k.header_segments.typ_of(segment)?)))
     }
 
     /// The public keys as a JWKS document (asymmetric keys only; secrets are never published).

@@ -1,11 +1,15 @@
 //! Tokens: the key ring, and three token kinds with mutually exclusive validation.
 //!
-//! - **Access** (user): `type: "access"`, tied to a login session by `sid`.
-//! - **Refresh** (user): `type: "refresh"`, rotated on every use; stored only as a hash.
-//! - **Agent run**: no `type`; its own secret, issuer and audience; `company_id` and `run_id`.
+//! - **Access** (user): `type: "access"`, tied to a login session by `sid`; header
+//!   `typ: "at+jwt"` (RFC 9068).
+//! - **Refresh** (user): `type: "refresh"`, rotated on every use; stored only as a hash; its
+//!   own audience, `<audience>:refresh`, so that a service verifying access tokens through the
+//!   JWKS (same key, `iss` and `aud`) never takes one for an access token.
+//! - **Agent run**: no `type`; its own secret, issuer and audience; `company_id` and `run_id`;
+//!   `jti` optional, extra claims ignored (the shape other orchestrators mint).
 //!
-//! A token of one kind never passes as another: the kinds differ in `type`, and the agent
-//! family has its own keys and audience.
+//! A token of one kind never passes as another: the kinds differ in `type` and `aud`, and the
+//! agent family has its own keys and audience.
 
 mod claims;
 mod keyring;
@@ -13,9 +17,12 @@ mod verify;
 
 use std::sync::Arc;
 
-pub use claims::{AccessClaims, AgentClaims, Audience, NumericDate, RefreshClaims, Registered};
+pub use claims::{
+    AccessClaims, AgentClaims, Audience, NumericDate, REFRESH_AUDIENCE_SUFFIX, RefreshClaims,
+    Registered,
+};
 pub use keyring::{JwtAlgorithm, KeyError, KeyRing, SigningKey, VerifyingKey};
-pub use verify::{DEFAULT_MAX_TOKEN_BYTES, MintError, TokenHeader, TokenPolicy};
+pub use verify::{DEFAULT_MAX_TOKEN_BYTES, ExplicitTyp, MintError, TokenHeader, TokenPolicy};
 
 use crate::clock::{SharedClock, SystemClock, UnixTime};
 use crate::error::TokenError;
@@ -165,9 +172,9 @@ impl UserTokens {
             org_id: Some(grant.org_id.to_string()),
             token_type: Some("access".into()),
             sid: Some(grant.session_id.to_string()),
-            registered: registered(&self.verifier.policy, now, exp, &jti),
+            registered: registered(&self.verifier.policy, "", now, exp, &jti),
         };
-        finish(&self.verifier, &claims, jti, now, exp)
+        finish(&self.verifier, &claims, ExplicitTyp::Access, jti, now, exp)
     }
 
     /// A new refresh token; remember-me gets the longer lifetime.
@@ -208,9 +215,15 @@ impl UserTokens {
             sid: Some(session_id.to_string()),
             rmb: remember_me,
             prt,
-            registered: registered(&self.verifier.policy, now, exp, &jti),
+            registered: registered(
+                &self.verifier.policy,
+                REFRESH_AUDIENCE_SUFFIX,
+                now,
+                exp,
+                &jti,
+            ),
         };
-        finish(&self.verifier, &claims, jti, now, exp)
+        finish(&self.verifier, &claims, ExplicitTyp::Generic, jti, now, exp)
     }
 
     /// The refresh lifetime for a session.
@@ -227,7 +240,8 @@ impl UserTokens {
         self.verifier.verify(token, self.clock.now())
     }
 
-    /// Verifies a refresh token. Rotation rules are the session store's next step.
+    /// Verifies a refresh token (its `aud` must be the user audience plus `:refresh`).
+    /// Rotation rules are the session store's next step.
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
         self.verifier.verify(token, self.clock.now())
     }
@@ -292,9 +306,9 @@ impl AgentTokens {
             adapter_type: Some(grant.adapter_type.to_owned()),
             run_id: Some(grant.run_id.to_string()),
             token_type: None,
-            registered: registered(&self.verifier.policy, now, exp, &jti),
+            registered: registered(&self.verifier.policy, "", now, exp, &jti),
         };
-        finish(&self.verifier, &claims, jti, now, exp)
+        finish(&self.verifier, &claims, ExplicitTyp::Generic, jti, now, exp)
     }
 
     /// Verifies a run token. Agent liveness and company are the caller's next step.
@@ -303,10 +317,19 @@ impl AgentTokens {
     }
 }
 
-fn registered(policy: &TokenPolicy, now: UnixTime, exp: UnixTime, jti: &TokenId) -> Registered {
+fn registered(
+    policy: &TokenPolicy,
+    audience_suffix: &str,
+    now: UnixTime,
+    exp: UnixTime,
+    jti: &TokenId,
+) -> Registered {
     Registered {
         iss: Some(policy.issuer.clone()),
-        aud: Some(Audience::One(policy.audience.clone())),
+        aud: Some(Audience::One(format!(
+            "{}{audience_suffix}",
+            policy.audience
+        ))),
         exp: Some(NumericDate(exp)),
         nbf: None,
         iat: Some(NumericDate(now)),
@@ -317,12 +340,13 @@ fn registered(policy: &TokenPolicy, now: UnixTime, exp: UnixTime, jti: &TokenId)
 fn finish<T: serde::Serialize>(
     verifier: &Verifier,
     claims: &T,
+    typ: ExplicitTyp,
     jti: TokenId,
     now: UnixTime,
     exp: UnixTime,
 ) -> Result<MintedToken, MintError> {
     Ok(MintedToken {
-        token: SecretString::new(verifier.sign(claims)?),
+        token: SecretString::new(verifier.sign(claims, typ)?),
         jti,
         expires_at: exp,
         expires_in: exp - now,

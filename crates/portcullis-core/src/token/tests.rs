@@ -404,11 +404,17 @@ fn user_token_is_never_an_agent_token_and_the_reverse() {
         agents.verify(&mint_access(&users)),
         Err(TokenError::UnknownKid)
     );
-    // Even if both families shared a secret (misconfiguration), the audience keeps them apart…
+    // Even if both families shared a secret (misconfiguration), an access token's header
+    // names its kind (`at+jwt`), the audience keeps them apart…
     let shared = AgentTokens::new(KeyRing::new(SigningKey::hs256(&secret())), agent_policy, 60)
         .with_clock(Arc::new(c.clone()));
     assert_eq!(
         shared.verify(&mint_access(&users)),
+        Err(TokenError::WrongType)
+    );
+    let untyped_access = forge_hs256(hs_header(), access_claims(), secret().expose());
+    assert_eq!(
+        shared.verify(&untyped_access),
         Err(TokenError::WrongAudience)
     );
     let agent_on_user_secret = shared
@@ -548,6 +554,202 @@ fn public_pem_verifies_what_the_private_pem_signs() {
     assert_eq!(
         SigningKey::from_private_pem(JwtAlgorithm::Rs256, ES_PRIV).unwrap_err(),
         KeyError::InvalidKey(JwtAlgorithm::Rs256, "InvalidKeyFormat".into())
+    );
+}
+
+#[test]
+fn access_tokens_are_typed_at_jwt_and_refresh_tokens_have_their_own_audience() {
+    let tokens = hs_tokens(&clock());
+    let access = mint_access(&tokens);
+    let (header, _) = TokenHeader::parse(&access, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let ring = tokens.key_ring();
+    let segment = access.split('.').next().unwrap();
+    assert!(
+        matches!(
+            ring.by_header_segment_typed(segment),
+            Some((_, ExplicitTyp::Access))
+        ),
+        "the fast path knows our access header"
+    );
+    let (u, s) = ("u1".into(), "s1".into());
+    let refresh = tokens.mint_refresh(&u, &s, false).unwrap();
+    let refresh = refresh.token.expose();
+    let (header, _) = TokenHeader::parse(refresh, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    assert!(
+        ring.by_header_segment(refresh.split('.').next().unwrap())
+            .is_some()
+    );
+    let claims = tokens.verify_refresh(refresh).unwrap();
+    assert_eq!(
+        claims.registered.aud,
+        Some(Audience::One("portcullis-api:refresh".into()))
+    );
+    // A refresh token bearing the access audience (as minted before) is refused.
+    let refresh_claims = json!({
+        "sub": "u1", "type": "refresh", "sid": "s1", "jti": "j2", "rmb": false,
+        "iat": NOW, "exp": NOW + 900, "iss": "portcullis", "aud": "portcullis-api",
+    });
+    let old_refresh = forge_hs256(hs_header(), refresh_claims.clone(), secret().expose());
+    assert_eq!(
+        tokens.verify_refresh(&old_refresh),
+        Err(TokenError::WrongType)
+    );
+    let elsewhere = with(refresh_claims, "aud", json!("other-api:refresh"));
+    let elsewhere = forge_hs256(hs_header(), elsewhere, secret().expose());
+    assert_eq!(
+        tokens.verify_refresh(&elsewhere),
+        Err(TokenError::WrongAudience)
+    );
+}
+
+#[test]
+fn typ_is_optional_but_a_typ_naming_another_kind_is_wrong_type() {
+    let header = |typ: Value| json!({"alg": "HS256", "kid": hs_kid(), "typ": typ});
+    // Not required: untyped, generic and RFC 9068 spellings all pass the access family.
+    for typ in [
+        json!("JWT"),
+        json!("jwt"),
+        json!("at+jwt"),
+        json!("application/AT+JWT"),
+    ] {
+        assert!(
+            verify_forged(header(typ.clone()), access_claims()).is_ok(),
+            "{typ}"
+        );
+    }
+    let untyped = json!({"alg": "HS256", "kid": hs_kid()});
+    assert!(verify_forged(untyped, access_claims()).is_ok());
+    // Another explicit kind is never an access token.
+    for typ in ["logout+jwt", "application/secevent+jwt", "rt+jwt"] {
+        assert_eq!(
+            verify_forged(header(json!(typ)), access_claims()),
+            Err(TokenError::WrongType),
+            "{typ}"
+        );
+    }
+    // And a header that says access token is no refresh token.
+    let tokens = hs_tokens(&clock());
+    let refresh = json!({
+        "sub": "u1", "type": "refresh", "sid": "s1", "jti": "j2",
+        "iat": NOW, "exp": NOW + 900, "iss": "portcullis", "aud": "portcullis-api:refresh",
+    });
+    let typed = forge_hs256(header(json!("at+jwt")), refresh.clone(), secret().expose());
+    assert_eq!(tokens.verify_refresh(&typed), Err(TokenError::WrongType));
+    let generic = forge_hs256(header(json!("JWT")), refresh, secret().expose());
+    assert!(tokens.verify_refresh(&generic).is_ok());
+}
+
+#[test]
+fn agent_token_without_jti_and_with_extra_claims_verifies() {
+    let agent_secret = Secret::from("agent-secret-of-at-least-32-bytes!!!");
+    let agents = AgentTokens::new(
+        KeyRing::new(SigningKey::hs256(&agent_secret)),
+        TokenPolicy {
+            audience: "portcullis-agents".into(),
+            ..policy()
+        },
+        172_800,
+    )
+    .with_clock(Arc::new(clock()));
+    // The shape of Paperclip's createLocalAgentJwt: no kid, no jti, extra claims.
+    let claims = json!({
+        "sub": "agent-1", "company_id": "acme", "adapter_type": "claude_local",
+        "run_id": "run-1", "responsible_user_id": null, "key_scope": {"kind": "limited"},
+        "iat": NOW, "exp": NOW + 3600, "iss": "portcullis", "aud": "portcullis-agents",
+        "instance_id": "default",
+    });
+    let token = forge_hs256(
+        json!({"alg": "HS256", "typ": "JWT"}),
+        claims.clone(),
+        agent_secret.expose(),
+    );
+    let verified = agents.verify(&token).unwrap();
+    assert_eq!(verified.registered.jti, None);
+    assert_eq!(verified.run_id.as_deref(), Some("run-1"));
+    for required in ["sub", "company_id", "run_id", "exp"] {
+        let token = forge_hs256(
+            json!({"alg": "HS256", "typ": "JWT"}),
+            without(claims.clone(), required),
+            agent_secret.expose(),
+        );
+        assert_eq!(
+            agents.verify(&token),
+            Err(TokenError::MissingClaim(required)),
+            "{required}"
+        );
+    }
+}
+
+#[test]
+fn private_keys_load_in_every_pem_form_openssl_writes() {
+    let c = clock();
+    for (alg, pkcs8, other_form) in [
+        (
+            JwtAlgorithm::Es256,
+            ES_PRIV,
+            &include_bytes!("testdata/es256.sec1.pem")[..],
+        ),
+        (
+            JwtAlgorithm::Rs256,
+            RS_PRIV,
+            &include_bytes!("testdata/rs256.pkcs1.pem")[..],
+        ),
+    ] {
+        let a = SigningKey::from_private_pem(alg, pkcs8).unwrap();
+        let b =
+            SigningKey::from_private_pem(alg, other_form).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(
+            a.kid(),
+            b.kid(),
+            "{alg}: one key, one kid, whatever the encoding"
+        );
+        // What the second form signs, the first form's public half verifies.
+        let signer = user_tokens(KeyRing::new(b), &c);
+        let verifier = user_tokens(KeyRing::new(a), &c);
+        assert!(
+            verifier.verify_access(&mint_access(&signer)).is_ok(),
+            "{alg}"
+        );
+    }
+    // `openssl ecparam -genkey` without -noout: EC PARAMETERS, then the key.
+    let params = include_bytes!("testdata/es256.params.pem");
+    let key = SigningKey::from_private_pem(JwtAlgorithm::Es256, params).unwrap();
+    let tokens = user_tokens(KeyRing::new(key), &c);
+    assert!(tokens.verify_access(&mint_access(&tokens)).is_ok());
+}
+
+#[test]
+fn unusable_private_pems_are_clear_errors_that_never_quote_the_key() {
+    let sec1 = include_bytes!("testdata/es256.sec1.pem");
+    let pkcs1 = include_bytes!("testdata/rs256.pkcs1.pem");
+    let encrypted =
+        b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    let two = [ES_PRIV, ES_PRIV].concat();
+    let p384 = include_bytes!("testdata/p384.sec1.pem");
+    for (alg, pem, expected) in [
+        (JwtAlgorithm::Rs256, &sec1[..], "does not hold a RS256 key"),
+        (JwtAlgorithm::Es256, &pkcs1[..], "does not hold a ES256 key"),
+        (JwtAlgorithm::EdDsa, &sec1[..], "does not hold a EdDSA key"),
+        (JwtAlgorithm::Es256, &encrypted[..], "encrypted"),
+        (JwtAlgorithm::Es256, &two[..], "more than one private key"),
+        (JwtAlgorithm::Es256, ES_PUB, "no PRIVATE KEY block"),
+        (
+            JwtAlgorithm::Es256,
+            b"not pem at all",
+            "no PRIVATE KEY block",
+        ),
+        (JwtAlgorithm::Es256, &p384[..], "not a valid P-256"),
+    ] {
+        let err = SigningKey::from_private_pem(alg, pem).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains(expected), "{alg}: {shown}");
+        assert!(!shown.contains("MIG"), "{shown}");
+    }
+    assert_eq!(
+        SigningKey::from_private_pem(JwtAlgorithm::Hs256, ES_PRIV).unwrap_err(),
+        KeyError::NotPem
     );
 }
 

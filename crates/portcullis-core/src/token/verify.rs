@@ -39,8 +39,59 @@ pub struct TokenHeader {
     /// `kid`, if any.
     #[serde(default)]
     pub kid: Option<String>,
+    /// `typ`, if any (RFC 9068 access tokens carry `at+jwt`).
+    #[serde(default)]
+    pub typ: Option<String>,
     #[serde(default)]
     crit: Option<serde_json::Value>,
+}
+
+/// What a header's `typ` says about a token's kind (explicit typing, RFC 8725 §3.11).
+///
+/// `typ` is not required on verification: the kinds are told apart by signed claims every
+/// issuer sets (`type`, and `aud`, which differs for refresh tokens), while tokens minted by
+/// other tools with our keys — which the contract accepts (a token without `kid`, PyJWT) — and
+/// tokens minted before access tokens were typed carry the generic `JWT`. What `typ` adds is
+/// for others: a service verifying our access tokens through the JWKS by RFC 9068. But when a
+/// header does name a kind, it must be the kind being verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplicitTyp {
+    /// No `typ`, `JWT`, or anything that names no kind.
+    Generic,
+    /// `at+jwt` or `application/at+jwt` (RFC 9068), any case.
+    Access,
+    /// Another `…+jwt` type (a logout token, an ID token, …): never one of ours.
+    Other,
+}
+
+impl ExplicitTyp {
+    /// Classifies a header's `typ` (media types are case-insensitive and may omit
+    /// `application/`, RFC 7515 §4.1.9).
+    pub fn of(typ: Option<&str>) -> Self {
+        let Some(typ) = typ else {
+            return Self::Generic;
+        };
+        let lower = typ.to_ascii_lowercase();
+        let bare = lower.strip_prefix("application/").unwrap_or(&lower);
+        match bare {
+            "at+jwt" => Self::Access,
+            t if t.ends_with("+jwt") => Self::Other,
+            _ => Self::Generic,
+        }
+    }
+
+    /// The `typ` value we write for this kind.
+    pub(crate) const fn header_value(self) -> &'static str {
+        match self {
+            Self::Access => "at+jwt",
+            Self::Generic | Self::Other => "JWT",
+        }
+    }
+
+    /// Whether a header typed `self` may carry a token of a kind typed `kind`.
+    pub(crate) fn allows(self, kind: Self) -> bool {
+        self == Self::Generic || self == kind
+    }
 }
 
 impl TokenHeader {
@@ -116,25 +167,35 @@ impl Verifier {
             return Err(TokenError::Oversize);
         }
         let seg = Segments::split(token)?;
-        let key = self.key_for_segment(seg.header, token)?;
+        let (key, typ) = self.key_for_segment(seg.header, token)?;
+        if !typ.allows(C::TYP) {
+            return Err(TokenError::WrongType);
+        }
         verify_signature(key, &seg)?;
         let claims: C = decode_json(seg.payload)?;
-        self.check_registered(claims.registered(), now)?;
+        self.check_registered::<C>(claims.registered(), now)?;
         claims.check_kind()?;
         Ok(claims)
     }
 
-    /// The key for a token's header segment: our own minted headers are recognised byte for
-    /// byte; anything else is parsed and screened (`alg: none`, `crit`, algorithm, `kid`).
-    fn key_for_segment(&self, header: &str, token: &str) -> Result<&VerifyingKey, TokenError> {
-        if let Some(key) = self.ring.by_header_segment(header) {
-            return Ok(key);
+    /// The key for a token's header segment, and the header's `typ`: our own minted headers
+    /// are recognised byte for byte; anything else is parsed and screened (`alg: none`,
+    /// `crit`, algorithm, `kid`).
+    fn key_for_segment(
+        &self,
+        header: &str,
+        token: &str,
+    ) -> Result<(&VerifyingKey, ExplicitTyp), TokenError> {
+        if let Some(found) = self.ring.by_header_segment_typed(header) {
+            return Ok(found);
         }
         let (header, alg) = TokenHeader::parse(token, self.policy.max_token_bytes)?;
-        self.key_for(&header, alg)
+        let typ = ExplicitTyp::of(header.typ.as_deref());
+        Ok((self.key_for(&header, alg)?, typ))
     }
 
-    fn check_registered(
+    /// `iss`, `aud` (the policy's audience with the kind's suffix) and the times.
+    fn check_registered<C: KindClaims>(
         &self,
         r: &super::claims::Registered,
         now: UnixTime,
@@ -146,8 +207,12 @@ impl Verifier {
         if iss != self.policy.issuer {
             return Err(TokenError::WrongIssuer);
         }
-        if !aud.contains(&self.policy.audience) {
-            return Err(TokenError::WrongAudience);
+        let audience = &self.policy.audience;
+        if !aud.contains_suffixed(audience, C::AUDIENCE_SUFFIX) {
+            return Err(match C::SIBLING_AUDIENCE_SUFFIX {
+                Some(sibling) if aud.contains_suffixed(audience, sibling) => TokenError::WrongType,
+                _ => TokenError::WrongAudience,
+            });
         }
         if exp.0.saturating_add(leeway) <= now {
             return Err(TokenError::Expired);
@@ -161,11 +226,26 @@ impl Verifier {
         Ok(())
     }
 
-    pub(crate) fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, MintError> {
+    /// Signs `claims` with the active key under the header typed `typ`: exactly the header
+    /// segment the fast path of [`verify`](Self::verify) recognises.
+    pub(crate) fn sign<T: serde::Serialize>(
+        &self,
+        claims: &T,
+        typ: ExplicitTyp,
+    ) -> Result<String, MintError> {
         let key = self.ring.active();
-        let mut header = jsonwebtoken::Header::new(key.algorithm().to_jwt());
-        header.kid = Some(key.kid().to_owned());
-        jsonwebtoken::encode(&header, claims, key.encoding()).map_err(|e| MintError(e.to_string()))
+        let payload = serde_json::to_vec(claims).map_err(|e| MintError(e.to_string()))?;
+        let mut token = format!(
+            "{}.{}",
+            key.verifying_key().header_segment(typ),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(token.as_bytes(), key.encoding(), key.algorithm().to_jwt())
+                .map_err(|e| MintError(e.to_string()))?;
+        token.push('.');
+        token.push_str(&signature);
+        Ok(token)
     }
 }
 

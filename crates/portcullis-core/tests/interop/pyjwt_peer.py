@@ -2,15 +2,21 @@
 
 Usage: pyjwt_peer.py COMMAND < request.json
 
-  keygen {alg}                               -> {"private_pem": ..., "public_pem": ...}
-  mint   {alg, key, kid?, claims}            -> the token
-  verify {alg, key, token, issuer, audience} -> the claims, as JSON
+  keygen      {alg}                                -> {"private_pem": ..., "public_pem": ...}
+  mint        {alg, key, kid?, headers?, claims}   -> the token
+  verify      {alg, key, token, issuer, audience}  -> the claims, as JSON
+  verify_jwks {jwks, token, issuer, audience}      -> {"header": ..., "claims": ...}
+  hmac_hex    {key, message}                       -> HMAC-SHA256(key, message), hex
 
-`key` is the secret, base64, for HS256, and a PEM otherwise. A failure exits 1 with
-the PyJWT exception's class name and message on stderr.
+`key` is the secret, base64, for HS256, and a PEM otherwise. `claims` is an object or a
+JSON text (whose member order is kept). `verify_jwks` takes the key named by the token's
+`kid` from a JWKS document, as a service verifying through `/.well-known/jwks.json` does.
+A failure exits 1 with the PyJWT exception's class name and message on stderr.
 """
 
 import base64
+import hashlib
+import hmac
 import json
 import sys
 
@@ -42,8 +48,13 @@ def keygen(req):
 
 
 def mint(req):
-    headers = {"kid": req["kid"]} if req.get("kid") is not None else None
-    return jwt.encode(req["claims"], key_of(req), algorithm=req["alg"], headers=headers)
+    headers = dict(req.get("headers") or {})
+    if req.get("kid") is not None:
+        headers["kid"] = req["kid"]
+    claims = req["claims"]
+    if isinstance(claims, str):
+        claims = json.loads(claims)
+    return jwt.encode(claims, key_of(req), algorithm=req["alg"], headers=headers or None)
 
 
 def verify(req):
@@ -57,8 +68,32 @@ def verify(req):
     )
 
 
+def verify_jwks(req):
+    header = jwt.get_unverified_header(req["token"])
+    key = jwt.PyJWKSet.from_dict(req["jwks"])[header["kid"]]
+    claims = jwt.decode(
+        req["token"],
+        key,
+        algorithms=[key.algorithm_name],
+        issuer=req["issuer"],
+        audience=req["audience"],
+        options={"require": ["exp", "iss", "aud"]},
+    )
+    return {"header": header, "claims": claims}
+
+
+def hmac_hex(req):
+    return hmac.new(req["key"].encode(), req["message"].encode(), hashlib.sha256).hexdigest()
+
+
 def main():
-    command = {"keygen": keygen, "mint": mint, "verify": verify}[sys.argv[1]]
+    command = {
+        "keygen": keygen,
+        "mint": mint,
+        "verify": verify,
+        "verify_jwks": verify_jwks,
+        "hmac_hex": hmac_hex,
+    }[sys.argv[1]]
     try:
         result = command(json.load(sys.stdin))
     except Exception as e:  # noqa: BLE001 - the Rust side reads the class name
