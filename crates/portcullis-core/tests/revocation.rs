@@ -104,7 +104,7 @@ async fn key(fx: &Fx, owner: KeyOwner) -> (String, ApiKeyId, KeyHash) {
         name: "k".into(),
         hash: generated.hash,
         display_prefix: generated.display_prefix.clone(),
-        created_by: fx.user.clone(),
+        created_by: fx.user.clone().into(),
         owner,
         org_id: fx.org.clone(),
         permissions: seed::MEMORY_ALL,
