@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use portcullis_core::ids::OrgId;
-use portcullis_core::{Actor, AuthError, PermissionList, PermissionSet};
+use portcullis_core::{Actor, AuthError, OrgScope, PermissionList, PermissionSet};
 use portcullis_tower::{ProblemContext, Renderer};
 
 /// What a handler gets when the route needs any authenticated actor.
@@ -99,9 +99,16 @@ impl<P> std::fmt::Debug for RequireAnyPermission<P> {
 }
 
 impl CurrentOrg {
-    /// The actor's organisation; `None` for the board, which acts in every org.
+    /// The actor's own organisation; `None` for the board. A `superadmin` has one, yet acts in
+    /// every org: ask [`CurrentOrg::scope`] where it may act.
     pub fn org_id(&self) -> Option<&OrgId> {
         self.0.org_id()
+    }
+
+    /// Where the actor acts: its own org, or every org (the board, a `superadmin`). Bind
+    /// queries with [`OrgScope::org`]: `None` means every org.
+    pub fn scope(&self) -> OrgScope<'_> {
+        self.0.query_scope()
     }
 
     /// True when the actor may act in `org`.

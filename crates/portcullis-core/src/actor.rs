@@ -221,6 +221,13 @@ impl Actor {
         }
     }
 
+    /// [`Actor::org_scope`] for filtering queries: anonymous, which acts nowhere, gets an org
+    /// that no record has, so a query it reaches by mistake finds nothing.
+    pub fn query_scope(&self) -> OrgScope<'_> {
+        static NOWHERE: std::sync::LazyLock<OrgId> = std::sync::LazyLock::new(|| OrgId::from(""));
+        self.org_scope().unwrap_or(OrgScope::Org(&NOWHERE))
+    }
+
     /// True when the actor acts in every org.
     pub fn acts_in_every_org(&self) -> bool {
         self.org_scope() == Some(OrgScope::All)

@@ -78,11 +78,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The orgs an actor reads: its own, or every org for the board and a superadmin. The
-/// extractors have already refused anonymous callers; should one get here it sees nothing.
+/// The orgs an actor reads: its own, or every org for the board and a superadmin.
 pub fn read_scope(actor: &Actor) -> OrgScope<'_> {
-    static NOWHERE: std::sync::LazyLock<OrgId> = std::sync::LazyLock::new(|| OrgId::from(""));
-    actor.org_scope().unwrap_or(OrgScope::Org(&NOWHERE))
+    actor.query_scope()
 }
 
 /// The org an actor creates things in (`default` for the board).
