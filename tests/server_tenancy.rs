@@ -844,3 +844,46 @@ async fn out_of_range_key_fields_are_400() {
         assert_problem(res, 400, "invalid_request").await;
     }
 }
+
+#[tokio::test]
+async fn the_board_manages_the_keys_it_made_and_no_others() {
+    let srv = Server::start_with(Options::default().env("AUTH_FALLBACK", "board"));
+    let root = srv.admin_token().await;
+    let users_key = new_key(
+        &srv,
+        Cred::Bearer(&root),
+        json!({"name": "u", "permissions": []}),
+    )
+    .await;
+    let board = |method: Method, path: &str, body: Option<Value>| {
+        let mut rb = srv.client().request(method, srv.url(path));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send()
+    };
+    let made = expect(
+        board(
+            Method::POST,
+            "/api-keys",
+            Some(json!({"name": "b", "permissions": ["memory:read"]})),
+        )
+        .await
+        .unwrap(),
+        201,
+    )
+    .await;
+    let listed = expect(board(Method::GET, "/api-keys", None).await.unwrap(), 200).await;
+    let ids: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].clone())
+        .collect();
+    assert_eq!(ids, [made["key_id"].clone()]);
+    let theirs = format!("/api-keys/{}", users_key["key_id"].as_str().unwrap());
+    let res = board(Method::DELETE, &theirs, None).await.unwrap();
+    assert_problem(res, 404, "not_found").await;
+    let mine = format!("/api-keys/{}", made["key_id"].as_str().unwrap());
+    expect(board(Method::DELETE, &mine, None).await.unwrap(), 204).await;
+}

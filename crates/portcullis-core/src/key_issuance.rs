@@ -203,12 +203,10 @@ pub fn listing(actor: &Actor) -> Option<KeysOf> {
 }
 
 /// True when `actor` may see, enable, disable or delete `record`: the keys of its
-/// [`listing`], and any key for the board.
+/// [`listing`]. The board too manages only the keys it made — every other key is, to it, not
+/// there (the operator's break-glass for those is `portcullis keys revoke`, on the database).
 pub fn manages(actor: &Actor, record: &ApiKeyRecord) -> bool {
-    match actor {
-        Actor::Board => true,
-        other => listing(other).is_some_and(|of| of.matches(record)),
-    }
+    listing(actor).is_some_and(|of| of.matches(record))
 }
 
 #[cfg(test)]
@@ -406,7 +404,8 @@ mod tests {
         assert!(manages(&zero_key, &made_by_k1));
         let owner = user(PermissionSet::ALL, "acme");
         assert!(manages(&owner, &owners_admin_key) && manages(&owner, &made_by_k1));
-        assert!(manages(&Actor::Board, &owners_admin_key));
+        assert!(!manages(&Actor::Board, &owners_admin_key));
+        assert!(manages(&Actor::Board, &record("board", None)));
         assert!(!manages(&Actor::Anonymous, &owners_admin_key));
     }
 }
