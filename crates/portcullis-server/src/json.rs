@@ -159,6 +159,32 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
+/// Deserializes an optional whole number that JSON may spell `60` or `60.0` (one number to JSON,
+/// and to the `integer` of JSON Schema, which /openapi.json states): a fraction, a negative
+/// value or one out of `T`'s range is an error. For `#[serde(default, deserialize_with = …)]`.
+pub fn whole_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::{Deserialize, Error, Unexpected};
+    let Some(n) = Option::<serde_json::Number>::deserialize(de)? else {
+        return Ok(None);
+    };
+    // Whole floats past 2^53 are not exact; they are far beyond every bound the server takes.
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| T::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::invalid_value(Unexpected::Other("number"), &"a whole number in range")
+        })
+}
+
 /// A query string; a bad one is 400 problem+json.
 pub struct ApiQuery<T>(pub T);
 

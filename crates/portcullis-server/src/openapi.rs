@@ -268,6 +268,7 @@ fn complete(doc: &mut Value) {
         .as_object_mut();
     if let Some(schemas) = schemas {
         schemas.insert("Problem".into(), problem_schema());
+        schemas.insert("JsonWithoutNul".into(), json_without_nul());
         for name in &body_schemas {
             if let Some(schema) = schemas.get_mut(name) {
                 constrain_text(schema);
@@ -388,9 +389,33 @@ fn camel_case_links(response: &mut Value) {
     }
 }
 
+/// Any JSON value with no NUL in any of its texts or member names: what a body may hold beyond
+/// the members it names (serde skips them, json.rs still refuses a NUL in them).
+fn json_without_nul() -> Value {
+    let any = json!({"$ref": "#/components/schemas/JsonWithoutNul"});
+    json!({
+        "description": "Any JSON without a NUL character in a text or a member name",
+        "anyOf": [
+            {"type": ["null", "boolean", "number"]},
+            {"type": "string", "pattern": NO_NUL},
+            {"type": "array", "items": any},
+            {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": any}
+        ]
+    })
+}
+
 /// Applies the text rules to every string property of a request body schema (and of its
-/// arrays' items).
+/// arrays' items), and to the members it does not name.
 fn constrain_text(schema: &mut Value) {
+    if let Some(obj) = schema
+        .as_object_mut()
+        .filter(|o| o.contains_key("properties"))
+    {
+        obj.entry("propertyNames")
+            .or_insert_with(|| json!({"pattern": NO_NUL}));
+        obj.entry("additionalProperties")
+            .or_insert_with(|| json!({"$ref": "#/components/schemas/JsonWithoutNul"}));
+    }
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         for prop in props.values_mut() {
             constrain_string(prop);

@@ -27,9 +27,11 @@ pub struct CreateKey {
     /// Lifetime in seconds, at most ten years; no expiry when absent (a key made by a key or a
     /// run token lives no longer than it).
     #[schema(minimum = 1, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     pub expires_in_seconds: Option<u64>,
     /// The key's own rate limit (requests a minute); a key made by a key gets no more than it.
     #[schema(minimum = 1, maximum = 2_147_483_647)]
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     pub rate_limit_per_minute: Option<u32>,
     /// Make the key act as this agent (needs admin:write in the agent's org).
     pub agent_id: Option<String>,
