@@ -254,6 +254,41 @@ mod tests {
         }
     }
 
+    #[derive(Debug, Deserialize)]
+    struct Limit {
+        #[serde(default, deserialize_with = "whole_number")]
+        n: Option<u32>,
+    }
+
+    #[test]
+    fn a_whole_number_may_be_spelled_as_a_float_but_nothing_else_passes() {
+        let n = |body: &str| parse_json::<Limit>(body.as_bytes()).map(|l| l.n);
+        assert_eq!(n(r#"{"n": 60}"#).unwrap(), Some(60));
+        assert_eq!(n(r#"{"n": 60.0}"#).unwrap(), Some(60));
+        assert_eq!(n(r#"{"n": 6e1}"#).unwrap(), Some(60));
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(n(r#"{}"#).unwrap(), None);
+        for bad in [
+            "60.5",
+            "-1",
+            "-1.0",
+            "4294967296",
+            "4294967296.0",
+            "1e300",
+            "\"60\"",
+            "true",
+        ] {
+            let body = format!(r#"{{"n": {bad}}}"#);
+            match n(&body) {
+                Err(ApiError::BadRequest(d)) => {
+                    assert!(d.starts_with("n: "), "{bad}: {d}");
+                    assert!(!d.contains(bad.trim_matches('"')), "{bad}: {d}");
+                }
+                other => panic!("{bad}: expected a 400, got {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn a_nul_anywhere_is_400_naming_the_field() {
         let d = detail(parse_json(br#"{"email": "a\u0000b"}"#));
