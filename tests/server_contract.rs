@@ -2249,8 +2249,8 @@ async fn memories_are_created_searched_updated_and_deleted() {
             json!({"content": "x", "session_id": "no-such-session"}),
         )
         .await,
-        400,
-        "invalid_request",
+        404,
+        "not_found",
     )
     .await;
 }
@@ -2296,7 +2296,8 @@ async fn another_orgs_sessions_and_memories_are_not_found() {
     assert!(ids(&list, "id").is_empty(), "{list}");
     let found = expect(get(&srv, "/api/v1/memories/search?q=secret", a).await, 200).await;
     assert!(ids(&found, "id").is_empty(), "{found}");
-    // Nor may a memory of ours point at their session.
+    // Nor may a memory of ours point at their session: another org's id is a 404, whatever the
+    // route (CONTRACT, Organisations).
     assert_problem(
         post(
             &srv,
@@ -2305,8 +2306,8 @@ async fn another_orgs_sessions_and_memories_are_not_found() {
             json!({"content": "x", "session_id": s["id"]}),
         )
         .await,
-        400,
-        "invalid_request",
+        404,
+        "not_found",
     )
     .await;
     // Nothing was changed or deleted.

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -37,18 +37,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// True when the request says its body is JSON (`application/json` or `application/*+json`).
+/// True when the request says its body is JSON.
 pub fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    headers.get(CONTENT_TYPE).is_some_and(is_json_content_type)
+}
+
+/// `application/json` or `application/*+json`, with any parameters (judged as `axum::Json`
+/// does).
+pub fn is_json_content_type(content_type: &HeaderValue) -> bool {
+    content_type
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        })
 }
 
 /// Parses a JSON body into `T`: 400 for bad JSON, a NUL in any text, or a field of the wrong
@@ -159,6 +163,32 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
+/// Deserializes an optional whole number that JSON may spell `60` or `60.0` (one number to JSON,
+/// and to the `integer` of JSON Schema, which /openapi.json states): a fraction, a negative
+/// value or one out of `T`'s range is an error. For `#[serde(default, deserialize_with = …)]`.
+pub fn whole_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::{Deserialize, Error, Unexpected};
+    let Some(n) = Option::<serde_json::Number>::deserialize(de)? else {
+        return Ok(None);
+    };
+    // Whole floats past 2^53 are not exact; they are far beyond every bound the server takes.
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| T::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::invalid_value(Unexpected::Other("number"), &"a whole number in range")
+        })
+}
+
 /// A query string; a bad one is 400 problem+json.
 pub struct ApiQuery<T>(pub T);
 
@@ -225,6 +255,41 @@ mod tests {
         match r {
             Err(ApiError::BadRequest(d)) => d,
             other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Limit {
+        #[serde(default, deserialize_with = "whole_number")]
+        n: Option<u32>,
+    }
+
+    #[test]
+    fn a_whole_number_may_be_spelled_as_a_float_but_nothing_else_passes() {
+        let n = |body: &str| parse_json::<Limit>(body.as_bytes()).map(|l| l.n);
+        assert_eq!(n(r#"{"n": 60}"#).unwrap(), Some(60));
+        assert_eq!(n(r#"{"n": 60.0}"#).unwrap(), Some(60));
+        assert_eq!(n(r#"{"n": 6e1}"#).unwrap(), Some(60));
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(n(r#"{}"#).unwrap(), None);
+        for bad in [
+            "60.5",
+            "-1",
+            "-1.0",
+            "4294967296",
+            "4294967296.0",
+            "1e300",
+            "\"60\"",
+            "true",
+        ] {
+            let body = format!(r#"{{"n": {bad}}}"#);
+            match n(&body) {
+                Err(ApiError::BadRequest(d)) => {
+                    assert!(d.starts_with("n: "), "{bad}: {d}");
+                    assert!(!d.contains(bad.trim_matches('"')), "{bad}: {d}");
+                }
+                other => panic!("{bad}: expected a 400, got {other:?}"),
+            }
         }
     }
 

@@ -20,14 +20,21 @@ use crate::state::AppState;
 /// `POST /users`.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateUser {
-    /// Login email (stored lowercased).
+    /// Login email (stored trimmed and lowercased, at most 320 bytes): `name@domain`, an `@`
+    /// neither first nor last.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\u0000\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*@[^\u0000]*[^@\u0000\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub email: String,
-    /// At least 8 characters.
+    /// At least 8 characters, at most 1024 bytes of UTF-8.
+    #[schema(min_length = 8)]
     pub password: String,
     /// `superadmin` (only from a caller acting in every org), `admin`, `user` or `viewer`.
+    #[schema(schema_with = crate::openapi::schemas::role)]
     pub role: String,
     /// The org; the caller's when absent. Another org than the caller's is 403
     /// `org_forbidden` unless the caller acts in every org.
+    #[schema(min_length = 1, max_length = 200)]
     pub org_id: Option<String>,
 }
 
@@ -57,8 +64,11 @@ pub struct Stats {
     pub active_sessions: u64,
 }
 
-#[utoipa::path(post, path = "/users", tag = "admin", request_body = CreateUser,
-    responses((status = 201, body = UserInfo), (status = 409, description = "the email is taken")),
+#[utoipa::path(post, path = "/users", tag = "admin", operation_id = "createUser", request_body = CreateUser,
+    responses((status = 201, body = UserInfo, description = "the user",
+               links(("revokeUserSessions" = (operation_id = "revokeUserSessions", parameters(("id" = "$response.body#/id")))))),
+              (status = 403, description = "insufficient_permissions: needs admin:write; org_forbidden: another org, or `superadmin`, from a caller that does not act in every org"),
+              (status = 409, description = "conflict: the email is taken")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Creates a user.
 pub async fn create_user(
@@ -107,8 +117,9 @@ pub async fn create_user(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/stats", tag = "admin",
-    responses((status = 200, body = Stats)),
+#[utoipa::path(get, path = "/admin/stats", tag = "admin", operation_id = "getStats",
+    responses((status = 200, body = Stats, description = "counts of the caller's org (every org for the board and a superadmin)"),
+              (status = 403, description = "insufficient_permissions: needs admin:read")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Counts.
 pub async fn stats(
@@ -125,9 +136,11 @@ pub async fn stats(
     }))
 }
 
-#[utoipa::path(post, path = "/admin/users/{id}/revoke-sessions", tag = "admin",
-    params(("id" = String, Path)),
-    responses((status = 204, description = "every session of the user is dead at once"), (status = 404)),
+#[utoipa::path(post, path = "/admin/users/{id}/revoke-sessions", tag = "admin", operation_id = "revokeUserSessions",
+    params(("id" = String, Path, description = "the user's id", min_length = 1)),
+    responses((status = 204, description = "every session of the user is dead at once"),
+              (status = 403, description = "insufficient_permissions: needs admin:write (or csrf_failed)"),
+              (status = 404, description = "not_found: no such user, or another org's")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Revokes every session of a user.
 pub async fn revoke_sessions(

@@ -19,9 +19,12 @@ use crate::state::AppState;
 /// `POST /agents`.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateAgent {
-    /// A label.
+    /// A label (trimmed).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// Its org; the caller's when absent.
+    /// Its org; the caller's when absent. Another org is 403 `org_forbidden` unless the caller
+    /// acts in every org.
+    #[schema(min_length = 1, max_length = 200)]
     pub org_id: Option<String>,
 }
 
@@ -41,7 +44,8 @@ pub struct AgentInfo {
 /// `POST /agents/{id}/runs`.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateRun {
-    /// What runs the agent (e.g. `claude_local`).
+    /// What runs the agent (e.g. `claude_local`; trimmed).
+    #[schema(min_length = 1, max_length = 100)]
     pub adapter_type: String,
 }
 
@@ -56,8 +60,11 @@ pub struct RunToken {
     pub expires_in: u64,
 }
 
-#[utoipa::path(post, path = "/agents", tag = "agents", request_body = CreateAgent,
-    responses((status = 201, body = AgentInfo), (status = 403)),
+#[utoipa::path(post, path = "/agents", tag = "agents", operation_id = "createAgent", request_body = CreateAgent,
+    responses((status = 201, body = AgentInfo, description = "the agent",
+               links(("createAgentRun" = (operation_id = "createAgentRun", parameters(("id" = "$response.body#/agent_id")))),
+                     ("terminateAgent" = (operation_id = "terminateAgent", parameters(("id" = "$response.body#/agent_id")))))),
+              (status = 403, description = "insufficient_permissions: needs admin:write; org_forbidden: another org (or csrf_failed)")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Registers an agent.
 pub async fn create(
@@ -97,9 +104,12 @@ async fn agent(s: &AppState, who: &Actor, id: &str) -> ApiResult<AgentRecord> {
         .ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(post, path = "/agents/{id}/runs", tag = "agents", request_body = CreateRun,
-    params(("id" = String, Path)),
-    responses((status = 201, body = RunToken), (status = 404), (status = 409, description = "the agent is terminated")),
+#[utoipa::path(post, path = "/agents/{id}/runs", tag = "agents", operation_id = "createAgentRun", request_body = CreateRun,
+    params(("id" = String, Path, description = "the agent's id", min_length = 1)),
+    responses((status = 201, body = RunToken, description = "a fresh agent run token"),
+              (status = 403, description = "insufficient_permissions: needs admin:write (or csrf_failed)"),
+              (status = 404, description = "not_found: no such agent, or another org's"),
+              (status = 409, description = "conflict: the agent is terminated")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Mints a run token for an agent.
 pub async fn create_run(
@@ -134,9 +144,11 @@ pub async fn create_run(
     ))
 }
 
-#[utoipa::path(post, path = "/agents/{id}/terminate", tag = "agents",
-    params(("id" = String, Path)),
-    responses((status = 204, description = "its tokens and keys are dead at once"), (status = 404)),
+#[utoipa::path(post, path = "/agents/{id}/terminate", tag = "agents", operation_id = "terminateAgent",
+    params(("id" = String, Path, description = "the agent's id", min_length = 1)),
+    responses((status = 204, description = "its tokens and keys are dead at once (401 agent_terminated)"),
+              (status = 403, description = "insufficient_permissions: needs admin:write (or csrf_failed)"),
+              (status = 404, description = "not_found: no such agent, or another org's")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Terminates an agent: its run tokens and keys stop working at once.
 pub async fn terminate(

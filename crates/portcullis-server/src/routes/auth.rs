@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis::api_key::KeyHash;
 use portcullis::credentials::{self, REFRESH_COOKIE};
@@ -65,7 +65,8 @@ pub struct RefreshRequest {
 pub struct PasswordChange {
     /// The password now.
     pub current_password: String,
-    /// The new one (at least 8 characters).
+    /// The new one: at least 8 characters, at most 1024 bytes of UTF-8.
+    #[schema(min_length = 8)]
     pub new_password: String,
 }
 
@@ -95,8 +96,10 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials"),
+#[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair,
+               description = "a token pair, also set as cookies: `portcullis_access` and `portcullis_refresh` (HttpOnly), `portcullis_csrf`"),
+              (status = 401, description = "invalid_credentials: an unknown email and a wrong password alike"),
               (status = 429, description = "rate_limited: 10 password checks a minute for one email"),
               (status = 503, description = "auth_unavailable: a store is unreachable, or the server is too busy hashing")))]
 /// Signs in: a token pair in the body and in cookies.
@@ -213,12 +216,13 @@ fn token_response(
     Ok((headers, Json(body)).into_response())
 }
 
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair),
-              (status = 400, description = "invalid_request: a body that is not {refresh_token}"),
-              (status = 401, description = "expired, revoked, reused past the grace, or not a refresh token; missing_credentials without a token"),
-              (status = 403, description = "csrf_failed: the refresh cookie without X-CSRF-Token equal to the portcullis_csrf cookie"),
-              (status = 415, description = "unsupported_media_type: a body that is not application/json")))]
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refresh",
+    request_body(content = Option<RefreshRequest>, description = "the refresh token; with no body, the `portcullis_refresh` cookie"),
+    responses((status = 200, body = TokenPair, description = "a new pair (the old refresh token is spent), also set as cookies"),
+              (status = 401, description = "expired, revoked, reused past the grace, or not a refresh token"),
+              (status = 403, description = "csrf_failed: the cookie without a matching `X-CSRF-Token`"),
+              (status = 415, description = "unsupported_media_type: a body that is not application/json"),
+              (status = 503, description = "auth_unavailable: a store is unreachable")))]
 /// Rotates a refresh token: the old one is spent, a new pair is issued. Presenting a spent
 /// token again after the grace window revokes the whole session.
 ///
@@ -278,7 +282,7 @@ fn refresh_token_in_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<S
     if content_type.is_none() && body.is_empty() {
         return Ok(None);
     }
-    if !content_type.is_some_and(is_json) {
+    if !content_type.is_some_and(crate::json::is_json_content_type) {
         return Err(ApiError::UnsupportedMediaType);
     }
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -289,21 +293,10 @@ fn refresh_token_in_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<S
         .refresh_token)
 }
 
-/// `application/json` or `application/*+json`, with any parameters.
-fn is_json(content_type: &HeaderValue) -> bool {
-    content_type
-        .to_str()
-        .ok()
-        .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| {
-            m.type_() == mime::APPLICATION
-                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
-        })
-}
-
-#[utoipa::path(post, path = "/auth/logout", tag = "auth",
-    responses((status = 204, description = "the session's tokens are dead"), (status = 401), (status = 403)),
-    security(("bearer" = [])))]
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout",
+    responses((status = 204, description = "the session's access and refresh tokens are dead at once"),
+              (status = 403, description = "wrong_actor_kind: only a signed-in user has a session to end (or csrf_failed)")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// Ends the caller's login session: its access and refresh tokens die at once.
 pub async fn logout(State(s): State<AppState>, who: CurrentActor) -> ApiResult<Response> {
     let (_, user) = user_of(&who)?;
@@ -313,8 +306,8 @@ pub async fn logout(State(s): State<AppState>, who: CurrentActor) -> ApiResult<R
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
-#[utoipa::path(get, path = "/auth/whoami", tag = "auth",
-    responses((status = 200, body = WhoAmI), (status = 401)),
+#[utoipa::path(get, path = "/auth/whoami", tag = "auth", operation_id = "whoami",
+    responses((status = 200, body = WhoAmI, description = "the caller, as the auth layer resolved it")),
     security(("bearer" = []), ("api_key" = [])))]
 /// The caller, as the layer resolved it.
 pub async fn whoami(State(s): State<AppState>, who: CurrentActor) -> Json<WhoAmI> {
@@ -332,12 +325,14 @@ pub async fn whoami(State(s): State<AppState>, who: CurrentActor) -> Json<WhoAmI
     })
 }
 
-#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChange,
+#[utoipa::path(post, path = "/auth/password", tag = "auth", operation_id = "changePassword", request_body = PasswordChange,
     responses((status = 204, description = "changed; every session of the user is revoked"),
-              (status = 401, description = "invalid_credentials: wrong current password"),
+              (status = 400, description = "invalid_request: the new password is shorter than 8 characters or longer than 1024 bytes (or any other bad input)"),
+              (status = 401, description = "invalid_credentials: wrong current password (or a bad credential)"),
+              (status = 403, description = "wrong_actor_kind: only a signed-in user has a password (or csrf_failed)"),
               (status = 429, description = "rate_limited: shares login's 10 password checks a minute"),
               (status = 503, description = "auth_unavailable: a store is unreachable, or the server is too busy hashing")),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("api_key" = [])))]
 /// Changes the caller's password and revokes every session of theirs.
 pub async fn change_password(
     State(s): State<AppState>,

@@ -18,15 +18,22 @@ use crate::state::AppState;
 /// `POST /api-keys`.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateKey {
-    /// A label.
+    /// A label (trimmed).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// What the key may do: a subset of the caller's permissions.
+    #[schema(schema_with = crate::openapi::schemas::permission_names)]
     pub permissions: Vec<String>,
-    /// Lifetime in seconds; no expiry when absent.
+    /// Lifetime in seconds, at most ten years; no expiry when absent (a key made by a key or a
+    /// run token lives no longer than it).
+    #[schema(minimum = 1, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     pub expires_in_seconds: Option<u64>,
-    /// The key's own rate limit.
+    /// The key's own rate limit (requests a minute); a key made by a key gets no more than it.
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
+    #[serde(default, deserialize_with = "crate::json::whole_number")]
     pub rate_limit_per_minute: Option<u32>,
-    /// Make the key act as this agent (of the caller's org).
+    /// Make the key act as this agent (needs admin:write in the agent's org).
     pub agent_id: Option<String>,
 }
 
@@ -101,9 +108,12 @@ fn info(s: &AppState, r: &ApiKeyRecord) -> KeyInfo {
     }
 }
 
-#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = CreateKey,
-    responses((status = 201, body = CreatedKey),
-              (status = 403, description = "insufficient_permissions: more than the caller holds")),
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", operation_id = "createApiKey", request_body = CreateKey,
+    responses((status = 201, body = CreatedKey, description = "the key, shown this once",
+               links(("updateApiKey" = (operation_id = "updateApiKey", parameters(("key_id" = "$response.body#/key_id")))),
+                     ("deleteApiKey" = (operation_id = "deleteApiKey", parameters(("key_id" = "$response.body#/key_id")))))),
+              (status = 403, description = "insufficient_permissions: more than the caller holds, or `agent_id` without admin:write (or csrf_failed)"),
+              (status = 404, description = "not_found: `agent_id` names no active agent the caller can see")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Creates a key holding at most what the caller holds; the library's
 /// [`key_issuance`](portcullis::key_issuance) decides its bounds.
@@ -180,8 +190,8 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys",
-    responses((status = 200, body = [KeyInfo])),
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", operation_id = "listApiKeys",
+    responses((status = 200, body = [KeyInfo], description = "the keys the caller made (and, for a user, those its keys made)")),
     security(("bearer" = []), ("api_key" = [])))]
 /// The keys the caller made (and, for a user, those its keys made).
 pub async fn list(State(s): State<AppState>, who: CurrentActor) -> ApiResult<Json<Vec<KeyInfo>>> {
@@ -203,9 +213,10 @@ async fn owned(s: &AppState, who: &Actor, id: &ApiKeyId) -> ApiResult<ApiKeyReco
         .ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(patch, path = "/api-keys/{key_id}", tag = "api-keys", request_body = UpdateKey,
-    params(("key_id" = String, Path)),
-    responses((status = 200, body = KeyInfo), (status = 404)),
+#[utoipa::path(patch, path = "/api-keys/{key_id}", tag = "api-keys", operation_id = "updateApiKey", request_body = UpdateKey,
+    params(("key_id" = String, Path, description = "the key's id", min_length = 1)),
+    responses((status = 200, body = KeyInfo, description = "the key, enabled or disabled at once"),
+              (status = 404, description = "not_found: not a key the caller manages")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Enables or disables one of the caller's keys, at once.
 pub async fn update(
@@ -223,9 +234,10 @@ pub async fn update(
     Ok(Json(info(&s, &record)))
 }
 
-#[utoipa::path(delete, path = "/api-keys/{key_id}", tag = "api-keys",
-    params(("key_id" = String, Path)),
-    responses((status = 204, description = "the key is dead at once"), (status = 404)),
+#[utoipa::path(delete, path = "/api-keys/{key_id}", tag = "api-keys", operation_id = "deleteApiKey",
+    params(("key_id" = String, Path, description = "the key's id", min_length = 1)),
+    responses((status = 204, description = "the key is dead at once"),
+              (status = 404, description = "not_found: not a key the caller manages")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Deletes one of the caller's keys: it stops working at once.
 pub async fn delete(

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/", tag = "meta", operation_id = "loginPage",
+    responses((status = 200, description = "the login page", content_type = "text/html", body = String)))]
 /// The login page: plain HTML and a little JavaScript, using the cookie flow.
 pub async fn index() -> Response {
     let mut res = Html(include_str!("../../static/index.html")).into_response();
@@ -29,14 +31,16 @@ pub async fn index() -> Response {
     res
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "healthz",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
 /// The process answers.
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "meta",
-    responses((status = 200), (status = 503, description = "auth_unavailable: the database or Redis is down")))]
+#[utoipa::path(get, path = "/readyz", tag = "meta", operation_id = "readyz",
+    responses((status = 200, description = "`{\"status\": \"ready\", \"database\", \"redis\"}`", body = Object),
+              (status = 503, description = "auth_unavailable: the database or Redis is down")))]
 /// The database (and Redis, when configured) answer.
 pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     s.sql.pool().ping().await?;
@@ -54,7 +58,8 @@ pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     })))
 }
 
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta", responses((status = 200)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta", operation_id = "jwks",
+    responses((status = 200, description = "a JWK set (RFC 7517)", body = Object)))]
 /// The public keys of the user key ring (empty with HS256).
 pub async fn jwks(State(s): State<AppState>) -> ApiResult<Response> {
     let set = s.auth.user_tokens().key_ring().jwks();
@@ -62,6 +67,8 @@ pub async fn jwks(State(s): State<AppState>) -> ApiResult<Response> {
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi",
+    responses((status = 200, description = "this document (OpenAPI 3.1)", body = Object)))]
 /// The OpenAPI document, generated from the handlers.
 pub async fn openapi() -> Response {
     Json(crate::openapi::document()).into_response()

@@ -114,13 +114,14 @@ pub fn user_of(actor: &Actor) -> Result<(&UserId, &portcullis::UserActor), ApiEr
     }
 }
 
-/// A text field that must be present, trimmed non-empty, and at most `max` characters.
+/// A text field that must be present, non-empty once trimmed, and at most `max` characters as
+/// sent (the `maxLength` /openapi.json states, which counts the whitespace too).
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() {
         return Err(ApiError::bad_request(format!("{field} must not be empty")));
     }
-    if v.chars().count() > max {
+    if value.chars().count() > max {
         return Err(ApiError::bad_request(format!(
             "{field} must have at most {max} characters"
         )));

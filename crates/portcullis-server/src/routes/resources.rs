@@ -25,23 +25,26 @@ const MAX_CONTENT: usize = 60_000;
 /// `POST`/`PATCH /api/v1/sessions`.
 #[derive(Deserialize, ToSchema)]
 pub struct SessionBody {
-    /// The title.
+    /// The title (trimmed).
+    #[schema(min_length = 1, max_length = 1000)]
     pub title: String,
 }
 
 /// `POST /api/v1/memories`.
 #[derive(Deserialize, ToSchema)]
 pub struct NewMemory {
-    /// The text.
+    /// The text (trimmed).
+    #[schema(min_length = 1, max_length = 60_000)]
     pub content: String,
-    /// A session of the same org.
+    /// A session of the same org (another org's, or none: 404).
     pub session_id: Option<String>,
 }
 
 /// `PATCH /api/v1/memories/{id}`.
 #[derive(Deserialize, ToSchema)]
 pub struct MemoryBody {
-    /// The new text.
+    /// The new text (trimmed).
+    #[schema(min_length = 1, max_length = 60_000)]
     pub content: String,
 }
 
@@ -64,8 +67,13 @@ fn done(changed: bool) -> ApiResult<()> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = SessionBody,
-    responses((status = 201, body = Session)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", operation_id = "createSession", request_body = SessionBody,
+    responses((status = 201, body = Session, description = "the session",
+               links(("getSession" = (operation_id = "getSession", parameters(("id" = "$response.body#/id")))),
+                     ("updateSession" = (operation_id = "updateSession", parameters(("id" = "$response.body#/id")))),
+                     ("deleteSession" = (operation_id = "deleteSession", parameters(("id" = "$response.body#/id")))))),
+              (status = 403, description = "insufficient_permissions: needs session:create (or csrf_failed)")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// Creates a session in the caller's org.
 pub async fn create_session(
     State(s): State<AppState>,
@@ -82,8 +90,10 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions",
-    responses((status = 200, body = [Session])), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", operation_id = "listSessions",
+    responses((status = 200, body = [Session], description = "the sessions of the caller's org"),
+              (status = 403, description = "insufficient_permissions: needs session:list")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// The caller's org's sessions.
 pub async fn list_sessions(
     State(s): State<AppState>,
@@ -92,8 +102,12 @@ pub async fn list_sessions(
     Ok(Json(s.data.list_sessions(read_scope(&who)).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 200, body = Session), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", operation_id = "getSession",
+    params(("id" = String, Path, description = "the session's id", min_length = 1)),
+    responses((status = 200, body = Session, description = "the session"),
+              (status = 403, description = "insufficient_permissions: needs session:read"),
+              (status = 404, description = "not_found: no such session, or another org's")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// One session.
 pub async fn get_session(
     State(s): State<AppState>,
@@ -105,9 +119,13 @@ pub async fn get_session(
     )?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/sessions/{id}", tag = "sessions", operation_id = "updateSession",
+    params(("id" = String, Path, description = "the session's id", min_length = 1)),
     request_body = SessionBody,
-    responses((status = 200, body = Session), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Session, description = "the renamed session"),
+              (status = 403, description = "insufficient_permissions: needs session:update (or csrf_failed)"),
+              (status = 404, description = "not_found: no such session, or another org's")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// Renames a session.
 pub async fn update_session(
     State(s): State<AppState>,
@@ -121,8 +139,12 @@ pub async fn update_session(
     Ok(Json(found(s.data.get_session(scope, &id).await?)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", operation_id = "deleteSession",
+    params(("id" = String, Path, description = "the session's id", min_length = 1)),
+    responses((status = 204, description = "deleted"),
+              (status = 403, description = "insufficient_permissions: needs session:delete (or csrf_failed)"),
+              (status = 404, description = "not_found: no such session, or another org's")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// Deletes a session.
 pub async fn delete_session(
     State(s): State<AppState>,
@@ -133,8 +155,14 @@ pub async fn delete_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", request_body = NewMemory,
-    responses((status = 201, body = Memory)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", operation_id = "createMemory", request_body = NewMemory,
+    responses((status = 201, body = Memory, description = "the memory",
+               links(("getMemory" = (operation_id = "getMemory", parameters(("id" = "$response.body#/id")))),
+                     ("updateMemory" = (operation_id = "updateMemory", parameters(("id" = "$response.body#/id")))),
+                     ("deleteMemory" = (operation_id = "deleteMemory", parameters(("id" = "$response.body#/id")))))),
+              (status = 403, description = "insufficient_permissions: needs memory:create (or csrf_failed)"),
+              (status = 404, description = "not_found: `session_id` names no session of the caller's org")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// Remembers something in the caller's org.
 pub async fn create_memory(
     State(s): State<AppState>,
@@ -146,9 +174,8 @@ pub async fn create_memory(
     if let Some(sid) = &body.session_id
         && s.data.get_session(Scope::Org(&org), sid).await?.is_none()
     {
-        return Err(ApiError::bad_request(
-            "session_id does not name a session of this org",
-        ));
+        // Another org's id is a 404 whatever the route (shared/CONTRACT.md, Organisations).
+        return Err(ApiError::NotFound);
     }
     let memory = Memory {
         id: Uuid::now_v7().to_string(),
@@ -162,8 +189,10 @@ pub async fn create_memory(
     Ok((StatusCode::CREATED, Json(memory)))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories", tag = "memories",
-    responses((status = 200, body = [Memory])), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories", tag = "memories", operation_id = "listMemories",
+    responses((status = 200, body = [Memory], description = "the memories of the caller's org"),
+              (status = 403, description = "insufficient_permissions: needs memory:list")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// The caller's org's memories.
 pub async fn list_memories(
     State(s): State<AppState>,
@@ -172,9 +201,12 @@ pub async fn list_memories(
     Ok(Json(s.data.list_memories(read_scope(&who), None).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/search", tag = "memories",
-    params(("q" = String, Query, description = "text the content contains")),
-    responses((status = 200, body = [Memory]), (status = 400)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories/search", tag = "memories", operation_id = "searchMemories",
+    params(("q" = String, Query, description = "text the content contains (trimmed; case-insensitive)", min_length = 1, max_length = 1000)),
+    responses((status = 200, body = [Memory], description = "the memories of the caller's org whose content contains `q`"),
+              (status = 400, description = "invalid_request: `q` missing, empty or too long"),
+              (status = 403, description = "insufficient_permissions: needs memory:search")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// The caller's org's memories whose content contains `q`.
 pub async fn search_memories(
     State(s): State<AppState>,
@@ -187,8 +219,12 @@ pub async fn search_memories(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path)),
-    responses((status = 200, body = Memory), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories/{id}", tag = "memories", operation_id = "getMemory",
+    params(("id" = String, Path, description = "the memory's id", min_length = 1)),
+    responses((status = 200, body = Memory, description = "the memory"),
+              (status = 403, description = "insufficient_permissions: needs memory:read"),
+              (status = 404, description = "not_found: no such memory, or another org's")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// One memory.
 pub async fn get_memory(
     State(s): State<AppState>,
@@ -200,9 +236,13 @@ pub async fn get_memory(
     )?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/memories/{id}", tag = "memories", operation_id = "updateMemory",
+    params(("id" = String, Path, description = "the memory's id", min_length = 1)),
     request_body = MemoryBody,
-    responses((status = 200, body = Memory), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 200, body = Memory, description = "the rewritten memory"),
+              (status = 403, description = "insufficient_permissions: needs memory:update (or csrf_failed)"),
+              (status = 404, description = "not_found: no such memory, or another org's")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// Rewrites a memory.
 pub async fn update_memory(
     State(s): State<AppState>,
@@ -216,8 +256,12 @@ pub async fn update_memory(
     Ok(Json(found(s.data.get_memory(scope, &id).await?)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path)),
-    responses((status = 204), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+#[utoipa::path(delete, path = "/api/v1/memories/{id}", tag = "memories", operation_id = "deleteMemory",
+    params(("id" = String, Path, description = "the memory's id", min_length = 1)),
+    responses((status = 204, description = "deleted"),
+              (status = 403, description = "insufficient_permissions: needs memory:delete (or csrf_failed)"),
+              (status = 404, description = "not_found: no such memory, or another org's")),
+    security(("bearer" = []), ("api_key" = [])))]
 /// Deletes a memory.
 pub async fn delete_memory(
     State(s): State<AppState>,
