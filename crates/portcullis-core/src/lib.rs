@@ -35,9 +35,13 @@ pub mod secret;
 pub mod session;
 pub mod store;
 pub mod token;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, OrgScope, UserActor};
-pub use authenticator::{Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink};
+pub use authenticator::{
+    Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink, WeakAuthenticator,
+};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError, Fallback};
 pub use error::{ApiKeyFormatError, AuthError, RateLimitInfo, StoreError, TokenError};
