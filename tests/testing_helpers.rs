@@ -39,7 +39,7 @@ async fn call(app: Router, request: Request<Body>) -> (StatusCode, HeaderMap, se
     (parts.status, parts.headers, json)
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -124,19 +124,12 @@ async fn a_handler_sees_the_actor_put_into_the_request_without_the_layer() {
         .id("key-1")
         .permissions(MemoryCreate::SET)
         .api_key();
-    let (status, _, _) = call(
-        routes(),
-        testing::with_actor(post_memories(None), allowed),
-    )
-    .await;
+    let (status, _, _) = call(routes(), testing::with_actor(post_memories(None), allowed)).await;
     assert_eq!(status, StatusCode::OK);
 
     let refused = testing::actor().id("agent-1").agent();
-    let (status, headers, json) = call(
-        routes(),
-        testing::with_actor(post_memories(None), refused),
-    )
-    .await;
+    let (status, headers, json) =
+        call(routes(), testing::with_actor(post_memories(None), refused)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_problem(&headers, &json, "insufficient_permissions");
     assert_eq!(

@@ -34,9 +34,9 @@ pub mod roles;
 pub mod secret;
 pub mod session;
 pub mod store;
-pub mod token;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod token;
 
 pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, OrgScope, UserActor};
 pub use authenticator::{

@@ -292,7 +292,10 @@ mod tests {
         runtime().block_on(async {
             let auth = Authenticator::builder().build().unwrap();
             let unknown = actor().role("root").access_token(&auth).await;
-            assert_eq!(unknown.err(), Some(TestingError::UnknownRole("root".into())));
+            assert_eq!(
+                unknown.err(),
+                Some(TestingError::UnknownRole("root".into()))
+            );
             let differs = actor()
                 .role("viewer")
                 .permissions(seed::MemoryCreate::SET)

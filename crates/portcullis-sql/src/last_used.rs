@@ -297,7 +297,11 @@ mod tests {
             .await
             .unwrap();
         let last = || async { stores.api_keys.get(&"used".into()).await.unwrap().unwrap() };
-        assert_eq!(last().await.last_used_at, None, "written behind, not inline");
+        assert_eq!(
+            last().await.last_used_at,
+            None,
+            "written behind, not inline"
+        );
 
         auth.shutdown().await;
         assert_eq!(last().await.last_used_at, Some(1_700_000_000));
