@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use portcullis::seed::MemoryCreate;
+use portcullis::seed::{MemoryCreate, MemoryRead};
 use portcullis::{AuthLayer, Authenticator, PermissionList, RequirePermissions, testing};
 use tower::ServiceExt;
 
@@ -84,6 +84,33 @@ async fn a_minted_token_without_the_permission_is_403_insufficient_permissions_w
         .unwrap();
     let app = routes().layer(AuthLayer::new(auth));
     let (status, headers, json) = call(app, post_memories(Some(token.expose()))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(&headers, &json, "insufficient_permissions");
+    assert_eq!(
+        header_str(&headers, header::WWW_AUTHENTICATE),
+        r#"Bearer error="insufficient_scope", scope="memory:create""#
+    );
+}
+
+#[tokio::test]
+async fn an_issued_api_key_with_exactly_the_permission_is_200_and_one_without_is_403() {
+    let auth = Authenticator::builder().build().unwrap();
+    let allowed = testing::actor()
+        .id("allowed")
+        .permissions(MemoryCreate::SET)
+        .issue_api_key(&auth)
+        .await
+        .unwrap();
+    let refused = testing::actor()
+        .id("refused")
+        .permissions(MemoryRead::SET)
+        .issue_api_key(&auth)
+        .await
+        .unwrap();
+    let app = routes().layer(AuthLayer::new(auth));
+    let (status, _, _) = call(app.clone(), post_memories(Some(allowed.expose()))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, json) = call(app, post_memories(Some(refused.expose()))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_problem(&headers, &json, "insufficient_permissions");
     assert_eq!(

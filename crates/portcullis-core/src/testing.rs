@@ -9,6 +9,8 @@
 //!   [`Actor`] to put into a request's extensions, for calling handlers without the layer.
 //! - [`TestActor::access_token`]: a valid access token for a live session in the
 //!   authenticator's session store, for `oneshot` calls through the real `AuthLayer`.
+//! - [`TestActor::issue_api_key`]: a real API key with exactly the permissions set, in the
+//!   authenticator's key store (for permissions no role grants).
 //!
 //! ```
 //! use portcullis_core::{Authenticator, Credential, PermissionList, testing, seed::MemoryCreate};
@@ -28,7 +30,7 @@
 use std::sync::Arc;
 
 use crate::actor::{Actor, AgentActor, ApiKeyActor, AuthMethod, UserActor};
-use crate::api_key::KeyHash;
+use crate::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
 use crate::authenticator::Authenticator;
 use crate::error::StoreError;
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, UserId};
@@ -216,6 +218,44 @@ impl TestActor {
         })?;
         Ok(access.token)
     }
+
+    /// A real API key with exactly the permissions set (default: none), owned by user
+    /// `test-owner` in this org, inserted into `auth`'s key store with this actor's id as its
+    /// key id: send it as `X-API-Key` (or `Authorization: Bearer`) through an `AuthLayer` over
+    /// `auth`.
+    ///
+    /// ```
+    /// use portcullis_core::{Authenticator, Credential, PermissionList, testing, seed::MemoryRead};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = Authenticator::builder().build().unwrap();
+    /// let key = testing::actor().permissions(MemoryRead::SET).issue_api_key(&auth).await.unwrap();
+    /// let actor = auth.resolve(Credential::ApiKey(key.expose())).await.unwrap();
+    /// assert!(actor.has::<MemoryRead>());
+    /// # });
+    /// ```
+    pub async fn issue_api_key(&self, auth: &Authenticator) -> Result<SecretString, TestingError> {
+        let generated = api_key::generate(&auth.config().api_key_prefix);
+        let owner = UserId::from("test-owner");
+        auth.stores()
+            .api_keys
+            .insert(ApiKeyRecord {
+                id: ApiKeyId::from(self.id.as_str()),
+                name: "test".into(),
+                hash: generated.hash,
+                display_prefix: generated.display_prefix,
+                created_by: owner.clone().into(),
+                owner: KeyOwner::User(owner),
+                org_id: self.org.clone(),
+                permissions: self.permissions.unwrap_or(PermissionSet::EMPTY),
+                created_at: auth.clock().now(),
+                expires_at: None,
+                enabled: true,
+                rate_limit_per_minute: None,
+                last_used_at: None,
+            })
+            .await?;
+        Ok(generated.key)
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +324,29 @@ mod tests {
                 auth.resolve(Credential::Bearer(token.expose())).await,
                 Err(AuthError::TokenRevoked)
             );
+        });
+    }
+
+    #[test]
+    fn an_issued_api_key_resolves_with_exactly_the_permissions_set() {
+        runtime().block_on(async {
+            let auth = Authenticator::builder().build().unwrap();
+            let key = actor()
+                .id("k1")
+                .org("acme")
+                .permissions(seed::MemoryRead::SET)
+                .issue_api_key(&auth)
+                .await
+                .unwrap();
+            let resolved = auth
+                .resolve(Credential::ApiKey(key.expose()))
+                .await
+                .unwrap();
+            assert_eq!(resolved.kind(), ActorKind::ApiKey);
+            assert_eq!(resolved.id(), Some("k1"));
+            assert_eq!(resolved.org_id(), Some(&OrgId::from("acme")));
+            assert!(resolved.has::<seed::MemoryRead>());
+            assert!(!resolved.has::<seed::MemoryList>());
         });
     }
 
