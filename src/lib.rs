@@ -50,3 +50,38 @@ pub use portcullis_redis as redis;
 /// SQL stores: API keys, sessions, agents, the denylist and users, in SQLite or PostgreSQL.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use portcullis_sql as sql;
+
+/// Helpers for an application's own tests (feature `testing`): actors with given permissions
+/// for handler tests, and valid access tokens for `oneshot` calls through the real
+/// [`AuthLayer`].
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::post};
+/// use portcullis::{RequirePermissions, PermissionList, seed::MemoryCreate, testing};
+/// use tower::ServiceExt;
+///
+/// async fn create(_: RequirePermissions<MemoryCreate>) -> StatusCode {
+///     StatusCode::CREATED
+/// }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let app = Router::new().route("/memories", post(create)); // no layer: a handler test
+/// let actor = testing::actor().permissions(MemoryCreate::SET).org("acme").user();
+/// let request = testing::with_actor(Request::post("/memories").body(Body::empty()).unwrap(), actor);
+/// assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::CREATED);
+/// # });
+/// # }
+/// ```
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use portcullis_core::testing::*;
+
+    use portcullis_core::Actor;
+
+    /// `request` with `actor` in its extensions, where [`AuthLayer`](crate::AuthLayer) puts
+    /// it: the extractors then see that actor, for testing handlers without the layer.
+    pub fn with_actor<B>(mut request: http::Request<B>, actor: Actor) -> http::Request<B> {
+        request.extensions_mut().insert(actor);
+        request
+    }
+}

@@ -59,10 +59,63 @@ pub struct Rotation {
 }
 
 /// Told of every successful API key use, so that `last_used_at` can be written behind, in
-/// batches, off the request path (`portcullis_sql::LastUsedSender`). Must not block.
+/// batches, off the request path (`portcullis_sql::LastUsedWriter`). Must not block.
+///
+/// The [`Authenticator`] owns its sink: [`Authenticator::shutdown`] calls
+/// [`shutdown`](Self::shutdown), so a writer that batches is flushed at exit without the
+/// application keeping a handle to it.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use portcullis_core::{Authenticator, UsageSink, UnixTime, ids::ApiKeyId};
+///
+/// #[derive(Default)]
+/// struct Uses(Mutex<Vec<ApiKeyId>>);
+/// impl UsageSink for Uses {
+///     fn record(&self, key: &ApiKeyId, _at: UnixTime) {
+///         if let Ok(mut uses) = self.0.lock() {
+///             uses.push(key.clone());
+///         }
+///     }
+/// }
+/// let auth = Authenticator::builder().usage_sink(Arc::new(Uses::default())).build().unwrap();
+/// # let _ = auth;
+/// ```
+#[async_trait::async_trait]
 pub trait UsageSink: Send + Sync + 'static {
     /// `key` was used at `at`.
     fn record(&self, key: &ApiKeyId, at: UnixTime);
+
+    /// Writes what is pending and stops taking uses (at shutdown). The default does nothing,
+    /// for sinks that write at once.
+    async fn shutdown(&self) {}
+}
+
+/// An [`Authenticator`] that does not keep it alive: for background tasks bound to one
+/// (an invalidation subscriber), which must not outlive it by holding it.
+///
+/// ```
+/// use portcullis_core::Authenticator;
+/// let auth = Authenticator::builder().build().unwrap();
+/// let weak = auth.downgrade();
+/// assert!(weak.upgrade().is_some());
+/// drop(auth);
+/// assert!(weak.upgrade().is_none());
+/// ```
+#[derive(Clone)]
+pub struct WeakAuthenticator(std::sync::Weak<Inner>);
+
+impl WeakAuthenticator {
+    /// The authenticator, while any clone of it is alive.
+    pub fn upgrade(&self) -> Option<Authenticator> {
+        self.0.upgrade().map(Authenticator)
+    }
+}
+
+impl std::fmt::Debug for WeakAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakAuthenticator")
+    }
 }
 
 /// Resolves credentials to actors. Cheap to clone (one `Arc`).
@@ -91,6 +144,8 @@ struct Inner {
     resolved: Resolved,
     sink: Option<Arc<dyn InvalidationSink>>,
     usage: Option<Arc<dyn UsageSink>>,
+    /// Background work that lives as long as this authenticator (see [`Authenticator::own`]).
+    owned: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -115,7 +170,8 @@ pub struct AuthenticatorBuilder {
 }
 
 impl AuthenticatorBuilder {
-    /// Where successful API key uses are reported (default: nowhere).
+    /// Where successful API key uses are reported (default: nowhere). The authenticator owns
+    /// it and flushes it in [`Authenticator::shutdown`].
     #[must_use]
     pub fn usage_sink(mut self, usage: Arc<dyn UsageSink>) -> Self {
         self.usage = Some(usage);
@@ -147,6 +203,25 @@ impl AuthenticatorBuilder {
     #[must_use]
     pub fn stores(mut self, stores: Stores) -> Self {
         self.stores = Some(stores);
+        self
+    }
+
+    /// Changes the stores set so far (default: the in-memory ones), keeping the rest: for a
+    /// backend that provides only some of them (Redis sessions beside SQL keys).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use portcullis_core::{Authenticator, store::{MemoryDenylist, Stores}};
+    /// let auth = Authenticator::builder()
+    ///     .stores(Stores::memory())
+    ///     .map_stores(|s| Stores { denylist: Arc::new(MemoryDenylist::default()), ..s })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn map_stores(mut self, change: impl FnOnce(Stores) -> Stores) -> Self {
+        self.stores = Some(change(self.stores.unwrap_or_else(Stores::memory)));
         self
     }
 
@@ -200,6 +275,7 @@ impl AuthenticatorBuilder {
             resolved: Resolved::new(self.cache.resolved_bytes, self.cache.ttl),
             sink: self.sink,
             usage: self.usage,
+            owned: std::sync::Mutex::new(Vec::new()),
         })))
     }
 }
@@ -222,6 +298,43 @@ impl Authenticator {
             cache: CacheConfig::default(),
             sink: None,
             usage: None,
+        }
+    }
+
+    /// Keeps `companion` alive as long as this authenticator (any clone of it): for
+    /// background work bound to it, such as a cross-instance invalidation subscription, so
+    /// that the application holds one handle instead of several. A companion that needs the
+    /// authenticator holds a [`downgrade`](Self::downgrade)d one, or neither is ever dropped.
+    ///
+    /// ```
+    /// use portcullis_core::Authenticator;
+    /// let auth = Authenticator::builder().build().unwrap();
+    /// auth.own(String::from("dropped with the authenticator"));
+    /// ```
+    pub fn own(&self, companion: impl Send + Sync + 'static) {
+        // A poisoned lock only means another `own` panicked; the list itself is sound.
+        let mut owned = self.0.owned.lock().unwrap_or_else(|e| e.into_inner());
+        owned.push(Box::new(companion));
+    }
+
+    /// A handle that does not keep this authenticator alive.
+    pub fn downgrade(&self) -> WeakAuthenticator {
+        WeakAuthenticator(Arc::downgrade(&self.0))
+    }
+
+    /// Flushes what is written behind the requests (the [`UsageSink`]'s pending API key
+    /// uses): call it once the server has stopped taking requests. Uses reported afterwards
+    /// may be dropped.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = portcullis_core::Authenticator::builder().build().unwrap();
+    /// auth.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn shutdown(&self) {
+        if let Some(usage) = &self.0.usage {
+            usage.shutdown().await;
         }
     }
 

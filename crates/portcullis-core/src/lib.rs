@@ -34,10 +34,14 @@ pub mod roles;
 pub mod secret;
 pub mod session;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, OrgScope, UserActor};
-pub use authenticator::{Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink};
+pub use authenticator::{
+    Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink, WeakAuthenticator,
+};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError, Fallback};
 pub use error::{ApiKeyFormatError, AuthError, RateLimitInfo, StoreError, TokenError};

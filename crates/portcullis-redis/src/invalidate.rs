@@ -276,20 +276,36 @@ impl Invalidator {
     /// connection lost, or back) drops every cached entry
     /// ([`Authenticator::invalidate_all`]): a revocation may have been missed, and while Redis
     /// is away requests then fail closed instead of riding the cache.
+    ///
+    /// The subscriber does not keep the authenticator alive, so the subscription can be
+    /// handed to it ([`Authenticator::own`]), as
+    /// [`RedisStores::build_authenticator`](crate::RedisStores::build_authenticator) does.
     pub async fn subscribe_authenticator(
         &self,
         authenticator: Authenticator,
     ) -> Result<InvalidationSubscription, StoreError> {
+        // Weak: an authenticator owning its subscription would otherwise never be dropped.
+        let weak = authenticator.downgrade();
+        drop(authenticator);
         let this = match self.on_gap {
             Some(_) => self.clone(),
             None => {
-                let auth = authenticator.clone();
-                self.clone().on_gap(move || auth.invalidate_all())
+                let weak = weak.clone();
+                self.clone().on_gap(move || {
+                    if let Some(auth) = weak.upgrade() {
+                        auth.invalidate_all();
+                    }
+                })
             }
         };
         this.subscribe_async(move |what| {
-            let authenticator = authenticator.clone();
-            async move { authenticator.invalidate(&what).await }
+            let authenticator = weak.upgrade();
+            async move {
+                // Gone: nothing is cached any more, and acknowledging stays right.
+                if let Some(authenticator) = authenticator {
+                    authenticator.invalidate(&what).await;
+                }
+            }
         })
         .await
     }

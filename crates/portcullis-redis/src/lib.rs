@@ -5,23 +5,26 @@
 //! - [`RedisRateLimiter`]: GCRA counters shared by all instances ([`RateLimiter`]).
 //! - [`Invalidator`]: a pub/sub channel that tells every instance to drop cache entries.
 //!
-//! API keys and agents live in SQL in this design; [`RedisStores::stores_with`] combines the
-//! Redis sessions and denylist with stores for those.
+//! API keys and agents live in SQL in this design. One call,
+//! [`RedisStores::build_authenticator`], puts the Redis sessions and denylist beside whatever
+//! stores the builder holds for those, shares the rate limiter, announces revocations and
+//! subscribes to the other instances' before the authenticator is handed out:
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), portcullis_core::StoreError> {
-//! use std::sync::Arc;
-//! use portcullis_core::store::{MemoryAgentDirectory, MemoryApiKeyStore};
+//! # async fn demo() -> Result<(), portcullis_redis::BuildError> {
+//! use portcullis_core::{Authenticator, store::Stores};
 //!
 //! let redis = portcullis_redis::RedisStores::connect("redis://127.0.0.1:6379", "myapp:").await?;
-//! let stores = redis.stores_with(
-//!     Arc::new(MemoryApiKeyStore::default()),
-//!     Arc::new(MemoryAgentDirectory::default()),
-//! );
-//! # let _ = stores;
+//! let builder = Authenticator::builder().stores(Stores::memory()); // SQL stores in production
+//! let auth = redis.build_authenticator(builder).await?;
+//! # let _ = auth;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The parts are there for other arrangements: [`RedisStores::stores_with`],
+//! [`RedisStores::rate_limiter`], [`RedisStores::invalidator`] and
+//! [`Invalidator::subscribe_authenticator`].
 //!
 //! # Keys
 //!
@@ -62,8 +65,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::StoreError;
 use portcullis_core::store::{AgentDirectory, ApiKeyStore, Stores};
+use portcullis_core::{Authenticator, AuthenticatorBuilder, ConfigError, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
@@ -78,6 +81,17 @@ use portcullis_core::{
     rate_limit::RateLimiter,
     store::{Denylist, SessionStore},
 };
+
+/// Why [`RedisStores::build_authenticator`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The builder's configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Redis could not be reached, or the invalidation subscription not made.
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+}
 
 /// Timeouts of the Redis connection.
 #[derive(Debug, Clone)]
@@ -341,6 +355,41 @@ impl RedisStores {
             agents,
             denylist: Arc::new(self.denylist()),
         }
+    }
+
+    /// Builds an authenticator for one of several instances sharing this Redis: its
+    /// sessions and denylist are Redis's (API keys and agents stay as the builder has them),
+    /// it shares the rate limiter, announces its revocations on the invalidation channel and
+    /// waits for the other instances to apply them, and it is subscribed to theirs.
+    ///
+    /// Returns once the subscription is active, so the authenticator never serves without
+    /// hearing revocations; failing to subscribe is [`BuildError::Unavailable`]. The
+    /// authenticator owns the subscription ([`Authenticator::own`]): it ends when the last
+    /// clone is dropped.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), portcullis_redis::BuildError> {
+    /// use portcullis_core::{AuthConfig, Authenticator};
+    /// let redis = portcullis_redis::RedisStores::connect("redis://127.0.0.1:6379", "myapp:").await?;
+    /// let builder = Authenticator::builder().config(AuthConfig::from_env()?);
+    /// let auth = redis.build_authenticator(builder).await?;
+    /// # let _ = auth;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn build_authenticator(
+        &self,
+        builder: AuthenticatorBuilder,
+    ) -> Result<Authenticator, BuildError> {
+        let invalidator = self.invalidator();
+        let auth = builder
+            .map_stores(|s| self.stores_with(s.api_keys, s.agents))
+            .rate_limiter(Arc::new(self.rate_limiter()))
+            .invalidation_sink(Arc::new(invalidator.clone()))
+            .build()?;
+        let subscription = invalidator.subscribe_authenticator(auth.clone()).await?;
+        auth.own(subscription);
+        Ok(auth)
     }
 }
 

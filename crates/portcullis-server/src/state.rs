@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use portcullis::clock::UnixTime;
 use portcullis::ids::{OrgId, UserId};
-use portcullis::redis::{InvalidationSubscription, RedisStores};
+use portcullis::redis::RedisStores;
 use portcullis::sql::{LastUsedSettings, LastUsedWriter, SqlStores, UserRecord, UserStore};
 use portcullis::{AuthConfig, Authenticator};
 
@@ -20,7 +20,8 @@ pub struct AppState(Arc<Inner>);
 
 /// What [`AppState`] holds.
 pub struct Inner {
-    /// Credentials → actors, and revocation.
+    /// Credentials → actors, and revocation. Owns the `last_used_at` writer and, with Redis,
+    /// the invalidation subscription.
     pub auth: Authenticator,
     /// The SQL stores (API keys, agents, users; sessions and denylist without Redis).
     pub sql: SqlStores,
@@ -32,10 +33,6 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     /// argon2id.
     pub passwords: Passwords,
-    /// Writes API keys' `last_used_at` behind the requests.
-    last_used: std::sync::Mutex<Option<LastUsedWriter>>,
-    /// Hears other instances' revocations.
-    _subscription: Option<InvalidationSubscription>,
 }
 
 impl Deref for AppState {
@@ -57,36 +54,22 @@ impl AppState {
         let sql_stores = sql.stores();
         let last_used =
             LastUsedWriter::spawn(sql_stores.api_keys.clone(), LastUsedSettings::default());
-        let mut builder = Authenticator::builder()
+        let builder = Authenticator::builder()
             .config(config)
-            .usage_sink(Arc::new(last_used.sender()));
-        let redis = match settings::redis_url() {
+            .stores(sql_stores)
+            .usage_sink(Arc::new(last_used));
+        let (auth, redis) = match settings::redis_url() {
             Some(redis_url) => {
                 let redis = RedisStores::connect(&redis_url, &settings::redis_prefix())
                     .await
                     .map_err(|e| e.to_string())?;
-                builder = builder
-                    .stores(
-                        redis.stores_with(sql_stores.api_keys.clone(), sql_stores.agents.clone()),
-                    )
-                    .rate_limiter(Arc::new(redis.rate_limiter()))
-                    .invalidation_sink(Arc::new(redis.invalidator()));
-                Some(redis)
-            }
-            None => {
-                builder = builder.stores(sql_stores);
-                None
-            }
-        };
-        let auth = builder.build().map_err(|e| e.to_string())?;
-        let subscription = match &redis {
-            Some(r) => Some(
-                r.invalidator()
-                    .subscribe_authenticator(auth.clone())
+                let auth = redis
+                    .build_authenticator(builder)
                     .await
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => None,
+                    .map_err(|e| e.to_string())?;
+                (auth, Some(redis))
+            }
+            None => (builder.build().map_err(|e| e.to_string())?, None),
         };
         let throttle = match &redis {
             Some(r) => LoginThrottle::Redis(r.counter()),
@@ -99,8 +82,6 @@ impl AppState {
             data,
             throttle,
             passwords: Passwords::new()?,
-            last_used: std::sync::Mutex::new(Some(last_used)),
-            _subscription: subscription,
         })))
     }
 
@@ -159,9 +140,6 @@ impl AppState {
 
     /// Flushes pending `last_used_at` writes (at shutdown).
     pub async fn shutdown(&self) {
-        let writer = self.last_used.lock().ok().and_then(|mut w| w.take());
-        if let Some(w) = writer {
-            w.shutdown().await;
-        }
+        self.auth.shutdown().await;
     }
 }

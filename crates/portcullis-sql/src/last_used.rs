@@ -6,7 +6,7 @@
 //! [`ApiKeyStore::touch`] once per batch.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_core::clock::UnixTime;
@@ -40,6 +40,29 @@ impl Default for LastUsedSettings {
 /// The background task that writes last use. Dropping it stops the task after a last
 /// write; [`shutdown`](Self::shutdown) does the same and waits for it.
 ///
+/// Usually the [`Authenticator`](portcullis_core::Authenticator) owns it, as its
+/// [`UsageSink`](portcullis_core::UsageSink), and flushes it in
+/// [`Authenticator::shutdown`](portcullis_core::Authenticator::shutdown):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// use portcullis_core::{Authenticator, store::Stores};
+/// use portcullis_sql::{LastUsedSettings, LastUsedWriter};
+/// let stores = Stores::memory();
+/// let writer = LastUsedWriter::spawn(stores.api_keys.clone(), LastUsedSettings::default());
+/// let auth = Authenticator::builder()
+///     .stores(stores)
+///     .usage_sink(Arc::new(writer))
+///     .build()
+///     .unwrap();
+/// auth.shutdown().await; // at exit: writes what is queued
+/// # }
+/// ```
+///
+/// Or on its own:
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -55,8 +78,16 @@ impl Default for LastUsedSettings {
 #[derive(Debug)]
 pub struct LastUsedWriter {
     sender: LastUsedSender,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    /// Taken by the first shutdown; behind a lock so that an owner holding it shared (the
+    /// authenticator, through `UsageSink`) can shut it down too.
+    stop: Mutex<Option<Stop>>,
+}
+
+/// What stopping the task takes.
+#[derive(Debug)]
+struct Stop {
+    signal: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 /// Queues uses for a [`LastUsedWriter`]. Cheap to clone.
@@ -81,8 +112,7 @@ impl LastUsedWriter {
         let task = tokio::spawn(run(store, rx, stopped, settings));
         Self {
             sender: LastUsedSender { tx },
-            stop: Some(stop),
-            task: Some(task),
+            stop: Mutex::new(Some(Stop { signal: stop, task })),
         }
     }
 
@@ -92,13 +122,19 @@ impl LastUsedWriter {
     }
 
     /// Writes everything queued so far, then stops.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take()
-            && let Err(e) = task.await
-        {
+    pub async fn shutdown(self) {
+        self.stop_and_wait().await;
+    }
+
+    /// Stops the task and waits for its last write; a second call finds nothing to stop.
+    async fn stop_and_wait(&self) {
+        // A poisoned lock only means a panic elsewhere while taking it; the Option is sound.
+        let stop = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(Stop { signal, task }) = stop else {
+            return;
+        };
+        let _ = signal.send(());
+        if let Err(e) = task.await {
             tracing::warn!(error = %e, "the API key last-use writer ended abnormally");
         }
     }
@@ -161,6 +197,20 @@ impl portcullis_core::UsageSink for LastUsedSender {
     }
 }
 
+/// The [`Authenticator`](portcullis_core::Authenticator) can own the writer itself
+/// ([`AuthenticatorBuilder::usage_sink`](portcullis_core::AuthenticatorBuilder::usage_sink)):
+/// its [`shutdown`](portcullis_core::Authenticator::shutdown) then flushes it.
+#[async_trait::async_trait]
+impl portcullis_core::UsageSink for LastUsedWriter {
+    fn record(&self, key: &ApiKeyId, at: UnixTime) {
+        portcullis_core::UsageSink::record(&self.sender, key, at);
+    }
+
+    async fn shutdown(&self) {
+        self.stop_and_wait().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +264,49 @@ mod tests {
             !sender.record("a".into(), 40),
             "a stopped writer takes nothing"
         );
+    }
+
+    #[tokio::test]
+    async fn the_authenticator_owning_the_writer_flushes_it_at_shutdown() {
+        use portcullis_core::{Authenticator, Credential, ManualClock, api_key, store::Stores};
+        let stores = Stores::memory();
+        let writer = LastUsedWriter::spawn(
+            stores.api_keys.clone(),
+            LastUsedSettings {
+                // Only the shutdown writes within this test.
+                interval: Duration::from_secs(3_600),
+                ..LastUsedSettings::default()
+            },
+        );
+        let auth = Authenticator::builder()
+            .stores(stores.clone())
+            .clock(Arc::new(ManualClock::new(1_700_000_000)))
+            .usage_sink(Arc::new(writer))
+            .build()
+            .unwrap();
+        let generated = api_key::generate(&auth.config().api_key_prefix);
+        stores
+            .api_keys
+            .insert(ApiKeyRecord {
+                hash: generated.hash,
+                ..key("used")
+            })
+            .await
+            .unwrap();
+        auth.resolve(Credential::ApiKey(generated.key.expose()))
+            .await
+            .unwrap();
+        let last = || async { stores.api_keys.get(&"used".into()).await.unwrap().unwrap() };
+        assert_eq!(
+            last().await.last_used_at,
+            None,
+            "written behind, not inline"
+        );
+
+        auth.shutdown().await;
+        assert_eq!(last().await.last_used_at, Some(1_700_000_000));
+        // A second shutdown (another clone's) finds the writer stopped and returns.
+        auth.clone().shutdown().await;
     }
 
     #[tokio::test]
