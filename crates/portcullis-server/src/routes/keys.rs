@@ -106,7 +106,7 @@ fn info(s: &AppState, r: &ApiKeyRecord) -> KeyInfo {
               (status = 403, description = "insufficient_permissions: more than the caller holds")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Creates a key holding at most what the caller holds; the library's
-/// [`key_issuance`](portcullis::key_issuance) decides its bounds.
+/// [`key_issuance`] decides its bounds.
 pub async fn create(
     State(s): State<AppState>,
     who: CurrentActor,
