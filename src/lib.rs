@@ -5,7 +5,8 @@
 //! run token, or a board fallback for local trusted mode — and routes say what they need as
 //! types such as `RequirePermissions<MemoryCreate>`.
 //!
-//! This crate is the facade: one `use portcullis::…` for everything.
+//! This crate is the facade: one `use portcullis::…` for everything, and
+//! `use portcullis::prelude::*` for what nearly every app names.
 //!
 //! ```
 //! # #[cfg(feature = "axum")] {
@@ -23,19 +24,33 @@
 //! # }
 //! # Ok::<(), portcullis::ConfigError>(())
 //! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `axum` | yes | the extractors ([`CurrentActor`], [`RequirePermissions<P>`], …) for axum 0.8 |
+//! | `aws-lc` | yes | the JWT crypto backend (aws-lc-rs); wins when both backends are on |
+//! | `rust-crypto` | no | the pure-Rust JWT crypto backend; one of the two is required |
+//! | `sqlite`, `postgres` | no | `portcullis::sql`: stores on SQLite (embedded) or PostgreSQL |
+//! | `redis` | no | `portcullis::redis`: sessions, denylist, rate limits and invalidation on Redis |
+//!
+// The guide's examples use the axum extractors, so it is part of the docs when they are.
+#![cfg_attr(feature = "axum", doc = include_str!("guide.md"))]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub use portcullis_core::{
     Actor, ActorKind, AgentActor, ApiKeyActor, ApiKeyFormatError, AuthConfig, AuthConfigBuilder,
     AuthEnv, AuthError, AuthMethod, Authenticator, AuthenticatorBuilder, Clock, ConfigError,
     Credential, Fallback, ManualClock, OrgScope, Permission, PermissionCatalog, PermissionDef,
-    PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Secret, SecretString,
-    SharedClock, StoreError, SystemClock, TokenError, UnixTime, UserActor, actor, api_key, cache,
-    clock, config, error, ids, key_issuance, permission, permissions, rate_limit, roles, secret,
-    seed, session, store, token,
+    PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Rotation, Secret,
+    SecretString, SharedClock, StoreError, SystemClock, TokenError, UnixTime, UsageSink, UserActor,
+    actor, api_key, authenticator, cache, clock, config, error, ids, key_issuance, permission,
+    permissions, rate_limit, roles, secret, seed, session, store, token,
 };
 pub use portcullis_tower::{
-    AuthLayer, AuthService, ProblemContext, Renderer, ResponseFuture, credentials, render,
+    AuthLayer, AuthService, ProblemContext, Renderer, ResponseFuture, credentials, loopback, render,
 };
 
 #[cfg(feature = "axum")]
@@ -84,4 +99,33 @@ pub mod testing {
         request.extensions_mut().insert(actor);
         request
     }
+}
+
+/// What nearly every application names: `use portcullis::prelude::*;`.
+///
+/// The actor and its parts, the authenticator and its configuration, the layer, the
+/// permission traits (for `Marker::SET` and `Marker::NAME`) and, with the `axum` feature, the
+/// extractors. Permission markers are not included: import the ones a module uses from
+/// [`seed`] or from your own [`permissions!`] block.
+///
+/// ```
+/// use portcullis::prelude::*;
+/// use portcullis::seed::{MemoryCreate, MemoryRead};
+///
+/// let auth = Authenticator::builder().config(AuthConfig::builder().build()?).build()?;
+/// let _layer = AuthLayer::new(auth);
+/// let held = <(MemoryRead, MemoryCreate)>::SET;
+/// assert!(held.contains(MemoryRead::SET));
+/// assert_eq!(MemoryCreate::NAME, "memory:create");
+/// # Ok::<(), ConfigError>(())
+/// ```
+pub mod prelude {
+    pub use portcullis_core::{
+        Actor, ActorKind, AuthConfig, AuthError, AuthMethod, Authenticator, ConfigError, OrgScope,
+        Permission, PermissionList, PermissionSet,
+    };
+    pub use portcullis_tower::AuthLayer;
+
+    #[cfg(feature = "axum")]
+    pub use portcullis_axum::{CurrentActor, CurrentOrg, RequireAnyPermission, RequirePermissions};
 }

@@ -40,16 +40,70 @@ use portcullis_core::{Actor, AuthError, OrgScope, PermissionList, PermissionSet}
 use portcullis_tower::{ProblemContext, Renderer};
 
 /// What a handler gets when the route needs any authenticated actor.
+///
+/// `Option<CurrentActor>` is `None` for an anonymous request instead of refusing it.
+///
+/// ```
+/// use portcullis_axum::CurrentActor;
+///
+/// async fn me(who: CurrentActor) -> String {
+///     format!("{} {}", who.kind().as_str(), who.id().unwrap_or("-"))
+/// }
+///
+/// async fn greeting(who: Option<CurrentActor>) -> String {
+///     who.and_then(|a| a.id().map(str::to_owned)).unwrap_or_else(|| "hello, stranger".into())
+/// }
+/// # let _: axum::Router = axum::Router::new()
+/// #     .route("/me", axum::routing::get(me))
+/// #     .route("/", axum::routing::get(greeting));
+/// ```
 #[derive(Debug, Clone)]
 pub struct CurrentActor(pub Actor);
 
 /// An actor holding every permission of `P` (a marker or a tuple of markers).
+///
+/// Without them: 403 `insufficient_permissions`, and
+/// `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"` naming the missing ones.
+///
+/// ```
+/// use portcullis_axum::RequirePermissions;
+/// use portcullis_core::seed::{MemoryDelete, MemoryRead};
+///
+/// async fn purge(who: RequirePermissions<(MemoryRead, MemoryDelete)>) -> String {
+///     format!("purged by {}", who.id().unwrap_or("?"))
+/// }
+/// # let _: axum::Router = axum::Router::new().route("/purge", axum::routing::post(purge));
+/// ```
 pub struct RequirePermissions<P>(Actor, PhantomData<fn() -> P>);
 
 /// An actor holding at least one permission of `P`.
+///
+/// ```
+/// use portcullis_axum::RequireAnyPermission;
+/// use portcullis_core::PermissionList;
+/// use portcullis_core::seed::{MemoryRead, MemorySearch};
+///
+/// async fn search(who: RequireAnyPermission<(MemoryRead, MemorySearch)>) -> &'static str {
+///     if who.has::<MemoryRead>() { "full results" } else { "titles only" }
+/// }
+/// # let _: axum::Router = axum::Router::new().route("/search", axum::routing::get(search));
+/// ```
 pub struct RequireAnyPermission<P>(Actor, PhantomData<fn() -> P>);
 
 /// The actor and the organisation it acts in.
+///
+/// ```
+/// use portcullis_axum::CurrentOrg;
+/// use portcullis_core::OrgScope;
+///
+/// async fn list(org: CurrentOrg) -> String {
+///     match org.scope() {
+///         OrgScope::Org(id) => format!("rows of {}", id.as_str()),
+///         OrgScope::All => "rows of every org".into(),
+///     }
+/// }
+/// # let _: axum::Router = axum::Router::new().route("/rows", axum::routing::get(list));
+/// ```
 #[derive(Debug, Clone)]
 pub struct CurrentOrg(Actor);
 

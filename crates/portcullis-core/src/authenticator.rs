@@ -282,11 +282,29 @@ impl AuthenticatorBuilder {
 
 impl Authenticator {
     /// From the environment (`AuthConfig::from_env`), with in-memory stores.
+    ///
+    /// ```
+    /// // With AUTH_ENV unset (development), missing secrets are generated, with a warning.
+    /// let auth = portcullis_core::Authenticator::from_env()?;
+    /// # let _ = auth;
+    /// # Ok::<(), portcullis_core::ConfigError>(())
+    /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::builder().config(AuthConfig::from_env()?).build()
     }
 
-    /// A builder.
+    /// A builder: configuration, stores, clock, permission catalog, caches; each defaults
+    /// (development configuration, bounded in-memory stores, the system clock, the seed set).
+    ///
+    /// ```
+    /// use portcullis_core::{AuthConfig, Authenticator, store::Stores};
+    /// let auth = Authenticator::builder()
+    ///     .config(AuthConfig::builder().issuer("my-app").build()?)
+    ///     .stores(Stores::memory())
+    ///     .build()?;
+    /// assert_eq!(auth.config().user_policy.issuer, "my-app");
+    /// # Ok::<(), portcullis_core::ConfigError>(())
+    /// ```
     pub fn builder() -> AuthenticatorBuilder {
         AuthenticatorBuilder {
             config: None,

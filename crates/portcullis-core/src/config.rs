@@ -148,12 +148,29 @@ pub struct GeneratedSecrets {
 }
 
 impl AuthConfig {
-    /// Reads the process environment.
+    /// Reads the process environment: the `AUTH_*` variables.
+    ///
+    /// ```
+    /// // With AUTH_ENV unset (development), missing secrets are generated, with a warning.
+    /// let config = portcullis_core::AuthConfig::from_env()?;
+    /// assert!(config.roles.contains("admin"));
+    /// # Ok::<(), portcullis_core::ConfigError>(())
+    /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads variables through `lookup` (the environment, a file, a test's map).
+    ///
+    /// ```
+    /// use portcullis_core::AuthConfig;
+    /// let config = AuthConfig::from_lookup(|name| match name {
+    ///     "AUTH_JWT_ISSUER" => Some("my-app".to_owned()),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!(config.user_policy.issuer, "my-app");
+    /// # Ok::<(), portcullis_core::ConfigError>(())
+    /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut b = AuthConfigBuilder::default();

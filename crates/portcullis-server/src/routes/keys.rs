@@ -116,7 +116,7 @@ fn info(s: &AppState, r: &ApiKeyRecord) -> KeyInfo {
               (status = 404, description = "not_found: `agent_id` names no active agent the caller can see")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Creates a key holding at most what the caller holds; the library's
-/// [`key_issuance`](portcullis::key_issuance) decides its bounds.
+/// [`key_issuance`] decides its bounds.
 pub async fn create(
     State(s): State<AppState>,
     who: CurrentActor,
