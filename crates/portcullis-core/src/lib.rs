@@ -39,7 +39,7 @@ pub mod token;
 pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, OrgScope, UserActor};
 pub use authenticator::{Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
-pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError, Fallback};
+pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError};
 pub use error::{ApiKeyFormatError, AuthError, RateLimitInfo, StoreError, TokenError};
 pub use permission::{
     Permission, PermissionCatalog, PermissionDef, PermissionGroup, PermissionList, PermissionSet,

@@ -50,12 +50,35 @@ type BodyFn = dyn Fn(&AuthError, &Problem<'_>) -> ErrorBody + Send + Sync;
 #[derive(Clone, Default)]
 pub struct Renderer {
     body: Option<Arc<BodyFn>>,
+    realm: Realm,
+}
+
+/// The two 401 challenges of one realm, built once so that a refusal copies a header value
+/// instead of formatting one.
+#[derive(Clone)]
+struct Realm {
+    bare: HeaderValue,
+    invalid_token: HeaderValue,
+    custom: bool,
+}
+
+impl Default for Realm {
+    fn default() -> Self {
+        Self {
+            bare: HeaderValue::from_static(r#"Bearer realm="portcullis""#),
+            invalid_token: HeaderValue::from_static(
+                r#"Bearer realm="portcullis", error="invalid_token""#,
+            ),
+            custom: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Renderer")
             .field("custom_body", &self.body.is_some())
+            .field("realm", &self.realm.bare)
             .finish()
     }
 }
@@ -79,9 +102,41 @@ impl Renderer {
         self
     }
 
-    /// True when a custom body function is set.
+    /// Names `realm` in the 401 challenge (`Bearer realm="…"`). A realm is a quoted-string:
+    /// visible ASCII and spaces, without `"` or `\`; anything else is refused, never escaped.
+    ///
+    /// ```
+    /// use portcullis_tower::render::Renderer;
+    /// assert!(Renderer::default().with_realm("my-api").is_ok());
+    /// assert!(Renderer::default().with_realm("a\"b").is_err());
+    /// ```
+    pub fn with_realm(mut self, realm: &str) -> Result<Self, InvalidRealm> {
+        let ok = !realm.is_empty()
+            && realm
+                .bytes()
+                .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\');
+        if !ok {
+            return Err(InvalidRealm);
+        }
+        let value = |v: String| HeaderValue::from_str(&v).map_err(|_| InvalidRealm);
+        self.realm = Realm {
+            bare: value(format!(r#"Bearer realm="{realm}""#))?,
+            invalid_token: value(format!(r#"Bearer realm="{realm}", error="invalid_token""#))?,
+            custom: realm != crate::policy::DEFAULT_REALM,
+        };
+        Ok(self)
+    }
+
+    /// This renderer with `other`'s realm.
+    pub(crate) fn with_realm_of(mut self, other: &Self) -> Self {
+        self.realm = other.realm.clone();
+        self
+    }
+
+    /// True when a custom body function or realm is set (extractors then render with this
+    /// renderer too).
     pub fn is_custom(&self) -> bool {
-        self.body.is_some()
+        self.body.is_some() || self.realm.custom
     }
 
     /// The response for `err`.
@@ -135,11 +190,11 @@ impl Renderer {
             _ if status == StatusCode::UNAUTHORIZED => {
                 headers.insert(
                     WWW_AUTHENTICATE,
-                    HeaderValue::from_static(if ctx.credential_presented {
-                        r#"Bearer realm="portcullis", error="invalid_token""#
+                    if ctx.credential_presented {
+                        self.realm.invalid_token.clone()
                     } else {
-                        r#"Bearer realm="portcullis""#
-                    }),
+                        self.realm.bare.clone()
+                    },
                 );
             }
             _ => {}
@@ -147,6 +202,18 @@ impl Renderer {
         response
     }
 }
+
+/// A realm that cannot be a quoted-string in `WWW-Authenticate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidRealm;
+
+impl std::fmt::Display for InvalidRealm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a realm is non-empty visible ASCII without `\"` or `\\`")
+    }
+}
+
+impl std::error::Error for InvalidRealm {}
 
 fn detail(err: &AuthError, scope: Option<&str>) -> String {
     match (err, scope) {
