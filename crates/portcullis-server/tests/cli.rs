@@ -557,30 +557,34 @@ fn serve_refuses_a_policy_it_must_not_run_before_touching_the_database() {
             "an-agent-secret-at-least-32-bytes-long!",
         ),
     ];
-    let cases: [(&[(&str, &str)], &str, &str); 3] = [
+    // (AUTH_FALLBACK, bind, production, the message on stderr)
+    let cases = [
         (
-            &[("AUTH_FALLBACK", "board")],
+            "board",
             "0.0.0.0:0",
+            false,
             "AUTH_FALLBACK=board on non-loopback address 0.0.0.0:0 needs AUTH_FALLBACK_ALLOW_REMOTE=true",
         ),
         (
-            &[("AUTH_FALLBACK", "board")],
+            "board",
             "127.0.0.1:0",
+            true,
             "AUTH_FALLBACK=board is refused in production",
         ),
         (
-            &[("AUTH_FALLBACK", "bored")],
+            "bored",
             "127.0.0.1:0",
+            false,
             "AUTH_FALLBACK: expected none or board",
         ),
     ];
-    for (i, (vars, bind, message)) in cases.into_iter().enumerate() {
+    for (fallback, bind, production, message) in cases {
         let args = ["serve", "--bind", bind];
         let mut cmd = db.command(&args);
-        if i == 1 {
+        if production {
             cmd.envs(prod_secrets);
         }
-        cmd.envs(vars.iter().copied());
+        cmd.env("AUTH_FALLBACK", fallback);
         let r = run(cmd, &args);
         assert!(!r.output.status.success(), "{message}: {}", r.stdout());
         assert!(r.stderr().contains(message), "{message}: {}", r.stderr());

@@ -50,35 +50,33 @@ type BodyFn = dyn Fn(&AuthError, &Problem<'_>) -> ErrorBody + Send + Sync;
 #[derive(Clone, Default)]
 pub struct Renderer {
     body: Option<Arc<BodyFn>>,
-    realm: Realm,
+    /// `None`: the default realm, whose challenges are static.
+    realm: Option<Arc<Realm>>,
 }
 
 /// The two 401 challenges of one realm, built once so that a refusal copies a header value
-/// instead of formatting one.
-#[derive(Clone)]
+/// instead of formatting one. Behind an `Arc`: a renderer travels in rejections, which should
+/// stay small.
 struct Realm {
     bare: HeaderValue,
     invalid_token: HeaderValue,
-    custom: bool,
 }
 
-impl Default for Realm {
-    fn default() -> Self {
-        Self {
-            bare: HeaderValue::from_static(r#"Bearer realm="portcullis""#),
-            invalid_token: HeaderValue::from_static(
-                r#"Bearer realm="portcullis", error="invalid_token""#,
-            ),
-            custom: false,
-        }
-    }
-}
+const BARE_CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="portcullis""#);
+const INVALID_TOKEN_CHALLENGE: HeaderValue =
+    HeaderValue::from_static(r#"Bearer realm="portcullis", error="invalid_token""#);
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Renderer")
             .field("custom_body", &self.body.is_some())
-            .field("realm", &self.realm.bare)
+            .field(
+                "realm",
+                &self
+                    .realm
+                    .as_ref()
+                    .map_or(BARE_CHALLENGE, |r| r.bare.clone()),
+            )
             .finish()
     }
 }
@@ -118,12 +116,15 @@ impl Renderer {
         if !ok {
             return Err(InvalidRealm);
         }
+        if realm == crate::policy::DEFAULT_REALM {
+            self.realm = None;
+            return Ok(self);
+        }
         let value = |v: String| HeaderValue::from_str(&v).map_err(|_| InvalidRealm);
-        self.realm = Realm {
+        self.realm = Some(Arc::new(Realm {
             bare: value(format!(r#"Bearer realm="{realm}""#))?,
             invalid_token: value(format!(r#"Bearer realm="{realm}", error="invalid_token""#))?,
-            custom: realm != crate::policy::DEFAULT_REALM,
-        };
+        }));
         Ok(self)
     }
 
@@ -136,7 +137,7 @@ impl Renderer {
     /// True when a custom body function or realm is set (extractors then render with this
     /// renderer too).
     pub fn is_custom(&self) -> bool {
-        self.body.is_some() || self.realm.custom
+        self.body.is_some() || self.realm.is_some()
     }
 
     /// The response for `err`.
@@ -190,10 +191,11 @@ impl Renderer {
             _ if status == StatusCode::UNAUTHORIZED => {
                 headers.insert(
                     WWW_AUTHENTICATE,
-                    if ctx.credential_presented {
-                        self.realm.invalid_token.clone()
-                    } else {
-                        self.realm.bare.clone()
+                    match (&self.realm, ctx.credential_presented) {
+                        (None, true) => INVALID_TOKEN_CHALLENGE,
+                        (None, false) => BARE_CHALLENGE,
+                        (Some(r), true) => r.invalid_token.clone(),
+                        (Some(r), false) => r.bare.clone(),
                     },
                 );
             }
@@ -357,5 +359,27 @@ mod tests {
             r.headers()[WWW_AUTHENTICATE],
             r#"Bearer realm="portcullis", error="invalid_token""#
         );
+    }
+
+    #[test]
+    fn a_realm_names_the_401_challenge_and_only_a_custom_one_is_custom() {
+        let same = Renderer::default().with_realm("portcullis").unwrap();
+        assert!(
+            !same.is_custom(),
+            "the default realm needs no renderer in extensions"
+        );
+        let acme = Renderer::default().with_realm("acme").unwrap();
+        assert!(acme.is_custom());
+        let r: Response<Bytes> =
+            acme.render(&AuthError::MissingCredentials, ProblemContext::default());
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()[WWW_AUTHENTICATE], r#"Bearer realm="acme""#);
+        for bad in ["", "a\"b", "a\\b", "caf\u{e9}", "a\nb"] {
+            assert_eq!(
+                Renderer::default().with_realm(bad).err(),
+                Some(InvalidRealm),
+                "{bad:?}"
+            );
+        }
     }
 }
