@@ -290,7 +290,7 @@ where
             }
             Early::NoCredentials => {
                 let fallback = shared.policy.fallback_for(&parts);
-                if !fallback.is_authenticated() && shared.policy.needs_auth(parts.uri.path()) {
+                if !fallback.is_authenticated() && shared.policy.needs_auth_when(public) {
                     ("none", Err(AuthError::MissingCredentials), false)
                 } else {
                     ("none", Ok(fallback), false)

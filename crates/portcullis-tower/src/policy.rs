@@ -233,7 +233,13 @@ impl Policy {
     /// The one decision of whether a request for `path` without an authenticated actor is
     /// refused (401 `missing_credentials`): auth is required and the path is not public.
     pub fn needs_auth(&self, path: &str) -> bool {
-        self.require_auth && !self.is_public(path)
+        self.needs_auth_when(self.is_public(path))
+    }
+
+    /// [`needs_auth`](Self::needs_auth) for a path already known to be public or not: the
+    /// layer matches the path once per request and reuses the answer.
+    pub(crate) fn needs_auth_when(&self, public: bool) -> bool {
+        self.require_auth && !public
     }
 
     /// Who a request with no credentials is: the board when configured and the request is
