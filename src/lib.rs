@@ -43,14 +43,15 @@
 pub use portcullis_core::{
     Actor, ActorKind, AgentActor, ApiKeyActor, ApiKeyFormatError, AuthConfig, AuthConfigBuilder,
     AuthEnv, AuthError, AuthMethod, Authenticator, AuthenticatorBuilder, Clock, ConfigError,
-    Credential, Fallback, ManualClock, OrgScope, Permission, PermissionCatalog, PermissionDef,
+    Credential, ManualClock, OrgScope, Permission, PermissionCatalog, PermissionDef,
     PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Rotation, Secret,
     SecretString, SharedClock, StoreError, SystemClock, TokenError, UnixTime, UsageSink, UserActor,
     actor, api_key, authenticator, cache, clock, config, error, ids, key_issuance, permission,
     permissions, rate_limit, roles, secret, seed, session, store, token,
 };
 pub use portcullis_tower::{
-    AuthLayer, AuthService, ProblemContext, Renderer, ResponseFuture, credentials, loopback, render,
+    AuthLayer, AuthLayerBuilder, AuthService, Fallback, Policy, PolicyError, ProblemContext,
+    Renderer, ResponseFuture, credentials, loopback, policy, render,
 };
 
 #[cfg(feature = "axum")]

@@ -3,13 +3,21 @@
 //! | extractor | gives | refuses with |
 //! | --- | --- | --- |
 //! | [`CurrentActor`] | any authenticated actor | 401 `missing_credentials` |
-//! | `Option<CurrentActor>` | the actor, or `None` when anonymous | — |
+//! | `Option<CurrentActor>` | the actor, or `None` when the layer let the request through anonymous | — (the layer's 401 comes first, see below) |
 //! | [`RequirePermissions<P>`] | an actor holding every permission of `P` | 401, or 403 `insufficient_permissions` naming the missing ones |
 //! | [`RequireAnyPermission<P>`] | an actor holding at least one permission of `P` | 401, or 403 |
 //! | [`CurrentOrg`] | the actor and the org it acts in (every org, for the board) | 401 |
 //!
 //! Each derefs to the [`Actor`]. They read what [`AuthLayer`](portcullis_tower::AuthLayer) put
-//! in the request; without the layer they answer 500 with a message naming the fix, never a 401.
+//! in the request; without the layer they answer 500 with a message naming the fix, never a 401
+//! (`Option<CurrentActor>` too: a missing layer is not an anonymous request).
+//!
+//! The layer decides first, by its [`Policy`](portcullis_tower::Policy): where
+//! [`needs_auth`](portcullis_tower::Policy::needs_auth) holds, a request without an actor is
+//! its 401 before any handler runs, so there `Option<CurrentActor>` is always `Some`. It is
+//! `None` only where the layer lets an anonymous request through: on a public path (also when a
+//! bad credential was presented there) or with `require_auth(false)` and no credential at all.
+//! A present-but-bad credential on any other path is the layer's 401, never `None`.
 //!
 //! ```
 //! use axum::{Router, routing::post};
@@ -263,6 +271,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentActor {
     }
 }
 
+/// `Option<CurrentActor>`: `None` for an anonymous request the layer let through, the actor
+/// otherwise (the board included); a 500 naming the fix without the layer.
 impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentActor {
     type Rejection = AuthRejection;
 

@@ -11,8 +11,9 @@ use portcullis_axum::{
     CurrentActor, CurrentOrg, MISSING_LAYER, RequireAnyPermission, RequirePermissions,
 };
 use portcullis_core::seed::{AdminWrite, MemoryRead, SessionCreate};
-use portcullis_core::{AuthConfig, Authenticator, Fallback};
-use portcullis_tower::{AuthLayer, Renderer};
+use portcullis_core::token::AccessGrant;
+use portcullis_core::{AuthConfig, Authenticator};
+use portcullis_tower::{AuthLayer, Fallback, Renderer};
 use tower::ServiceExt;
 
 async fn maybe(who: Option<CurrentActor>) -> String {
@@ -39,26 +40,35 @@ fn routes() -> Router {
         .route("/org", get(org))
 }
 
-fn authenticator(fallback: Fallback) -> Authenticator {
-    let config = AuthConfig::builder()
-        .require_auth(false)
-        .fallback(fallback)
-        .build()
-        .unwrap();
+fn authenticator() -> Authenticator {
+    let config = AuthConfig::builder().build().unwrap();
     Authenticator::builder().config(config).build().unwrap()
 }
 
+/// Nothing required: the extractors decide.
+fn open_layer(fallback: Fallback) -> AuthLayer {
+    AuthLayer::builder(authenticator())
+        .require_auth(false)
+        .fallback(fallback)
+        .build()
+        .unwrap()
+}
+
 async fn get_body(app: Router, path: &str) -> (StatusCode, http::HeaderMap, String) {
-    let res = app
-        // A local client: board fallback is only for requests addressed to loopback.
-        .oneshot(
-            Request::get(path)
-                .header("host", "localhost")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    get_with(app, path, None).await
+}
+
+async fn get_with(
+    app: Router,
+    path: &str,
+    authorization: Option<&str>,
+) -> (StatusCode, http::HeaderMap, String) {
+    // A local client: board fallback is only for requests addressed to loopback.
+    let mut req = Request::get(path).header("host", "localhost");
+    if let Some(v) = authorization {
+        req = req.header("authorization", v);
+    }
+    let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
     let (parts, body) = res.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     (
@@ -84,7 +94,7 @@ async fn a_route_without_the_layer_is_a_500_that_names_the_fix() {
 
 #[tokio::test]
 async fn an_anonymous_request_is_401_not_403_and_optional_is_none() {
-    let app = routes().layer(AuthLayer::new(authenticator(Fallback::None)));
+    let app = routes().layer(open_layer(Fallback::None));
     let (status, headers, body) = get_body(app.clone(), "/admin").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(headers["www-authenticate"], r#"Bearer realm="portcullis""#);
@@ -102,7 +112,7 @@ async fn an_anonymous_request_is_401_not_403_and_optional_is_none() {
 
 #[tokio::test]
 async fn the_board_passes_every_permission_check_in_every_org() {
-    let app = routes().layer(AuthLayer::new(authenticator(Fallback::Board)));
+    let app = routes().layer(open_layer(Fallback::Board));
     assert_eq!(get_body(app.clone(), "/admin").await.0, StatusCode::OK);
     assert_eq!(get_body(app.clone(), "/any").await.0, StatusCode::OK);
     assert_eq!(get_body(app.clone(), "/maybe").await.2, "board");
@@ -117,10 +127,111 @@ async fn extractor_rejections_use_the_applications_body() {
             format!("nope: {}", p.code).into(),
         )
     });
-    let app = routes().layer(AuthLayer::new(authenticator(Fallback::None)).with_renderer(renderer));
+    let app = routes().layer(open_layer(Fallback::None).with_renderer(renderer));
     let (status, headers, body) = get_body(app, "/admin").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body, "nope: missing_credentials");
     assert_eq!(headers["content-type"], "text/plain");
     assert_eq!(headers["www-authenticate"], r#"Bearer realm="portcullis""#);
+}
+
+/// What the crate docs say of `Option<CurrentActor>`: where the policy needs auth, the layer's
+/// 401 comes first (with or without a bad credential); on a public path a missing or bad
+/// credential is `None` and a good one the actor.
+#[tokio::test]
+async fn optional_actor_is_none_only_where_the_layer_lets_anonymous_through() {
+    let auth = authenticator();
+    let layer = AuthLayer::builder(auth.clone())
+        .public_paths(["/maybe"])
+        .build()
+        .unwrap();
+    let app = routes().route("/private-maybe", get(maybe)).layer(layer);
+    assert!(
+        layer_policy_needs_auth(&auth, "/private-maybe"),
+        "the test's premise"
+    );
+
+    // Protected: no credential, or a bad one, is the layer's 401 before the handler.
+    for (authorization, code, challenge) in [
+        (None, "missing_credentials", r#"Bearer realm="portcullis""#),
+        (
+            Some("Bearer not.a.jwt"),
+            "invalid_token",
+            r#"Bearer realm="portcullis", error="invalid_token""#,
+        ),
+    ] {
+        let (status, headers, body) = get_with(app.clone(), "/private-maybe", authorization).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+        assert_eq!(headers["www-authenticate"], challenge);
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["code"], code);
+    }
+
+    // Public: no credential or a bad one is `None`.
+    for authorization in [None, Some("Bearer not.a.jwt"), Some("Basic dXNlcjpwYXNz")] {
+        let (status, _, body) = get_with(app.clone(), "/maybe", authorization).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "anonymous"));
+    }
+
+    // A valid token is the actor, on either path.
+    let token = user_token(&auth).await;
+    let bearer = format!("Bearer {token}");
+    for path in ["/maybe", "/private-maybe"] {
+        let (status, _, body) = get_with(app.clone(), path, Some(&bearer)).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "user"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn extractor_rejections_carry_the_layers_realm() {
+    let layer = AuthLayer::builder(authenticator())
+        .require_auth(false)
+        .realm("acme-api")
+        .build()
+        .unwrap();
+    let (status, headers, body) = get_body(routes().layer(layer), "/admin").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], r#"Bearer realm="acme-api""#);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["code"], "missing_credentials");
+}
+
+fn layer_policy_needs_auth(auth: &Authenticator, path: &str) -> bool {
+    AuthLayer::builder(auth.clone())
+        .public_paths(["/maybe"])
+        .build()
+        .unwrap()
+        .policy()
+        .needs_auth(path)
+}
+
+/// A live session and an access token for it, through the core API.
+async fn user_token(auth: &Authenticator) -> String {
+    use portcullis_core::ids::{OrgId, SessionId, UserId};
+    use portcullis_core::session::SessionRecord;
+    let sid = SessionId::random();
+    let now = auth.clock().now();
+    let record = SessionRecord::new(
+        sid.clone(),
+        UserId::from("u-1"),
+        OrgId::from("acme"),
+        portcullis_core::api_key::KeyHash::of(b"refresh"),
+        now,
+        3600,
+        false,
+    );
+    auth.stores().sessions.create(record).await.unwrap();
+    auth.user_tokens()
+        .mint_access(AccessGrant {
+            user_id: &UserId::from("u-1"),
+            email: "u1@example.com",
+            role: "user",
+            org_id: &OrgId::from("acme"),
+            session_id: &sid,
+        })
+        .unwrap()
+        .token
+        .expose()
+        .to_owned()
 }

@@ -3,7 +3,6 @@
 //! [`AuthConfigBuilder::build`], which generates development secrets (with a warning) and
 //! enforces production's refusals.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -20,17 +19,6 @@ use crate::token::{
 /// Shortest secret accepted in production, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// The paths that need no actor unless configured otherwise: exact matches only.
-pub const DEFAULT_PUBLIC_PATHS: &[&str] = &[
-    "/",
-    "/healthz",
-    "/readyz",
-    "/openapi.json",
-    "/.well-known/jwks.json",
-    "/auth/login",
-    "/auth/refresh",
-];
-
 /// `AUTH_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthEnv {
@@ -39,16 +27,6 @@ pub enum AuthEnv {
     Development,
     /// Secrets required and at least 32 bytes; no board fallback.
     Production,
-}
-
-/// `AUTH_FALLBACK`: who a request with no credentials at all is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fallback {
-    /// Anonymous.
-    #[default]
-    None,
-    /// The board (local trusted mode).
-    Board,
 }
 
 /// A configuration that cannot be used. Never contains a secret's value.
@@ -73,20 +51,12 @@ pub enum ConfigError {
         /// What was expected.
         reason: String,
     },
-    /// Board fallback in production.
-    #[error("AUTH_FALLBACK=board is refused in production")]
-    FallbackInProduction,
     /// One secret for user and agent tokens in production: whoever holds the agent secret
     /// (handed to every orchestrator) could sign user tokens.
     #[error(
         "AUTH_JWT_SECRET_KEY and AUTH_AGENT_JWT_SECRET must differ in production: generate one each (portcullis secret generate)"
     )]
     SameSecretForUsersAndAgents,
-    /// Board fallback on a non-loopback address without `AUTH_FALLBACK_ALLOW_REMOTE=true`.
-    #[error(
-        "AUTH_FALLBACK=board on non-loopback address {0} needs AUTH_FALLBACK_ALLOW_REMOTE=true"
-    )]
-    FallbackOnRemoteBind(SocketAddr),
     /// A key file could not be read or used.
     #[error("{var}: {reason}")]
     Key {
@@ -120,15 +90,6 @@ pub struct AuthConfig {
     pub api_keys_enabled: bool,
     /// `AUTH_API_KEY_PREFIX`.
     pub api_key_prefix: ApiKeyPrefix,
-    /// `AUTH_REQUIRE_AUTH`.
-    pub require_auth: bool,
-    /// Default public paths plus `AUTH_REQUIRE_AUTH_EXCEPTIONS`; exact matches.
-    pub public_paths: Vec<String>,
-    /// `AUTH_FALLBACK`.
-    pub fallback: Fallback,
-    /// `AUTH_FALLBACK_ALLOW_REMOTE`: board fallback on a non-loopback bind, and for requests
-    /// whose `Host` is not a loopback name or address.
-    pub fallback_allow_remote: bool,
     /// `AUTH_COOKIE_SECURE`.
     pub cookie_secure: bool,
     /// Role → permissions.
@@ -234,30 +195,6 @@ impl AuthConfig {
             b.api_key_prefix = ApiKeyPrefix::new(v.trim())
                 .map_err(|e| invalid("AUTH_API_KEY_PREFIX", &e.to_string()))?;
         }
-        if let Some(v) = get("AUTH_REQUIRE_AUTH") {
-            b.require_auth = boolean("AUTH_REQUIRE_AUTH", &v)?;
-        }
-        if let Some(v) = get("AUTH_REQUIRE_AUTH_EXCEPTIONS") {
-            for path in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                if !path.starts_with('/') {
-                    return Err(invalid(
-                        "AUTH_REQUIRE_AUTH_EXCEPTIONS",
-                        "paths start with /",
-                    ));
-                }
-                b.public_paths.push(path.to_owned());
-            }
-        }
-        if let Some(v) = get("AUTH_FALLBACK") {
-            b.fallback = match v.trim().to_ascii_lowercase().as_str() {
-                "none" => Fallback::None,
-                "board" => Fallback::Board,
-                _ => return Err(invalid("AUTH_FALLBACK", "expected none or board")),
-            };
-        }
-        if let Some(v) = get("AUTH_FALLBACK_ALLOW_REMOTE") {
-            b.fallback_allow_remote = boolean("AUTH_FALLBACK_ALLOW_REMOTE", &v)?;
-        }
         if let Some(v) = get("AUTH_COOKIE_SECURE") {
             b.cookie_secure = Some(boolean("AUTH_COOKIE_SECURE", &v)?);
         }
@@ -299,22 +236,6 @@ impl AuthConfig {
             self.agent_ttl_secs,
         )
     }
-
-    /// Refuses board fallback on a non-loopback address unless explicitly allowed.
-    pub fn check_bind(&self, addr: SocketAddr) -> Result<(), ConfigError> {
-        if self.fallback == Fallback::Board
-            && !addr.ip().is_loopback()
-            && !self.fallback_allow_remote
-        {
-            return Err(ConfigError::FallbackOnRemoteBind(addr));
-        }
-        Ok(())
-    }
-
-    /// True when `path` needs no actor: an exact match, never a prefix.
-    pub fn is_public_path(&self, path: &str) -> bool {
-        self.public_paths.iter().any(|p| p == path)
-    }
 }
 
 /// Sets configuration in code; [`build`](Self::build) applies the same rules as `from_env`.
@@ -339,10 +260,6 @@ pub struct AuthConfigBuilder {
     agent_audience: String,
     api_keys_enabled: bool,
     api_key_prefix: ApiKeyPrefix,
-    require_auth: bool,
-    public_paths: Vec<String>,
-    fallback: Fallback,
-    fallback_allow_remote: bool,
     cookie_secure: Option<bool>,
     roles: Roles,
 }
@@ -369,13 +286,6 @@ impl Default for AuthConfigBuilder {
             agent_audience: "portcullis-agents".into(),
             api_keys_enabled: true,
             api_key_prefix: ApiKeyPrefix::default(),
-            require_auth: true,
-            public_paths: DEFAULT_PUBLIC_PATHS
-                .iter()
-                .map(|p| (*p).to_owned())
-                .collect(),
-            fallback: Fallback::None,
-            fallback_allow_remote: false,
             cookie_secure: None,
             roles: Roles::default(),
         }
@@ -431,12 +341,6 @@ impl AuthConfigBuilder {
         api_keys_enabled: bool => api_keys_enabled;
         /// API key prefix.
         api_key_prefix: ApiKeyPrefix => api_key_prefix;
-        /// Every path needs an actor, but the public ones.
-        require_auth: bool => require_auth;
-        /// Who a request with no credentials is.
-        fallback: Fallback => fallback;
-        /// Allow board fallback on a non-loopback bind and for any `Host`.
-        fallback_allow_remote: bool => fallback_allow_remote;
         /// `Secure` on cookies.
         cookie_secure: bool => cookie_secure via Some;
         /// Role → permissions.
@@ -450,21 +354,11 @@ impl AuthConfigBuilder {
         self
     }
 
-    /// Adds an exact-match public path.
-    #[must_use]
-    pub fn public_path(mut self, path: &str) -> Self {
-        self.public_paths.push(path.to_owned());
-        self
-    }
-
     /// Checks everything and builds. Development without secrets generates them and warns;
-    /// production refuses missing or short secrets, one secret for users and agents, and
-    /// board fallback.
+    /// production refuses missing or short secrets and one secret for users and agents.
+    /// (Board fallback is HTTP policy: `portcullis_tower::Policy` refuses it in production.)
     pub fn build(self) -> Result<AuthConfig, ConfigError> {
         let production = self.env == AuthEnv::Production;
-        if production && self.fallback == Fallback::Board {
-            return Err(ConfigError::FallbackInProduction);
-        }
         let mut generated = GeneratedSecrets::default();
 
         // The user secret, when user tokens are signed with one.
@@ -537,10 +431,6 @@ impl AuthConfigBuilder {
             agent_ttl_secs: self.agent_ttl_secs,
             api_keys_enabled: self.api_keys_enabled,
             api_key_prefix: self.api_key_prefix,
-            require_auth: self.require_auth,
-            public_paths: self.public_paths,
-            fallback: self.fallback,
-            fallback_allow_remote: self.fallback_allow_remote,
             cookie_secure: self.cookie_secure.unwrap_or(production),
             roles: self.roles,
             generated,
@@ -717,9 +607,8 @@ mod tests {
         assert_eq!(c.user_ttl.access_secs, 900);
         assert_eq!(c.refresh_reuse_grace_secs, 10);
         assert_eq!(c.agent_ttl_secs, 172_800);
-        assert!(c.api_keys_enabled && c.require_auth && !c.cookie_secure);
+        assert!(c.api_keys_enabled && !c.cookie_secure);
         assert_eq!(c.api_key_prefix.as_str(), "ck");
-        assert_eq!(c.fallback, Fallback::None);
         assert_eq!(c.user_keys.active().algorithm(), JwtAlgorithm::Hs256);
     }
 
@@ -798,35 +687,9 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_board_fallback() {
-        assert_eq!(
-            prod(&[("AUTH_FALLBACK", "board")]).unwrap_err(),
-            ConfigError::FallbackInProduction
-        );
+    fn production_cookies_are_secure_by_default() {
         let c = prod(&[]).unwrap();
         assert!(c.cookie_secure, "Secure cookies by default in production");
-    }
-
-    #[test]
-    fn board_fallback_is_refused_on_a_remote_bind_unless_allowed() {
-        let c = from(&[("AUTH_FALLBACK", "board")]).unwrap();
-        assert!(c.check_bind("127.0.0.1:8080".parse().unwrap()).is_ok());
-        assert!(c.check_bind("[::1]:8080".parse().unwrap()).is_ok());
-        let remote = "0.0.0.0:8080".parse().unwrap();
-        assert_eq!(
-            c.check_bind(remote),
-            Err(ConfigError::FallbackOnRemoteBind(remote))
-        );
-        let allowed = from(&[
-            ("AUTH_FALLBACK", "board"),
-            ("AUTH_FALLBACK_ALLOW_REMOTE", "true"),
-        ])
-        .unwrap();
-        assert!(allowed.check_bind(remote).is_ok());
-        assert!(
-            from(&[]).unwrap().check_bind(remote).is_ok(),
-            "no fallback, no check"
-        );
     }
 
     #[test]
@@ -844,9 +707,6 @@ mod tests {
             ("AUTH_AGENT_JWT_AUDIENCE", "agent-aud"),
             ("AUTH_API_KEY_ENABLED", "false"),
             ("AUTH_API_KEY_PREFIX", "acme"),
-            ("AUTH_REQUIRE_AUTH", "no"),
-            ("AUTH_REQUIRE_AUTH_EXCEPTIONS", "/docs, /status"),
-            ("AUTH_FALLBACK", "board"),
             ("AUTH_COOKIE_SECURE", "true"),
         ])
         .unwrap();
@@ -865,23 +725,8 @@ mod tests {
         assert_eq!(c.agent_ttl_secs, 60);
         assert_eq!(c.agent_policy.issuer, "agent-iss");
         assert_eq!(c.agent_policy.audience, "agent-aud");
-        assert!(!c.api_keys_enabled && !c.require_auth && c.cookie_secure);
+        assert!(!c.api_keys_enabled && c.cookie_secure);
         assert_eq!(c.api_key_prefix.as_str(), "acme");
-        assert_eq!(c.fallback, Fallback::Board);
-        assert!(c.is_public_path("/docs") && c.is_public_path("/status"));
-    }
-
-    #[test]
-    fn public_paths_match_exactly_never_by_prefix() {
-        let c = from(&[("AUTH_REQUIRE_AUTH_EXCEPTIONS", "/docs")]).unwrap();
-        assert!(c.is_public_path("/docs"));
-        assert!(!c.is_public_path("/docsX"));
-        assert!(!c.is_public_path("/docs/"));
-        assert!(!c.is_public_path("/docs/secret"));
-        assert!(c.is_public_path("/auth/login"));
-        assert!(!c.is_public_path("/auth/logout"));
-        assert!(c.is_public_path("/"));
-        assert!(!c.is_public_path("/api/v1/sessions"));
     }
 
     #[test]
@@ -893,8 +738,6 @@ mod tests {
             ("AUTH_JWT_LEEWAY_SECONDS", "-1"),
             ("AUTH_API_KEY_ENABLED", "maybe"),
             ("AUTH_API_KEY_PREFIX", "Bad_Prefix"),
-            ("AUTH_FALLBACK", "admin"),
-            ("AUTH_REQUIRE_AUTH_EXCEPTIONS", "docs"),
         ] {
             match from(&[(var, value)]) {
                 Err(ConfigError::Invalid { var: v, reason }) => {
@@ -988,21 +831,7 @@ mod tests {
                 .unwrap_err(),
             ConfigError::Missing("AUTH_JWT_SECRET_KEY")
         );
-        assert_eq!(
-            AuthConfig::builder()
-                .env(AuthEnv::Production)
-                .jwt_secret(Secret::from(LONG))
-                .agent_secret(Secret::from(LONG2))
-                .fallback(Fallback::Board)
-                .build()
-                .unwrap_err(),
-            ConfigError::FallbackInProduction
-        );
-        let c = AuthConfig::builder()
-            .public_path("/metrics")
-            .cookie_secure(true)
-            .build()
-            .unwrap();
-        assert!(c.is_public_path("/metrics") && c.cookie_secure);
+        let c = AuthConfig::builder().cookie_secure(true).build().unwrap();
+        assert!(c.cookie_secure);
     }
 }

@@ -43,7 +43,7 @@ pub use authenticator::{
     Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink, WeakAuthenticator,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
-pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError, Fallback};
+pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError};
 pub use error::{ApiKeyFormatError, AuthError, RateLimitInfo, StoreError, TokenError};
 pub use permission::{
     Permission, PermissionCatalog, PermissionDef, PermissionGroup, PermissionList, PermissionSet,

@@ -81,11 +81,19 @@ async fn run(command: Command) -> Result<(), String> {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let url = settings::database_url();
     let config = settings::auth_config(&url)?;
-    config.check_bind(args.bind).map_err(|e| e.to_string())?;
+    // The HTTP policy is refused here, before anything connects: board fallback in
+    // production, or on a non-loopback bind unless allowed.
+    let policy = settings::http_policy()?;
+    policy.check_env(config.env).map_err(|e| e.to_string())?;
+    policy.check_bind(args.bind).map_err(|e| e.to_string())?;
     let state = AppState::connect(config).await?;
     state.ensure_admin().await?;
     spawn_purge(state.clone());
-    let app = routes::router(state.clone());
+    let layer = portcullis::AuthLayer::builder(state.auth.clone())
+        .policy(policy)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let app = routes::router(state.clone(), layer);
     let listener = TcpListener::bind(args.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;

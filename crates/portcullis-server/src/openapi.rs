@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use portcullis::config::DEFAULT_PUBLIC_PATHS;
+use crate::routes::PUBLIC_PATHS;
 use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -296,7 +296,7 @@ fn complete_operation(
     op: &mut Value,
     body_schemas: &mut BTreeSet<String>,
 ) {
-    let protected = !DEFAULT_PUBLIC_PATHS.contains(&path);
+    let protected = !PUBLIC_PATHS.contains(&path);
     let has_param = |op: &Value, place: &str| {
         op["parameters"]
             .as_array()
@@ -544,7 +544,7 @@ mod tests {
         // GET routes any actor may call: no permission to miss, and no CSRF on a safe method.
         let no_403 = ["whoami", "listApiKeys"];
         for (path, method, op) in operations() {
-            if DEFAULT_PUBLIC_PATHS.contains(&path) {
+            if PUBLIC_PATHS.contains(&path) {
                 continue;
             }
             let security = op["security"].as_array();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::{AuthConfig, Secret};
+use portcullis::{AuthConfig, Policy, Secret};
 
 /// Default database: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
@@ -54,6 +54,19 @@ pub fn auth_config(database_url: &str) -> Result<AuthConfig, String> {
         persisted = dev_secrets(&secrets_path(database_url))?;
     }
     AuthConfig::from_lookup(|name| env(name).or_else(|| persisted.get(name).cloned()))
+        .map_err(|e| e.to_string())
+}
+
+/// The layer's HTTP policy: the contract's public paths, then `AUTH_REQUIRE_AUTH`,
+/// `AUTH_REQUIRE_AUTH_EXCEPTIONS`, `AUTH_FALLBACK` and `AUTH_FALLBACK_ALLOW_REMOTE`.
+pub fn http_policy() -> Result<Policy, String> {
+    policy_from(env)
+}
+
+fn policy_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Policy, String> {
+    Policy::default()
+        .public_paths(crate::routes::PUBLIC_PATHS)
+        .with_lookup(lookup)
         .map_err(|e| e.to_string())
 }
 
@@ -140,6 +153,20 @@ mod tests {
             secrets_path("postgres://u@h/db"),
             PathBuf::from("portcullis-dev-secrets.json")
         );
+    }
+
+    #[test]
+    fn the_policy_has_the_contracts_public_paths_plus_the_exceptions() {
+        let policy = policy_from(|name| {
+            (name == "AUTH_REQUIRE_AUTH_EXCEPTIONS").then(|| "/docs".to_owned())
+        })
+        .unwrap();
+        for path in crate::routes::PUBLIC_PATHS.into_iter().chain(["/docs"]) {
+            assert!(!policy.needs_auth(path), "{path}");
+        }
+        assert!(policy.needs_auth("/auth/whoami") && policy.needs_auth("/api/v1/sessions"));
+        let err = policy_from(|name| (name == "AUTH_FALLBACK").then(|| "bored".to_owned()));
+        assert_eq!(err.unwrap_err(), "AUTH_FALLBACK: expected none or board");
     }
 
     #[test]

@@ -51,6 +51,9 @@ impl Db {
             "PORTCULLIS_ADMIN_PASSWORD",
             "AUTH_ENV",
             "AUTH_FALLBACK",
+            "AUTH_FALLBACK_ALLOW_REMOTE",
+            "AUTH_REQUIRE_AUTH",
+            "AUTH_REQUIRE_AUTH_EXCEPTIONS",
             "AUTH_API_KEY_PREFIX",
             "AUTH_API_KEY_ENABLED",
         ] {
@@ -536,4 +539,79 @@ fn keys_create_list_and_revoke_work_against_a_running_server() {
         "{body}"
     );
     println!("revoked CLI key refused with 401 {}", body["code"]);
+}
+
+/// The layer's policy is checked by the server before it connects to anything: board fallback
+/// is refused in production and on a non-loopback bind unless allowed, and a bad value is named.
+#[test]
+fn serve_refuses_a_policy_it_must_not_run_before_touching_the_database() {
+    let db = Db::new();
+    let prod_secrets = [
+        ("AUTH_ENV", "production"),
+        (
+            "AUTH_JWT_SECRET_KEY",
+            "a-user-secret-that-is-at-least-32-bytes",
+        ),
+        (
+            "AUTH_AGENT_JWT_SECRET",
+            "an-agent-secret-at-least-32-bytes-long!",
+        ),
+    ];
+    // (AUTH_FALLBACK, bind, production, the message on stderr)
+    let cases = [
+        (
+            "board",
+            "0.0.0.0:0",
+            false,
+            "AUTH_FALLBACK=board on non-loopback address 0.0.0.0:0 needs AUTH_FALLBACK_ALLOW_REMOTE=true",
+        ),
+        (
+            "board",
+            "127.0.0.1:0",
+            true,
+            "AUTH_FALLBACK=board is refused in production",
+        ),
+        (
+            "bored",
+            "127.0.0.1:0",
+            false,
+            "AUTH_FALLBACK: expected none or board",
+        ),
+    ];
+    for (fallback, bind, production, message) in cases {
+        let args = ["serve", "--bind", bind];
+        let mut cmd = db.command(&args);
+        if production {
+            cmd.envs(prod_secrets);
+        }
+        cmd.env("AUTH_FALLBACK", fallback);
+        let r = run(cmd, &args);
+        assert!(!r.output.status.success(), "{message}: {}", r.stdout());
+        assert!(r.stderr().contains(message), "{message}: {}", r.stderr());
+        assert!(!r.stdout().contains("listening on"), "{}", r.stdout());
+        assert!(
+            !db_exists(&db.file()),
+            "{message}: the database was touched"
+        );
+    }
+    // Allowed explicitly, the same remote board bind starts.
+    let args = ["serve", "--bind", "0.0.0.0:0"];
+    let mut cmd = db.command(&args);
+    cmd.env("AUTH_FALLBACK", "board")
+        .env("AUTH_FALLBACK_ALLOW_REMOTE", "true")
+        .env("PORTCULLIS_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("PORTCULLIS_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let first = stdout.lines().map_while(Result::ok).next();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.starts_with("listening on ")),
+        "{first:?}"
+    );
 }

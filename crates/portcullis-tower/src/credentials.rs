@@ -7,6 +7,8 @@
 //! `Authorization` headers, a non-Bearer scheme, bytes that are not visible ASCII) is an error,
 //! never "no credential".
 
+use std::borrow::Cow;
+
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method};
@@ -24,6 +26,36 @@ pub const ACCESS_COOKIE: &str = "portcullis_access";
 pub const REFRESH_COOKIE: &str = "portcullis_refresh";
 /// The CSRF cookie (readable by the page's JavaScript, which echoes it in `X-CSRF-Token`).
 pub const CSRF_COOKIE: &str = "portcullis_csrf";
+
+/// Where the layer reads credentials besides `Authorization`: the API key header and the
+/// access cookie (set on the layer's builder; the contract's names by default).
+///
+/// ```
+/// use portcullis_tower::credentials::Sources;
+/// assert_eq!(Sources::DEFAULT.api_key_header.as_str(), "x-api-key");
+/// assert_eq!(Sources::DEFAULT.access_cookie, "portcullis_access");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// The API key header (`X-API-Key`).
+    pub api_key_header: HeaderName,
+    /// The access-token cookie (`portcullis_access`).
+    pub access_cookie: Cow<'static, str>,
+}
+
+impl Sources {
+    /// The contract's names.
+    pub const DEFAULT: Self = Self {
+        api_key_header: API_KEY_HEADER,
+        access_cookie: Cow::Borrowed(ACCESS_COOKIE),
+    };
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// The credentials of one request, by source. Identical values from two sources count once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,10 +110,28 @@ fn value<'a>(c: &Credential<'a>) -> &'a str {
 /// assert_eq!(creds.authorization, Some(Credential::Bearer("a.b.c")));
 /// ```
 pub fn extract<'a>(parts: &'a Parts, prefix: &ApiKeyPrefix) -> Result<Credentials<'a>, AuthError> {
+    extract_from(parts, prefix, &Sources::DEFAULT)
+}
+
+/// [`extract`] with the API key header and access cookie of `sources`.
+///
+/// ```
+/// use portcullis_core::{Credential, api_key::ApiKeyPrefix};
+/// use portcullis_tower::credentials::{Sources, extract_from};
+/// let sources = Sources { api_key_header: http::HeaderName::from_static("x-key"), ..Sources::DEFAULT };
+/// let (parts, _) = http::Request::get("/").header("x-key", "ck_1").body(()).unwrap().into_parts();
+/// let creds = extract_from(&parts, &ApiKeyPrefix::default(), &sources).unwrap();
+/// assert_eq!(creds.api_key_header, Some(Credential::ApiKey("ck_1")));
+/// ```
+pub fn extract_from<'a>(
+    parts: &'a Parts,
+    prefix: &ApiKeyPrefix,
+    sources: &Sources,
+) -> Result<Credentials<'a>, AuthError> {
     Ok(Credentials {
-        api_key_header: api_key_header(&parts.headers)?,
+        api_key_header: api_key_header(&parts.headers, &sources.api_key_header)?,
         authorization: authorization(&parts.headers, prefix)?,
-        cookie: cookie(&parts.headers, ACCESS_COOKIE)?.map(Credential::Cookie),
+        cookie: cookie(&parts.headers, &sources.access_cookie)?.map(Credential::Cookie),
     })
 }
 
@@ -96,8 +146,11 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a st
     first.to_str().map(Some).map_err(|_| ())
 }
 
-fn api_key_header(headers: &HeaderMap) -> Result<Option<Credential<'_>>, AuthError> {
-    match single(headers, &API_KEY_HEADER) {
+fn api_key_header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<Credential<'a>>, AuthError> {
+    match single(headers, name) {
         Ok(None) => Ok(None),
         Ok(Some(v)) if !v.trim().is_empty() => Ok(Some(Credential::ApiKey(v.trim()))),
         _ => Err(AuthError::InvalidApiKey),

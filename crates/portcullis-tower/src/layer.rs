@@ -1,7 +1,8 @@
 //! [`AuthLayer`], [`AuthService`] and [`ResponseFuture`].
 //!
 //! Requests with no credential at all are decided synchronously in `call` (anonymous, the
-//! board — only for a request addressed to loopback unless remote use is allowed — or 401) and go straight to the inner service. Requests with credentials resolve them
+//! board — only for a request addressed to loopback unless remote use is allowed — or 401, as
+//! the [`Policy`] says) and go straight to the inner service. Requests with credentials resolve them
 //! through the [`Authenticator`] in a boxed future, then call the readied inner service with the
 //! [`Actor`] in the request's extensions, or return the refusal.
 
@@ -10,18 +11,26 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use bytes::Bytes;
+use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
-use http::{Request, Response};
+use http::{HeaderName, Request, Response};
 use pin_project_lite::pin_project;
-use portcullis_core::{Actor, AuthError, Authenticator, Credential, Fallback};
+use portcullis_core::{Actor, AuthError, Authenticator, Credential};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::credentials::{self, Sources};
+use crate::policy::{Fallback, Policy, PolicyError};
 use crate::render::{ProblemContext, Renderer};
-use crate::{credentials, loopback};
 
 /// Resolves every request to an [`Actor`] and inserts it into the request's extensions.
+///
+/// [`AuthLayer::new`] uses the default [`Policy`]: every path needs an actor, no fallback.
+/// [`AuthLayer::builder`] sets public paths, fallback, header and cookie names and the realm.
 ///
 /// ```
 /// use portcullis_core::Authenticator;
@@ -32,23 +41,171 @@ use crate::{credentials, loopback};
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
     auth: Authenticator,
+    shared: Arc<Shared>,
+}
+
+/// What every request reads and nothing changes: behind one `Arc`, so that cloning the service
+/// (axum does, per request) costs one reference count, not a copy of the paths.
+#[derive(Debug)]
+struct Shared {
+    policy: Policy,
+    sources: Sources,
     renderer: Renderer,
 }
 
 impl AuthLayer {
-    /// A layer deciding with `auth`.
+    /// A layer deciding with `auth` and the default [`Policy`].
     pub fn new(auth: Authenticator) -> Self {
         Self {
             auth,
+            shared: Arc::new(Shared {
+                policy: Policy::default(),
+                sources: Sources::DEFAULT,
+                renderer: Renderer::default(),
+            }),
+        }
+    }
+
+    /// A builder for the layer's HTTP policy.
+    ///
+    /// ```
+    /// use portcullis_core::Authenticator;
+    /// use portcullis_tower::{AuthLayer, Fallback};
+    /// let auth = Authenticator::builder().build().unwrap();
+    /// let layer = AuthLayer::builder(auth)
+    ///     .public_paths(["/", "/healthz", "/auth/login"])
+    ///     .require_auth(true)
+    ///     .fallback(Fallback::Board)
+    ///     .allow_remote_fallback(false)
+    ///     .realm("my-api")
+    ///     .api_key_header("x-api-key")
+    ///     .access_cookie("my_access")
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!layer.policy().needs_auth("/healthz"));
+    /// ```
+    pub fn builder(auth: Authenticator) -> AuthLayerBuilder {
+        AuthLayerBuilder {
+            auth,
+            policy: Policy::default(),
             renderer: Renderer::default(),
         }
     }
 
-    /// Renders refusals with `renderer` (e.g. a custom body).
+    /// Renders refusals with `renderer` (e.g. a custom body), keeping the realm.
     #[must_use]
     pub fn with_renderer(mut self, renderer: Renderer) -> Self {
+        let shared = &*self.shared;
+        let renderer = renderer.with_realm_of(&shared.renderer);
+        self.shared = Arc::new(Shared {
+            policy: shared.policy.clone(),
+            sources: shared.sources.clone(),
+            renderer,
+        });
+        self
+    }
+
+    /// The policy this layer applies.
+    pub fn policy(&self) -> &Policy {
+        &self.shared.policy
+    }
+}
+
+/// Builds an [`AuthLayer`]: the [`Policy`] setters, a [`Renderer`], and
+/// [`build`](Self::build), which checks them.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuthLayerBuilder {
+    auth: Authenticator,
+    policy: Policy,
+    renderer: Renderer,
+}
+
+macro_rules! policy_setters {
+    ($( $(#[$m:meta])* $name:ident($ty:ty); )+) => {$(
+        $(#[$m])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.policy = self.policy.$name(value);
+            self
+        }
+    )+};
+}
+
+impl AuthLayerBuilder {
+    policy_setters! {
+        /// See [`Policy::require_auth`].
+        require_auth(bool);
+        /// See [`Policy::fallback`].
+        fallback(Fallback);
+        /// See [`Policy::allow_remote_fallback`].
+        allow_remote_fallback(bool);
+        /// See [`Policy::realm`].
+        realm(&str);
+        /// See [`Policy::api_key_header`].
+        api_key_header(&str);
+        /// See [`Policy::access_cookie`].
+        access_cookie(&str);
+    }
+
+    /// See [`Policy::public_paths`].
+    pub fn public_paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.policy = self.policy.public_paths(paths);
+        self
+    }
+
+    /// Replaces the whole policy (e.g. one read with [`Policy::with_env`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Renders refusals with `renderer` (e.g. a custom body).
+    pub fn renderer(mut self, renderer: Renderer) -> Self {
         self.renderer = renderer;
         self
+    }
+
+    /// Checks the policy against the authenticator (production refuses board fallback) and
+    /// that the names and realm can travel in HTTP.
+    pub fn build(self) -> Result<AuthLayer, PolicyError> {
+        let policy = self.policy;
+        policy.check_env(self.auth.config().env)?;
+        let setting = |setting, reason| PolicyError::Setting { setting, reason };
+        let api_key_header = HeaderName::try_from(policy.api_key_header.as_str())
+            .map_err(|_| setting("api_key_header", "not a header name"))?;
+        if api_key_header == AUTHORIZATION || api_key_header == COOKIE {
+            // Those are read as the bearer and cookie sources already.
+            return Err(setting("api_key_header", "not authorization or cookie"));
+        }
+        let cookie = policy.access_cookie.as_str();
+        // RFC 6265 cookie-name: a token, so no separators, `=` or `;` in particular.
+        if cookie.is_empty()
+            || !cookie
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        {
+            return Err(setting("access_cookie", "not a cookie name"));
+        }
+        let renderer = self
+            .renderer
+            .with_realm(&policy.realm)
+            .map_err(|_| setting("realm", "visible ASCII without quotes or backslashes"))?;
+        let sources = Sources {
+            api_key_header,
+            access_cookie: Cow::Owned(policy.access_cookie.clone()),
+        };
+        Ok(AuthLayer {
+            auth: self.auth,
+            shared: Arc::new(Shared {
+                policy,
+                sources,
+                renderer,
+            }),
+        })
     }
 }
 
@@ -59,7 +216,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             auth: self.auth.clone(),
-            renderer: self.renderer.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -69,7 +226,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Authenticator,
-    renderer: Renderer,
+    shared: Arc<Shared>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
@@ -87,12 +244,12 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (parts, body) = req.into_parts();
-        let config = self.auth.config();
+        let shared = &*self.shared;
         // Public paths need no actor; a bad credential there leaves the request anonymous
         // (never the board), so that e.g. login works with a stale access cookie.
-        let public = config.is_public_path(parts.uri.path());
-        let needs_actor = config.require_auth && !public;
-        let early = match credentials::extract(&parts, &config.api_key_prefix) {
+        let public = shared.policy.is_public(parts.uri.path());
+        let prefix = &self.auth.config().api_key_prefix;
+        let early = match credentials::extract_from(&parts, prefix, &shared.sources) {
             Ok(creds) if creds.is_empty() => Early::NoCredentials,
             Ok(creds) => {
                 // The common case is decided here, without a future: one credential,
@@ -115,8 +272,9 @@ where
                 // on the hot path (two `clock_gettime` of the three per cached request).
                 let started = Instant::now();
                 let auth = self.auth.clone();
+                let shared = self.shared.clone();
                 let decision = Box::pin(async move {
-                    let (kind, result) = decide(&auth, &parts).await;
+                    let (kind, result) = decide(&auth, &shared.sources, &parts).await;
                     (parts, kind, result)
                 });
                 return ResponseFuture {
@@ -124,25 +282,15 @@ where
                         decision,
                         body: Some(body),
                         inner: Some(take_ready(&mut self.inner)),
-                        renderer: self.renderer.clone(),
+                        shared: self.shared.clone(),
                         started,
                         public,
                     },
                 };
             }
             Early::NoCredentials => {
-                // The board only for a request addressed to loopback by name, unless remote
-                // use is allowed: a DNS-rebound page reaches a loopback bind too (loopback.rs).
-                let fallback = match config.fallback {
-                    Fallback::Board
-                        if config.fallback_allow_remote
-                            || loopback::addressed_to_loopback(&parts) =>
-                    {
-                        Actor::Board
-                    }
-                    Fallback::Board | Fallback::None => Actor::Anonymous,
-                };
-                if needs_actor && !fallback.is_authenticated() {
+                let fallback = shared.policy.fallback_for(&parts);
+                if !fallback.is_authenticated() && shared.policy.needs_auth_when(public) {
                     ("none", Err(AuthError::MissingCredentials), false)
                 } else {
                     ("none", Ok(fallback), false)
@@ -159,12 +307,12 @@ where
         match actor {
             Ok(actor) => ResponseFuture {
                 state: State::Calling {
-                    fut: call_with(&mut self.inner, parts, body, actor, &self.renderer),
+                    fut: call_with(&mut self.inner, parts, body, actor, &shared.renderer),
                 },
             },
             Err(e) => ResponseFuture {
                 state: State::Rejected {
-                    response: Some(self.renderer.render(
+                    response: Some(shared.renderer.render(
                         &e,
                         ProblemContext {
                             credential_presented: presented,
@@ -216,10 +364,14 @@ where
 
 /// Resolves every credential presented: the first decides the actor; any other must resolve
 /// too, to the same actor. Cookie-authenticated unsafe requests must pass the CSRF check.
-async fn decide(auth: &Authenticator, parts: &Parts) -> (&'static str, Result<Actor, AuthError>) {
+async fn decide(
+    auth: &Authenticator,
+    sources: &Sources,
+    parts: &Parts,
+) -> (&'static str, Result<Actor, AuthError>) {
     // Extracted again here rather than carried over from `call`: the credentials borrow the
     // head, which moves into this future. Extraction is a few header lookups, no allocation.
-    let creds = match credentials::extract(parts, &auth.config().api_key_prefix) {
+    let creds = match credentials::extract_from(parts, &auth.config().api_key_prefix, sources) {
         Ok(c) => c,
         Err(e) => return ("unreadable", Err(e)),
     };
@@ -306,7 +458,7 @@ pin_project! {
             decision: Decision,
             body: Option<ReqBody>,
             inner: Option<S>,
-            renderer: Renderer,
+            shared: Arc<Shared>,
             started: Instant,
             public: bool,
         },
@@ -337,7 +489,7 @@ where
                     decision,
                     body,
                     inner,
-                    renderer,
+                    shared,
                     started,
                     public,
                 } => {
@@ -347,7 +499,7 @@ where
                         Ok(actor) => actor,
                         Err(_) if *public => Actor::Anonymous,
                         Err(e) => {
-                            let response = renderer.render(
+                            let response = shared.renderer.render(
                                 &e,
                                 ProblemContext {
                                     credential_presented: true,
@@ -361,7 +513,7 @@ where
                     let mut svc = inner
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let fut = call_with(&mut svc, parts, body, actor, renderer);
+                    let fut = call_with(&mut svc, parts, body, actor, &shared.renderer);
                     this.state.set(State::Calling { fut });
                 }
                 StateProj::Calling { fut } => return fut.poll(cx),

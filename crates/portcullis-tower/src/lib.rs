@@ -29,8 +29,10 @@
 pub mod credentials;
 mod layer;
 pub mod loopback;
+pub mod policy;
 pub mod render;
 
-pub use layer::{AuthLayer, AuthService, ResponseFuture};
+pub use layer::{AuthLayer, AuthLayerBuilder, AuthService, ResponseFuture};
+pub use policy::{Fallback, Policy, PolicyError};
 pub use portcullis_core::{Actor, AuthError, Authenticator};
 pub use render::{ProblemContext, Renderer};

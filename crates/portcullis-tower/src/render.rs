@@ -50,12 +50,33 @@ type BodyFn = dyn Fn(&AuthError, &Problem<'_>) -> ErrorBody + Send + Sync;
 #[derive(Clone, Default)]
 pub struct Renderer {
     body: Option<Arc<BodyFn>>,
+    /// `None`: the default realm, whose challenges are static.
+    realm: Option<Arc<Realm>>,
 }
+
+/// The two 401 challenges of one realm, built once so that a refusal copies a header value
+/// instead of formatting one. Behind an `Arc`: a renderer travels in rejections, which should
+/// stay small.
+struct Realm {
+    bare: HeaderValue,
+    invalid_token: HeaderValue,
+}
+
+const BARE_CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="portcullis""#);
+const INVALID_TOKEN_CHALLENGE: HeaderValue =
+    HeaderValue::from_static(r#"Bearer realm="portcullis", error="invalid_token""#);
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Renderer")
             .field("custom_body", &self.body.is_some())
+            .field(
+                "realm",
+                &self
+                    .realm
+                    .as_ref()
+                    .map_or(BARE_CHALLENGE, |r| r.bare.clone()),
+            )
             .finish()
     }
 }
@@ -79,9 +100,44 @@ impl Renderer {
         self
     }
 
-    /// True when a custom body function is set.
+    /// Names `realm` in the 401 challenge (`Bearer realm="…"`). A realm is a quoted-string:
+    /// visible ASCII and spaces, without `"` or `\`; anything else is refused, never escaped.
+    ///
+    /// ```
+    /// use portcullis_tower::render::Renderer;
+    /// assert!(Renderer::default().with_realm("my-api").is_ok());
+    /// assert!(Renderer::default().with_realm("a\"b").is_err());
+    /// ```
+    pub fn with_realm(mut self, realm: &str) -> Result<Self, InvalidRealm> {
+        let ok = !realm.is_empty()
+            && realm
+                .bytes()
+                .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\');
+        if !ok {
+            return Err(InvalidRealm);
+        }
+        if realm == crate::policy::DEFAULT_REALM {
+            self.realm = None;
+            return Ok(self);
+        }
+        let value = |v: String| HeaderValue::from_str(&v).map_err(|_| InvalidRealm);
+        self.realm = Some(Arc::new(Realm {
+            bare: value(format!(r#"Bearer realm="{realm}""#))?,
+            invalid_token: value(format!(r#"Bearer realm="{realm}", error="invalid_token""#))?,
+        }));
+        Ok(self)
+    }
+
+    /// This renderer with `other`'s realm.
+    pub(crate) fn with_realm_of(mut self, other: &Self) -> Self {
+        self.realm = other.realm.clone();
+        self
+    }
+
+    /// True when a custom body function or realm is set (extractors then render with this
+    /// renderer too).
     pub fn is_custom(&self) -> bool {
-        self.body.is_some()
+        self.body.is_some() || self.realm.is_some()
     }
 
     /// The response for `err`.
@@ -135,11 +191,12 @@ impl Renderer {
             _ if status == StatusCode::UNAUTHORIZED => {
                 headers.insert(
                     WWW_AUTHENTICATE,
-                    HeaderValue::from_static(if ctx.credential_presented {
-                        r#"Bearer realm="portcullis", error="invalid_token""#
-                    } else {
-                        r#"Bearer realm="portcullis""#
-                    }),
+                    match (&self.realm, ctx.credential_presented) {
+                        (None, true) => INVALID_TOKEN_CHALLENGE,
+                        (None, false) => BARE_CHALLENGE,
+                        (Some(r), true) => r.invalid_token.clone(),
+                        (Some(r), false) => r.bare.clone(),
+                    },
                 );
             }
             _ => {}
@@ -147,6 +204,18 @@ impl Renderer {
         response
     }
 }
+
+/// A realm that cannot be a quoted-string in `WWW-Authenticate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidRealm;
+
+impl std::fmt::Display for InvalidRealm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a realm is non-empty visible ASCII without `\"` or `\\`")
+    }
+}
+
+impl std::error::Error for InvalidRealm {}
 
 fn detail(err: &AuthError, scope: Option<&str>) -> String {
     match (err, scope) {
@@ -290,5 +359,27 @@ mod tests {
             r.headers()[WWW_AUTHENTICATE],
             r#"Bearer realm="portcullis", error="invalid_token""#
         );
+    }
+
+    #[test]
+    fn a_realm_names_the_401_challenge_and_only_a_custom_one_is_custom() {
+        let same = Renderer::default().with_realm("portcullis").unwrap();
+        assert!(
+            !same.is_custom(),
+            "the default realm needs no renderer in extensions"
+        );
+        let acme = Renderer::default().with_realm("acme").unwrap();
+        assert!(acme.is_custom());
+        let r: Response<Bytes> =
+            acme.render(&AuthError::MissingCredentials, ProblemContext::default());
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()[WWW_AUTHENTICATE], r#"Bearer realm="acme""#);
+        for bad in ["", "a\"b", "a\\b", "caf\u{e9}", "a\nb"] {
+            assert_eq!(
+                Renderer::default().with_realm(bad).err(),
+                Some(InvalidRealm),
+                "{bad:?}"
+            );
+        }
     }
 }

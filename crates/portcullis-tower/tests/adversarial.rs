@@ -29,10 +29,8 @@ use portcullis_core::token::{
     AccessGrant, AgentGrant, JwtAlgorithm, KeyRing, SigningKey, TokenPolicy, UserTokenTtl,
     UserTokens, VerifyingKey,
 };
-use portcullis_core::{
-    Actor, AuthConfig, Authenticator, Fallback, ManualClock, Secret, UnixTime, seed,
-};
-use portcullis_tower::AuthLayer;
+use portcullis_core::{Actor, AuthConfig, Authenticator, ManualClock, Secret, UnixTime, seed};
+use portcullis_tower::{AuthLayer, Fallback};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
@@ -232,6 +230,8 @@ impl Ring {
 /// valid tokens.
 struct Fx {
     auth: Authenticator,
+    /// The layer's fallback.
+    fallback: Fallback,
     ring: Ring,
     user_kid: String,
     agent_kid: String,
@@ -258,8 +258,7 @@ impl Fx {
     async fn new(ring: Ring, fallback: Fallback) -> Self {
         let mut config = AuthConfig::builder()
             .jwt_secret(Secret::from(USER_SECRET))
-            .agent_secret(Secret::from(AGENT_SECRET))
-            .fallback(fallback);
+            .agent_secret(Secret::from(AGENT_SECRET));
         if let Some((private, _)) = ring.pems() {
             config =
                 config.jwt_signing_key(SigningKey::from_private_pem(ring.alg(), private).unwrap());
@@ -368,6 +367,7 @@ impl Fx {
         }
         let fx = Self {
             auth,
+            fallback,
             ring,
             user_kid,
             agent_kid,
@@ -479,7 +479,12 @@ impl Fx {
         }
         let req = b.body(Full::default()).unwrap();
         let svc = ServiceBuilder::new()
-            .layer(AuthLayer::new(self.auth.clone()))
+            .layer(
+                AuthLayer::builder(self.auth.clone())
+                    .fallback(self.fallback)
+                    .build()
+                    .unwrap(),
+            )
             .service(service_fn(echo));
         let (parts, body) = svc.oneshot(req).await.unwrap().into_parts();
         Reply {

@@ -28,10 +28,10 @@ use portcullis_core::store::{
 };
 use portcullis_core::token::{AccessGrant, AgentGrant, MintedToken, SigningKey};
 use portcullis_core::{
-    Actor, AuthConfig, AuthConfigBuilder, Authenticator, Clock, Credential, Fallback, ManualClock,
+    Actor, AuthConfig, AuthConfigBuilder, Authenticator, Clock, Credential, ManualClock,
     RateLimitInfo, Secret, StoreError, UnixTime, seed,
 };
-use portcullis_tower::{AuthLayer, Renderer};
+use portcullis_tower::{AuthLayer, Fallback, Policy, Renderer};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
@@ -60,9 +60,26 @@ fn config() -> AuthConfigBuilder {
         .agent_secret(Secret::from(AGENT_SECRET))
 }
 
+/// The sample server's public paths: the library's default has none.
+const PUBLIC_PATHS: [&str; 7] = [
+    "/",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+    "/auth/login",
+    "/auth/refresh",
+];
+
+/// The layer's policy in these tests: the contract's public paths.
+fn policy() -> Policy {
+    Policy::default().public_paths(PUBLIC_PATHS)
+}
+
 struct Fx {
     auth: Authenticator,
     clock: ManualClock,
+    policy: Policy,
 }
 
 impl Fx {
@@ -72,6 +89,24 @@ impl Fx {
 
     fn with_config(config: AuthConfigBuilder) -> Self {
         Self::build(config, Stores::memory(), None)
+    }
+
+    fn with_policy(policy: Policy) -> Self {
+        Self::new().policy(policy)
+    }
+
+    /// This fixture with the layer's `policy`.
+    fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The layer every `send` goes through.
+    fn layer(&self) -> AuthLayer {
+        AuthLayer::builder(self.auth.clone())
+            .policy(self.policy.clone())
+            .build()
+            .unwrap()
     }
 
     fn with_stores(stores: Stores) -> Self {
@@ -94,6 +129,7 @@ impl Fx {
         Self {
             auth: builder.build().unwrap(),
             clock,
+            policy: policy(),
         }
     }
 
@@ -102,7 +138,7 @@ impl Fx {
     }
 
     async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
-        send_with(AuthLayer::new(self.auth.clone()), req).await
+        send_with(self.layer(), req).await
     }
 
     /// [`send`](Self::send) for the logging test. Other tests run in parallel threads with no
@@ -1667,13 +1703,14 @@ async fn a_failing_rate_limiter_is_auth_unavailable() {
 #[tokio::test]
 async fn a_store_failure_is_never_the_board_nor_anonymous_on_a_protected_path() {
     let fx = Fx::build(
-        config().fallback(Fallback::Board),
+        config(),
         stores_with(|s| {
             s.sessions = Arc::new(Down);
             s.api_keys = Arc::new(Down);
         }),
         None,
-    );
+    )
+    .policy(policy().fallback(Fallback::Board));
     let minted = fx.access("u-alice", &SessionId::random());
     let key = api_key::generate(&ApiKeyPrefix::default());
     assert_503(
@@ -1687,11 +1724,8 @@ async fn a_store_failure_is_never_the_board_nor_anonymous_on_a_protected_path() 
         &fx.send(get(PRIVATE, &[("x-api-key", key.key.expose())]))
             .await,
     );
-    let fx = Fx::build(
-        config().require_auth(false),
-        stores_with(|s| s.sessions = Arc::new(Down)),
-        None,
-    );
+    let fx = Fx::build(config(), stores_with(|s| s.sessions = Arc::new(Down)), None)
+        .policy(policy().require_auth(false));
     let minted = fx.access("u-alice", &SessionId::random());
     assert_503(
         &fx.send(get(
@@ -1711,7 +1745,7 @@ const LOCAL_HOST: (&str, &str) = ("host", "localhost:8080");
 
 #[tokio::test]
 async fn board_fallback_without_credentials_is_the_board() {
-    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     for r in [
         fx.send(get(PRIVATE, &[LOCAL_HOST])).await,
         fx.send(post(PRIVATE, &[LOCAL_HOST])).await,
@@ -1725,7 +1759,7 @@ async fn board_fallback_without_credentials_is_the_board() {
 
 #[tokio::test]
 async fn board_fallback_still_honours_real_credentials() {
-    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     let (_, token) = fx.login("u-alice").await;
     let r = fx
         .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
@@ -1735,7 +1769,7 @@ async fn board_fallback_still_honours_real_credentials() {
 
 #[tokio::test]
 async fn a_present_but_bad_credential_with_board_fallback_is_401_never_the_board() {
-    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     let (_, token) = fx.login("u-alice").await;
     let (key, id) = fx.user_key("u-alice").await;
     fx.auth
@@ -1772,7 +1806,7 @@ async fn a_present_but_bad_credential_with_board_fallback_is_401_never_the_board
 #[tokio::test]
 async fn no_fallback_and_no_credential_on_a_public_path_is_anonymous() {
     let fx = Fx::new();
-    for path in portcullis_core::config::DEFAULT_PUBLIC_PATHS {
+    for path in PUBLIC_PATHS {
         assert_anonymous(&fx.send(get(path, &[])).await);
     }
     assert_anonymous(&fx.send(post("/auth/login", &[])).await);
@@ -1782,14 +1816,14 @@ async fn no_fallback_and_no_credential_on_a_public_path_is_anonymous() {
 
 #[tokio::test]
 async fn board_fallback_on_a_public_path_without_credentials_is_the_board() {
-    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     let r = fx.send(get("/healthz", &[LOCAL_HOST])).await;
     assert_actor(&r, "board", Some("board"), Some("fallback"));
 }
 
 #[tokio::test]
 async fn board_fallback_is_for_every_loopback_host_and_port() {
-    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     for host in [
         "localhost",
         "localhost:1234",
@@ -1812,7 +1846,7 @@ async fn board_fallback_is_for_every_loopback_host_and_port() {
 #[tokio::test]
 async fn board_fallback_for_a_host_that_is_not_loopback_is_401_missing_credentials() {
     // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
-    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     let not_loopback: [&[(&str, &[u8])]; 11] = [
         &[("host", b"evil.example")],
         &[("host", b"evil.example:8080")],
@@ -1865,10 +1899,10 @@ async fn board_fallback_for_a_host_that_is_not_loopback_is_401_missing_credentia
 
 #[tokio::test]
 async fn board_fallback_with_remote_allowed_is_the_board_for_any_host() {
-    let fx = Fx::with_config(
-        config()
+    let fx = Fx::with_policy(
+        policy()
             .fallback(Fallback::Board)
-            .fallback_allow_remote(true),
+            .allow_remote_fallback(true),
     );
     for headers in [
         &[("host", "evil.example")][..],
@@ -1882,7 +1916,7 @@ async fn board_fallback_with_remote_allowed_is_the_board_for_any_host() {
 
 #[tokio::test]
 async fn an_access_cookie_beside_a_cookie_that_is_not_ascii_is_presented_never_the_board() {
-    let fx = Fx::with_config(config().fallback(Fallback::Board));
+    let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     let local = ("host", &b"localhost:8080"[..]);
     // A bad access cookie: 401, not the board, in one header or across two.
     let bad: [&[(&str, &[u8])]; 3] = [
@@ -1925,7 +1959,7 @@ async fn an_access_cookie_beside_a_cookie_that_is_not_ascii_is_presented_never_t
 
 #[tokio::test]
 async fn require_auth_off_leaves_a_protected_path_anonymous_without_credentials() {
-    let fx = Fx::with_config(config().require_auth(false));
+    let fx = Fx::with_policy(policy().require_auth(false));
     assert_anonymous(&fx.send(get(PRIVATE, &[])).await);
     assert_anonymous(&fx.send(post(PRIVATE, &[])).await);
     // But a present-but-bad credential is still refused.
@@ -1967,7 +2001,7 @@ async fn public_paths_match_exactly_never_by_prefix() {
 
 #[tokio::test]
 async fn a_configured_public_path_is_public() {
-    let fx = Fx::with_config(config().public_path("/metrics"));
+    let fx = Fx::with_policy(policy().public_paths(["/metrics"]));
     assert_anonymous(&fx.send(get("/metrics", &[])).await);
     let r = fx.send(get("/metrics/x", &[])).await;
     assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
@@ -1976,7 +2010,7 @@ async fn a_configured_public_path_is_public() {
 #[tokio::test]
 async fn a_bad_credential_on_a_public_path_is_anonymous_never_the_board() {
     for fallback in [Fallback::None, Fallback::Board] {
-        let fx = Fx::with_config(config().fallback(fallback));
+        let fx = Fx::with_policy(policy().fallback(fallback));
         let (_, token) = fx.login("u-alice").await;
         fx.clock.advance(ACCESS_TTL + LEEWAY);
         let expired_cookie = access_cookie(&token);
@@ -2073,11 +2107,7 @@ async fn a_custom_renderer_is_handed_to_the_inner_service_the_default_one_is_not
     )
     .await;
     assert_eq!(r.json()["request"]["renderer_in_extensions"], true);
-    let r = send_with(
-        AuthLayer::new(fx.auth.clone()),
-        get(PRIVATE, &[("authorization", &h)]),
-    )
-    .await;
+    let r = send_with(fx.layer(), get(PRIVATE, &[("authorization", &h)])).await;
     assert_eq!(r.json()["request"]["renderer_in_extensions"], false);
 }
 
@@ -2088,7 +2118,7 @@ async fn one_service_serves_many_requests_in_any_order() {
     let (_, token) = fx.login("u-alice").await;
     let (key, key_id) = fx.user_key("u-bob").await;
     let mut svc = ServiceBuilder::new()
-        .layer(AuthLayer::new(fx.auth.clone()))
+        .layer(fx.layer())
         .service(service_fn(echo));
     let h = bearer(&token);
     let requests = [
@@ -2792,4 +2822,113 @@ fn decisions_are_logged_with_outcomes_and_actors_but_never_a_credential() {
             "log contains a secret {secret:?}:\n{logs}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layer's builder: policy, names and realm
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_default_layer_has_no_public_path_every_path_is_401_missing_credentials() {
+    let fx = Fx::new();
+    for path in PUBLIC_PATHS {
+        let r = send_with(AuthLayer::new(fx.auth.clone()), get(path, &[])).await;
+        assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
+    }
+}
+
+#[tokio::test]
+async fn a_custom_realm_names_every_401_challenge() {
+    let fx = Fx::new();
+    let layer = AuthLayer::builder(fx.auth.clone())
+        .realm("acme api")
+        .build()
+        .unwrap();
+    let r = send_with(layer.clone(), get(PRIVATE, &[])).await;
+    assert_problem(
+        &r,
+        401,
+        "missing_credentials",
+        Some(r#"Bearer realm="acme api""#),
+    );
+    let r = send_with(layer, get(PRIVATE, &[("authorization", "Bearer x.y.z")])).await;
+    assert_problem(
+        &r,
+        401,
+        "invalid_token",
+        Some(r#"Bearer realm="acme api", error="invalid_token""#),
+    );
+}
+
+#[tokio::test]
+async fn custom_api_key_header_and_access_cookie_are_read_and_the_default_names_are_not() {
+    let fx = Fx::new();
+    let layer = AuthLayer::builder(fx.auth.clone())
+        .api_key_header("x-acme-key")
+        .access_cookie("acme_at")
+        .build()
+        .unwrap();
+    let (key, key_id) = fx.user_key("u-alice").await;
+    let r = send_with(layer.clone(), get(PRIVATE, &[("x-acme-key", &key)])).await;
+    assert_actor(&r, "api_key", Some(key_id.as_str()), Some("api_key"));
+    let (_, token) = fx.login("u-alice").await;
+    let cookie = format!("acme_at={token}");
+    let r = send_with(layer.clone(), get(PRIVATE, &[("cookie", &cookie)])).await;
+    assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
+    // The contract's names are no credential for this layer: nothing was presented.
+    for header in [
+        ("x-api-key", key.as_str()),
+        ("cookie", &access_cookie(&token)),
+    ] {
+        let r = send_with(layer.clone(), get(PRIVATE, &[header])).await;
+        assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
+    }
+    // A bad value under the custom name is presented: 401 invalid_api_key.
+    let r = send_with(layer, get(PRIVATE, &[("x-acme-key", "ck_typo")])).await;
+    assert_401(&r, "invalid_api_key");
+}
+
+#[test]
+fn the_builder_refuses_names_and_realms_http_cannot_carry() {
+    let fx = Fx::new();
+    let build =
+        |f: fn(portcullis_tower::AuthLayerBuilder) -> portcullis_tower::AuthLayerBuilder| {
+            f(AuthLayer::builder(fx.auth.clone())).build().map(|_| ())
+        };
+    let setting = |e: Result<(), portcullis_tower::PolicyError>| match e {
+        Err(portcullis_tower::PolicyError::Setting { setting, .. }) => setting,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        setting(build(|b| b.api_key_header("x api key"))),
+        "api_key_header"
+    );
+    assert_eq!(
+        setting(build(|b| b.api_key_header("authorization"))),
+        "api_key_header"
+    );
+    assert_eq!(setting(build(|b| b.access_cookie("a=b"))), "access_cookie");
+    assert_eq!(setting(build(|b| b.access_cookie(""))), "access_cookie");
+    assert_eq!(setting(build(|b| b.realm("a\"b"))), "realm");
+    assert_eq!(setting(build(|b| b.realm("caf\u{e9}"))), "realm");
+    assert!(build(|b| b.realm("acme api").access_cookie("__Host-at")).is_ok());
+}
+
+#[test]
+fn the_builder_refuses_board_fallback_with_a_production_authenticator() {
+    let auth = Authenticator::builder()
+        .config(
+            config()
+                .env(portcullis_core::AuthEnv::Production)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let err = AuthLayer::builder(auth.clone())
+        .fallback(Fallback::Board)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, portcullis_tower::PolicyError::FallbackInProduction);
+    assert!(AuthLayer::builder(auth).build().is_ok());
 }

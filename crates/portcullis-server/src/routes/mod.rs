@@ -22,9 +22,20 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// The org new things go to when the board creates them.
 pub const DEFAULT_ORG: &str = "default";
 
-/// The whole application, auth layer included.
-pub fn router(state: AppState) -> Router {
-    let layer = AuthLayer::new(state.auth.clone());
+/// The contract's public paths: they answer without credentials (exact matches).
+pub const PUBLIC_PATHS: [&str; 7] = [
+    "/",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+    "/auth/login",
+    "/auth/refresh",
+];
+
+/// The whole application behind `layer` (built from [`PUBLIC_PATHS`] and the environment:
+/// `settings::http_policy`).
+pub fn router(state: AppState, layer: AuthLayer) -> Router {
     Router::new()
         .route("/", get(meta::index))
         .route("/healthz", get(meta::healthz))
