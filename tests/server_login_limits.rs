@@ -20,14 +20,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use common::{Options, Server, assert_problem};
+use common::{Cluster, Server, assert_problem};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use tokio::task::JoinSet;
 
 const USER_PASSWORD: &str = "user password 123";
-const JWT_SECRET: &str = "server-login-limits-user-secret-0123456789ab";
-const AGENT_SECRET: &str = "server-login-limits-agent-secret-0123456789a";
 /// Requests in each burst.
 const BURST: usize = 200;
 /// Password checks per email per minute (the contract).
@@ -52,100 +49,6 @@ fn run<F: Future>(f: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(f)
-}
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
-
-/// Under `CI=true`, panics; elsewhere says SKIPPED and lets the test return.
-fn unreachable(what: &str, err: impl std::fmt::Display) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is unreachable under CI=true: {err} (scripts/services starts it)");
-    }
-    eprintln!("SKIPPED ({what} unreachable: {err})");
-}
-
-/// A fresh PostgreSQL database and Redis prefix, shared by the instances of one test.
-struct Cluster {
-    admin_url: String,
-    name: String,
-    db: String,
-    prefix: String,
-}
-
-impl Cluster {
-    async fn new() -> Option<Self> {
-        let redis = env_or("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379");
-        let addr = redis
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .unwrap()
-            .rsplit('@')
-            .next()
-            .unwrap()
-            .to_owned();
-        if let Err(e) = tokio::net::TcpStream::connect(&addr).await {
-            unreachable("Redis", e);
-            return None;
-        }
-        let admin_url = env_or(
-            "PORTCULLIS_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/postgres",
-        );
-        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) => {
-                unreachable("PostgreSQL", e);
-                return None;
-            }
-        };
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let name = format!("portcullis_sll_{id}");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-        let db = format!("{base}/{name}");
-        Some(Self {
-            admin_url,
-            name,
-            db,
-            prefix: format!("pc-sll-{id}:"),
-        })
-    }
-
-    fn options(&self) -> Options {
-        Options::default()
-            .env("DATABASE_URL", &self.db)
-            .env(
-                "REDIS_URL",
-                &env_or("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379"),
-            )
-            .env("PORTCULLIS_REDIS_PREFIX", &self.prefix)
-            .env("AUTH_JWT_SECRET_KEY", JWT_SECRET)
-            .env("AUTH_AGENT_JWT_SECRET", AGENT_SECRET)
-    }
-
-    /// Two instances, one after the other (the first migrates and creates the admin).
-    fn start_pair(&self) -> (Server, Server) {
-        let a = Server::start_with(self.options());
-        let b = Server::start_with(self.options());
-        (a, b)
-    }
-
-    async fn drop_database(self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
-        }
-    }
 }
 
 /// A client with room for a whole burst of connections.
@@ -354,7 +257,7 @@ fn burst_of_200_wrong_current_passwords_shares_the_10_checks_in_memory() {
 fn burst_of_200_wrong_passwords_over_two_instances_is_10_checks_401_and_190_429_on_redis() {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("sll").await else {
             return;
         };
         let (a, b) = cluster.start_pair();
@@ -376,7 +279,7 @@ fn burst_of_200_wrong_passwords_over_two_instances_is_10_checks_401_and_190_429_
 fn burst_of_200_wrong_current_passwords_over_two_instances_shares_the_10_checks_on_redis() {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("sll").await else {
             return;
         };
         let (a, b) = cluster.start_pair();

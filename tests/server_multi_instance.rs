@@ -14,19 +14,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, Server, assert_problem};
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Cluster, Options, Server, assert_problem, redis_addr, redis_ping,
+    redis_url, service_unreachable as unreachable,
+};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 
 /// Shared by every instance of one test: each verifies the others' tokens.
-const JWT_SECRET: &str = "server-multi-instance-user-secret-0123456789";
-const AGENT_SECRET: &str = "server-multi-instance-agent-secret-012345678";
+const JWT_SECRET: &str = common::CLUSTER_JWT_SECRET;
+const AGENT_SECRET: &str = common::CLUSTER_AGENT_SECRET;
 const USER_PASSWORD: &str = "user password 123";
 /// How soon a revocation on one instance must be honoured by the other.
 const BOUND: Duration = Duration::from_millis(100);
@@ -48,122 +49,6 @@ fn run<F: Future>(f: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(f)
-}
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
-
-/// Under `CI=true`, panics; elsewhere says SKIPPED and lets the test return.
-fn unreachable(what: &str, err: impl std::fmt::Display) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is unreachable under CI=true: {err} (scripts/services starts it)");
-    }
-    eprintln!("SKIPPED ({what} unreachable: {err})");
-}
-
-fn redis_url() -> String {
-    env_or("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-}
-
-/// `host:port` of a `redis://[user@]host:port[/db]` URL.
-fn redis_addr(url: &str) -> String {
-    let rest = url
-        .strip_prefix("redis://")
-        .expect("a redis:// URL")
-        .split('/')
-        .next()
-        .unwrap();
-    rest.rsplit_once('@').map_or(rest, |(_, a)| a).to_owned()
-}
-
-/// `PING` over a plain socket.
-fn redis_ping(addr: &str) -> Result<(), String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
-    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
-    if answer.starts_with("+PONG") {
-        Ok(())
-    } else {
-        Err(format!("PING answered {answer:?}"))
-    }
-}
-
-/// A fresh PostgreSQL database and a fresh Redis prefix on the shared Redis: what the instances
-/// of one test share.
-struct Cluster {
-    admin_url: String,
-    name: String,
-    db: String,
-    prefix: String,
-}
-
-impl Cluster {
-    async fn new() -> Option<Self> {
-        let redis = redis_url();
-        if let Err(e) = redis_ping(&redis_addr(&redis)) {
-            unreachable("Redis", e);
-            return None;
-        }
-        let admin_url = env_or(
-            "PORTCULLIS_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/postgres",
-        );
-        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) => {
-                unreachable("PostgreSQL", e);
-                return None;
-            }
-        };
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let name = format!("portcullis_smi_{id}");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-        let db = format!("{base}/{name}");
-        Some(Self {
-            admin_url,
-            name,
-            db,
-            prefix: format!("pc-smi-{id}:"),
-        })
-    }
-
-    /// Everything an instance of this cluster is started with.
-    fn options(&self) -> Options {
-        Options::default()
-            .env("DATABASE_URL", &self.db)
-            .env("REDIS_URL", &redis_url())
-            .env("PORTCULLIS_REDIS_PREFIX", &self.prefix)
-            .env("AUTH_JWT_SECRET_KEY", JWT_SECRET)
-            .env("AUTH_AGENT_JWT_SECRET", AGENT_SECRET)
-    }
-
-    /// Two instances, started one after the other (the first migrates and creates the admin).
-    fn start_pair(&self) -> (Server, Server) {
-        let a = Server::start_with(self.options());
-        let b = Server::start_with(self.options());
-        (a, b)
-    }
-
-    /// Drops the database; call once every instance is stopped.
-    async fn drop_database(self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,7 +194,7 @@ async fn assert_unavailable(res: reqwest::Response, what: &str) {
 fn a_logout_on_instance_a_is_refused_by_instance_b_within_100ms() {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("smi").await else {
             return;
         };
         let (a, b) = cluster.start_pair();
@@ -372,7 +257,7 @@ fn a_logout_on_instance_a_is_refused_by_instance_b_within_100ms() {
 fn b_an_api_key_deleted_on_instance_b_is_refused_by_instance_a_within_100ms() {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("smi").await else {
             return;
         };
         let (a, b) = cluster.start_pair();
@@ -430,7 +315,7 @@ fn b_an_api_key_deleted_on_instance_b_is_refused_by_instance_a_within_100ms() {
 fn c_admin_revoke_sessions_on_instance_b_kills_the_users_tokens_on_instance_a_at_once() {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("smi").await else {
             return;
         };
         let (a, b) = cluster.start_pair();
@@ -891,7 +776,7 @@ fn e_a_restart_on_sqlite_loses_no_key_session_or_revocation() {
 fn e_a_restart_on_postgres_and_redis_loses_no_key_session_or_revocation() {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("smi").await else {
             return;
         };
         let first = Server::start_with(cluster.options());
@@ -978,7 +863,7 @@ where
 {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("smi").await else {
             return;
         };
         let (a, b) = cluster.start_pair();
@@ -1207,7 +1092,7 @@ async fn retry_until_not_503(
 fn g_a_revocation_that_cannot_be_published_is_503_and_its_retry_publishes_to_both_instances() {
     let _serial = serial();
     run(async {
-        let Some(cluster) = Cluster::new().await else {
+        let Some(cluster) = Cluster::new("smi").await else {
             return;
         };
         let proxy = CutProxy::start(redis_addr(&redis_url())).await;

@@ -245,21 +245,149 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> 
     v
 }
 
+/// `var`, or `default` when unset.
+pub fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A service a test needs is down: under `CI=true` the test fails (scripts/services starts it);
+/// elsewhere it says SKIPPED and the caller returns.
+pub fn service_unreachable(what: &str, err: impl std::fmt::Display) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is unreachable under CI=true: {err} (scripts/services starts it)"
+    );
+    eprintln!("SKIPPED ({what} unreachable: {err})");
+}
+
+/// The Redis the tests use (`PORTCULLIS_TEST_REDIS_URL`, default the local server).
+pub fn redis_url() -> String {
+    env_or("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// `host:port` of a `redis://[user@]host:port[/db]` URL.
+pub fn redis_addr(url: &str) -> String {
+    let rest = url
+        .strip_prefix("redis://")
+        .expect("a redis:// URL")
+        .split('/')
+        .next()
+        .unwrap();
+    rest.rsplit_once('@').map_or(rest, |(_, a)| a).to_owned()
+}
+
+/// `PING` over a plain socket.
+pub fn redis_ping(addr: &str) -> Result<(), String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    if answer.starts_with("+PONG") {
+        Ok(())
+    } else {
+        Err(format!("PING answered {answer:?}"))
+    }
+}
+
+/// The user-token secret every instance of a [`Cluster`] shares (tests mint with it).
+pub const CLUSTER_JWT_SECRET: &str = "server-cluster-test-user-secret-0123456789ab";
+/// The agent-token secret every instance of a [`Cluster`] shares.
+pub const CLUSTER_AGENT_SECRET: &str = "server-cluster-test-agent-secret-0123456789a";
+
+/// What the instances of one test share: a fresh PostgreSQL database and a fresh prefix on the
+/// shared Redis.
+pub struct Cluster {
+    admin_url: String,
+    name: String,
+    /// `postgres://…/<name>`.
+    pub db: String,
+    /// The Redis key prefix.
+    pub prefix: String,
+}
+
+impl Cluster {
+    /// A new one; `None` when PostgreSQL or Redis is down outside CI.
+    pub async fn new(tag: &str) -> Option<Self> {
+        use sqlx::Connection as _;
+        if let Err(e) = redis_ping(&redis_addr(&redis_url())) {
+            service_unreachable("Redis", e);
+            return None;
+        }
+        let admin_url = env_or(
+            "PORTCULLIS_TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        );
+        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(c) => c,
+            Err(e) => {
+                service_unreachable("PostgreSQL", e);
+                return None;
+            }
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("portcullis_{tag}_{id}");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+        let db = format!("{base}/{name}");
+        Some(Self {
+            admin_url,
+            name,
+            db,
+            prefix: format!("pc-{tag}-{id}:"),
+        })
+    }
+
+    /// Everything an instance of this cluster is started with.
+    pub fn options(&self) -> Options {
+        Options::default()
+            .env("DATABASE_URL", &self.db)
+            .env("REDIS_URL", &redis_url())
+            .env("PORTCULLIS_REDIS_PREFIX", &self.prefix)
+            .env("AUTH_JWT_SECRET_KEY", CLUSTER_JWT_SECRET)
+            .env("AUTH_AGENT_JWT_SECRET", CLUSTER_AGENT_SECRET)
+    }
+
+    /// Two instances, started one after the other (the first migrates and creates the admin).
+    pub fn start_pair(&self) -> (Server, Server) {
+        let a = Server::start_with(self.options());
+        let b = Server::start_with(self.options());
+        (a, b)
+    }
+
+    /// Drops the database; call once every instance is stopped.
+    pub async fn drop_database(self) {
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
 /// A fresh, empty PostgreSQL database (on `PORTCULLIS_TEST_POSTGRES_URL`, default the local
 /// server); its URL. `None` when PostgreSQL is unreachable outside CI — under `CI=true` an
 /// unreachable service fails the test instead of skipping it.
 pub async fn fresh_postgres(tag: &str) -> Option<String> {
     use sqlx::Connection as _;
-    let admin = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin = env_or(
+        "PORTCULLIS_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    );
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
         Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PostgreSQL is unreachable under CI=true: {e} (scripts/services starts it)"
-            );
-            eprintln!("SKIPPED (PostgreSQL unreachable: {e})");
+            service_unreachable("PostgreSQL", e);
             return None;
         }
     };
