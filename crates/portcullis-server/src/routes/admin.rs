@@ -4,9 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis::ids::UserId;
+use portcullis::roles::RoleGrantError;
 use portcullis::seed::{AdminRead, AdminWrite};
 use portcullis::sql::UserRecord;
-use portcullis::{AuthError, RequirePermissions, StoreError};
+use portcullis::{RequirePermissions, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -82,16 +83,12 @@ pub async fn create_user(
     }
     password::check_new(&req.password)?;
     let roles = &s.auth.config().roles;
-    if !roles.contains(&req.role) {
-        return Err(ApiError::bad_request(format!(
-            "role must be one of: {}",
-            roles.names().join(", ")
-        )));
-    }
-    // Only a caller that acts in every org may make another such user.
-    if roles.acts_in_every_org(&req.role) && !who.acts_in_every_org() {
-        return Err(AuthError::OrgForbidden.into());
-    }
+    roles.may_grant(&who, &req.role).map_err(|e| match e {
+        RoleGrantError::Unknown => {
+            ApiError::bad_request(format!("role must be one of: {}", roles.names().join(", ")))
+        }
+        RoleGrantError::Refused(e) => e.into(),
+    })?;
     let org_id = target_org(&who, req.org_id.as_deref())?;
     let user = UserRecord {
         id: UserId::random(),
