@@ -20,11 +20,11 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, Server, assert_problem};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, Server, assert_problem, run, serial};
 use portcullis::api_key::{self, ApiKeyPrefix};
 use portcullis::ids::TokenId;
 use portcullis::redis::RedisStores;
@@ -45,21 +45,6 @@ const ANSWER_BOUND: Duration = Duration::from_secs(8);
 
 // ---------------------------------------------------------------------------------------------
 // Setup
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())

@@ -18,9 +18,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use common::{Cluster, Server, assert_problem};
+use common::{Cluster, Server, assert_problem, run, serial};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -34,22 +33,6 @@ const PEAK_RSS_LIMIT_KIB: u64 = 600 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Setup
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One burst at a time: each measures one server's memory and counts on a small machine.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 /// A client with room for a whole burst of connections.
 fn client() -> reqwest::Client {

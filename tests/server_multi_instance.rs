@@ -16,12 +16,12 @@ mod common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use std::time::{Duration, Instant};
 
 use common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Cluster, Options, Server, assert_problem, redis_addr, redis_ping,
-    redis_url, service_unreachable as unreachable,
+    redis_url, run, serial, service_unreachable as unreachable,
 };
 use serde_json::{Value, json};
 
@@ -34,22 +34,6 @@ const BOUND: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------------
 // Setup
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One test at a time: timings are not measured against the other tests' servers.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers

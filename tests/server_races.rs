@@ -17,11 +17,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{Options, Server, assert_problem};
+use common::{Options, Server, assert_problem, run, serial};
 use portcullis::api_key::KeyHash;
 use portcullis::ids::SessionId;
 use portcullis::session::SessionRecord;
@@ -41,21 +41,6 @@ const MIN_AFTER: usize = 20;
 
 // ---------------------------------------------------------------------------------------------
 // Setup
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 /// A client whose requests cannot hang the test.
 fn client() -> reqwest::Client {

@@ -399,3 +399,23 @@ pub async fn fresh_postgres(tag: &str) -> Option<String> {
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
     Some(format!("{base}/{name}"))
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One heavy test at a time in a test binary (each starts servers and measures them on a small
+/// machine); a test that panicked does not poison the rest.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `f` on a multi-threaded runtime of its own (four workers, so a burst is truly parallel).
+pub fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
