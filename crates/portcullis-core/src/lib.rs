@@ -26,6 +26,8 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod key_issuance;
+pub mod lifecycle;
+pub mod password;
 pub mod permission;
 mod random;
 pub mod rate_limit;
@@ -36,7 +38,9 @@ pub mod session;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod token;
+pub mod users;
 
 pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, OrgScope, UserActor};
 pub use authenticator::{
