@@ -46,12 +46,13 @@ pub use portcullis_core::{
     Credential, ManualClock, OrgScope, Permission, PermissionCatalog, PermissionDef,
     PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Rotation, Secret,
     SecretString, SharedClock, StoreError, SystemClock, TokenError, UnixTime, UsageSink, UserActor,
-    actor, api_key, authenticator, cache, clock, config, error, ids, key_issuance, permission,
-    permissions, rate_limit, roles, secret, seed, session, store, token,
+    actor, api_key, authenticator, cache, clock, config, error, ids, key_issuance, lifecycle,
+    password, permission, permissions, rate_limit, roles, secret, seed, session, store, throttle,
+    token, users,
 };
 pub use portcullis_tower::{
     AuthLayer, AuthLayerBuilder, AuthService, Fallback, Policy, PolicyError, ProblemContext,
-    Renderer, ResponseFuture, credentials, loopback, policy, render,
+    Renderer, ResponseFuture, cookies, credentials, loopback, policy, render,
 };
 
 #[cfg(feature = "axum")]
@@ -60,6 +61,9 @@ pub use portcullis_axum::{
 };
 
 /// Redis stores: sessions, the denylist, shared rate limits and cross-instance invalidation.
+#[cfg(feature = "routes")]
+pub use portcullis_axum::routes;
+
 #[cfg(feature = "redis")]
 pub use portcullis_redis as redis;
 

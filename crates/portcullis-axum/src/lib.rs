@@ -35,6 +35,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "routes")]
+pub mod routes;
+
 use std::marker::PhantomData;
 use std::ops::Deref;
 

@@ -12,8 +12,8 @@ use sqlx::Row as _;
 
 use crate::cli::{KeysCommand, KeysCreateArgs};
 use crate::data::{err, on_pool};
-use crate::routes::auth::normalize_email;
 use crate::settings;
+use portcullis::lifecycle::normalize_email;
 
 /// Runs one `keys` subcommand.
 pub async fn run(cmd: KeysCommand) -> Result<(), String> {

@@ -3,17 +3,12 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-mod cookies;
 mod data;
-mod json;
 mod keys_cli;
 mod openapi;
-mod password;
-mod problem;
 mod routes;
 mod settings;
 mod state;
-mod throttle;
 
 use std::io::Write as _;
 use std::process::ExitCode;

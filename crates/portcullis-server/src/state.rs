@@ -4,15 +4,14 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use portcullis::clock::UnixTime;
-use portcullis::ids::{OrgId, UserId};
+use portcullis::lifecycle::Lifecycle;
 use portcullis::redis::RedisStores;
-use portcullis::sql::{LastUsedSettings, LastUsedWriter, SqlStores, UserRecord, UserStore};
+use portcullis::sql::{LastUsedSettings, LastUsedWriter, SqlStores};
+use portcullis::throttle::LoginThrottle;
 use portcullis::{AuthConfig, Authenticator};
 
 use crate::data::Data;
-use crate::password::Passwords;
 use crate::settings;
-use crate::throttle::LoginThrottle;
 
 /// The server's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -29,10 +28,8 @@ pub struct Inner {
     pub redis: Option<RedisStores>,
     /// The application's sessions and memories.
     pub data: Data,
-    /// Failed logins per email.
-    pub throttle: LoginThrottle,
-    /// argon2id.
-    pub passwords: Passwords,
+    /// Users, sessions, keys and agents: the library's rules.
+    pub lifecycle: Lifecycle,
 }
 
 impl Deref for AppState {
@@ -71,23 +68,18 @@ impl AppState {
             }
             None => (builder.build().map_err(|e| e.to_string())?, None),
         };
-        let throttle = match &redis {
-            Some(r) => LoginThrottle::Redis(r.counter()),
-            None => LoginThrottle::memory(),
-        };
+        let mut lifecycle = Lifecycle::builder(auth.clone(), Arc::new(sql.users().clone()));
+        if let Some(r) = &redis {
+            lifecycle = lifecycle.login_throttle(LoginThrottle::shared(Arc::new(r.counter())));
+        }
+        let lifecycle = lifecycle.build().map_err(|e| e.to_string())?;
         Ok(Self(Arc::new(Inner {
             auth,
             sql,
             redis,
             data,
-            throttle,
-            passwords: Passwords::new()?,
+            lifecycle,
         })))
-    }
-
-    /// The users table.
-    pub fn users(&self) -> &UserStore {
-        self.sql.users()
     }
 
     /// Now, on the authenticator's clock.
@@ -95,45 +87,28 @@ impl AppState {
         self.auth.clock().now()
     }
 
-    /// Creates the first user, a superadmin of org `default`, when there is no user yet: from PORTCULLIS_ADMIN_EMAIL and
-    /// PORTCULLIS_ADMIN_PASSWORD, or with a generated password printed once.
+    /// Creates the first user, a superadmin of org `default`, when there is no user yet: from
+    /// PORTCULLIS_ADMIN_EMAIL and PORTCULLIS_ADMIN_PASSWORD, or with a generated password
+    /// printed once.
     pub async fn ensure_admin(&self) -> Result<(), String> {
-        if self.users().count(None).await.map_err(|e| e.to_string())? > 0 {
-            return Ok(());
-        }
-        let email = settings::env("PORTCULLIS_ADMIN_EMAIL")
-            .unwrap_or_else(|| "admin@localhost".to_owned())
-            .trim()
-            .to_lowercase();
+        let email =
+            settings::env("PORTCULLIS_ADMIN_EMAIL").unwrap_or_else(|| "admin@localhost".to_owned());
         let (password, generated) = match settings::env("PORTCULLIS_ADMIN_PASSWORD") {
             Some(p) => (p, false),
             None => (settings::generate_secret(), true),
         };
-        let hash = self
-            .passwords
-            .hash(&password)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let admin = UserRecord {
-            id: UserId::random(),
-            email: email.clone(),
-            password_hash: hash,
-            role: "superadmin".into(),
-            org_id: OrgId::from("default"),
-            created_at: self.now(),
-        };
-        match self.users().create(&admin).await {
-            Ok(()) => {}
-            // Another instance made it first.
-            Err(portcullis::StoreError::Conflict(_)) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
-        }
-        if generated {
-            // Printed once, to the operator's terminal, never to the log.
-            println!("created superadmin {email} with password: {password}");
-            println!("(set PORTCULLIS_ADMIN_EMAIL / PORTCULLIS_ADMIN_PASSWORD to choose them)");
-        } else {
-            tracing::info!(%email, "created superadmin");
+        let created = self.lifecycle.create_first_user(&email, &password).await;
+        match created.map_err(|e| e.to_string())? {
+            None => {}
+            Some(admin) if generated => {
+                // Printed once, to the operator's terminal, never to the log.
+                println!(
+                    "created superadmin {} with password: {password}",
+                    admin.email
+                );
+                println!("(set PORTCULLIS_ADMIN_EMAIL / PORTCULLIS_ADMIN_PASSWORD to choose them)");
+            }
+            Some(admin) => tracing::info!(email = %admin.email, "created superadmin"),
         }
         Ok(())
     }

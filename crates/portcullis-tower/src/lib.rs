@@ -26,6 +26,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod cookies;
 pub mod credentials;
 mod layer;
 pub mod loopback;

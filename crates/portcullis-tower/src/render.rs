@@ -205,6 +205,38 @@ impl Renderer {
     }
 }
 
+/// A problem that is not an auth refusal — an application's own `invalid_request`,
+/// `not_found`, `conflict`, … — in the same document and with the same headers
+/// (`application/problem+json`, `Cache-Control: no-store`) as the renderer's refusals.
+/// `detail` is shown to the client: never put a value the client sent or a secret in it.
+///
+/// ```
+/// use http::StatusCode;
+/// let res: http::Response<bytes::Bytes> =
+///     portcullis_tower::render::problem(StatusCode::NOT_FOUND, "not_found", "no such resource");
+/// assert_eq!(res.status(), 404);
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// ```
+pub fn problem<B: From<Bytes>>(
+    status: StatusCode,
+    code: &'static str,
+    detail: &str,
+) -> Response<B> {
+    let body = problem_json(&Problem {
+        status,
+        code,
+        title: status.canonical_reason().unwrap_or("Error"),
+        detail: detail.to_owned(),
+        scope: None,
+    });
+    let mut response = Response::new(B::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, PROBLEM_JSON);
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// A realm that cannot be a quoted-string in `WWW-Authenticate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidRealm;

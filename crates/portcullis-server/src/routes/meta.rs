@@ -1,4 +1,4 @@
-//! The public routes: the login page, health, readiness, OpenAPI, JWKS.
+//! The public routes: the login page, health, readiness, OpenAPI.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+use portcullis::routes::ApiResult;
 
 #[utoipa::path(get, path = "/", tag = "meta", operation_id = "loginPage",
     responses((status = 200, description = "the login page", content_type = "text/html", body = String)))]
@@ -56,15 +56,6 @@ pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         "database": s.sql.pool().backend_name(),
         "redis": redis,
     })))
-}
-
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta", operation_id = "jwks",
-    responses((status = 200, description = "a JWK set (RFC 7517)", body = Object)))]
-/// The public keys of the user key ring (empty with HS256).
-pub async fn jwks(State(s): State<AppState>) -> ApiResult<Response> {
-    let set = s.auth.user_tokens().key_ring().jwks();
-    let body = serde_json::to_value(&set).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(body).into_response())
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi",

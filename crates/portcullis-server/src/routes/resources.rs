@@ -13,10 +13,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use axum::Router;
+use axum::routing::{get, post};
+use portcullis::routes::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, required_text};
+
 use crate::data::{Memory, Scope, Session};
-use crate::json::{ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiError, ApiResult};
-use crate::routes::{home_org, principal, read_scope, required_text};
+use crate::routes::{home_org, principal, read_scope};
 use crate::state::AppState;
 
 const MAX_TITLE: usize = 1_000;
@@ -53,6 +55,24 @@ pub struct MemoryBody {
 pub struct SearchQuery {
     /// Text the content must contain (case-insensitive).
     pub q: String,
+}
+
+/// The demo resources' routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions", post(create_session).get(list_sessions))
+        .route(
+            "/api/v1/sessions/{id}",
+            get(get_session)
+                .patch(update_session)
+                .delete(delete_session),
+        )
+        .route("/api/v1/memories", post(create_memory).get(list_memories))
+        .route("/api/v1/memories/search", get(search_memories))
+        .route(
+            "/api/v1/memories/{id}",
+            get(get_memory).patch(update_memory).delete(delete_memory),
+        )
 }
 
 fn found<T>(v: Option<T>) -> ApiResult<T> {

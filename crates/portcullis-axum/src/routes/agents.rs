@@ -3,18 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis::ids::{AgentId, RunId};
-use portcullis::seed::AdminWrite;
-use portcullis::store::{AgentRecord, AgentStatus};
-use portcullis::token::AgentGrant;
-use portcullis::{Actor, RequirePermissions};
+use portcullis_core::ids::AgentId;
+use portcullis_core::lifecycle::Lifecycle;
+use portcullis_core::seed::AdminWrite;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::json::{ApiJson, ApiPath};
-use crate::problem::{ApiError, ApiResult};
-use crate::routes::{required_text, target_org};
-use crate::state::AppState;
+use super::json::{ApiJson, ApiPath};
+use super::{ApiResult, LifecycleResultExt, org_field, required_text};
+use crate::RequirePermissions;
 
 /// `POST /agents`.
 #[derive(Deserialize, ToSchema)]
@@ -68,20 +65,13 @@ pub struct RunToken {
     security(("bearer" = []), ("api_key" = [])))]
 /// Registers an agent.
 pub async fn create(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: RequirePermissions<AdminWrite>,
     ApiJson(req): ApiJson<CreateAgent>,
 ) -> ApiResult<(StatusCode, Json<AgentInfo>)> {
     let name = required_text("name", &req.name, 200)?;
-    let org_id = target_org(&who, req.org_id.as_deref())?;
-    let agent = AgentRecord {
-        id: AgentId::random(),
-        org_id,
-        name,
-        status: AgentStatus::Active,
-        created_at: s.now(),
-    };
-    s.auth.stores().agents.insert(agent.clone()).await?;
+    let org_id = org_field(req.org_id.as_deref())?;
+    let agent = s.create_agent(&who, name, org_id.as_ref()).await.api(&s)?;
     Ok((
         StatusCode::CREATED,
         Json(AgentInfo {
@@ -93,17 +83,6 @@ pub async fn create(
     ))
 }
 
-/// The agent `id`; 404 when there is none, or when it is of an org the caller does not act in.
-async fn agent(s: &AppState, who: &Actor, id: &str) -> ApiResult<AgentRecord> {
-    s.auth
-        .stores()
-        .agents
-        .get(&AgentId::from(id))
-        .await?
-        .filter(|a| who.can_access_org(&a.org_id))
-        .ok_or(ApiError::NotFound)
-}
-
 #[utoipa::path(post, path = "/agents/{id}/runs", tag = "agents", operation_id = "createAgentRun", request_body = CreateRun,
     params(("id" = String, Path, description = "the agent's id", min_length = 1)),
     responses((status = 201, body = RunToken, description = "a fresh agent run token"),
@@ -113,33 +92,22 @@ async fn agent(s: &AppState, who: &Actor, id: &str) -> ApiResult<AgentRecord> {
     security(("bearer" = []), ("api_key" = [])))]
 /// Mints a run token for an agent.
 pub async fn create_run(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: RequirePermissions<AdminWrite>,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<RunToken>)> {
     let adapter_type = required_text("adapter_type", &req.adapter_type, 100)?;
-    let agent = agent(&s, &who, &id).await?;
-    if agent.status == AgentStatus::Terminated {
-        return Err(ApiError::Conflict("the agent is terminated"));
-    }
-    let run_id = RunId::random();
-    let minted = s
-        .auth
-        .agent_tokens()
-        .mint(AgentGrant {
-            agent_id: &agent.id,
-            company_id: &agent.org_id,
-            adapter_type: &adapter_type,
-            run_id: &run_id,
-        })
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let run = s
+        .start_run(&who, &AgentId::from(id), &adapter_type)
+        .await
+        .api(&s)?;
     Ok((
         StatusCode::CREATED,
         Json(RunToken {
-            run_id: run_id.to_string(),
-            token: minted.token.expose().to_owned(),
-            expires_in: minted.expires_in,
+            run_id: run.run_id.to_string(),
+            token: run.token.expose().to_owned(),
+            expires_in: run.expires_in,
         }),
     ))
 }
@@ -152,12 +120,10 @@ pub async fn create_run(
     security(("bearer" = []), ("api_key" = [])))]
 /// Terminates an agent: its run tokens and keys stop working at once.
 pub async fn terminate(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: RequirePermissions<AdminWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let agent = agent(&s, &who, &id).await?;
-    s.auth.terminate_agent(&agent.id).await?;
-    tracing::info!(agent = %agent.id, "agent terminated");
+    s.terminate_agent(&who, &AgentId::from(id)).await.api(&s)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,29 +1,22 @@
-//! `/auth/*`: login, refresh rotation, logout, whoami, password change.
+//! `/auth/*`: login, refresh rotation, logout, whoami, password change; and the JWKS.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis::api_key::KeyHash;
-use portcullis::credentials::{self, REFRESH_COOKIE};
-use portcullis::ids::SessionId;
-use portcullis::session::SessionRecord;
-use portcullis::sql::UserRecord;
-use portcullis::token::AccessGrant;
-use portcullis::{Actor, AuthError, CurrentActor};
+use portcullis_core::lifecycle::{Lifecycle, SessionTokens};
+use portcullis_core::{Actor, AuthError};
+use portcullis_tower::cookies::{self, Issued};
+use portcullis_tower::credentials::{self, REFRESH_COOKIE};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::cookies::{self, Issued};
-use crate::json::ApiJson;
-use crate::password::{self, MAX_PASSWORD_BYTES};
-use crate::problem::{ApiError, ApiResult};
-use crate::routes::user_of;
-use crate::settings::generate_secret;
-use crate::state::AppState;
+use super::json::{ApiJson, is_json_content_type};
+use super::{ApiError, ApiResult, LifecycleResultExt};
+use crate::CurrentActor;
 
 /// `POST /auth/login`.
 #[derive(Deserialize, ToSchema)]
@@ -91,11 +84,6 @@ pub struct WhoAmI {
     pub run_id: Option<String>,
 }
 
-/// Emails are compared trimmed and lowercased.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
 #[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
     responses((status = 200, body = TokenPair,
                description = "a token pair, also set as cookies: `portcullis_access` and `portcullis_refresh` (HttpOnly), `portcullis_csrf`"),
@@ -104,116 +92,37 @@ pub fn normalize_email(email: &str) -> String {
               (status = 503, description = "auth_unavailable: a store is unreachable, or the server is too busy hashing")))]
 /// Signs in: a token pair in the body and in cookies.
 pub async fn login(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let email = normalize_email(&req.email);
-    if email.len() > 320 || req.password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::auth(AuthError::InvalidCredentials));
-    }
-    let (user, ok) = with_check_slot(&s, &email, async {
-        let user = s.users().find_by_email(&email).await?;
-        // An unknown email verifies against a dummy hash: same answer, same cost.
-        let ok = s
-            .passwords
-            .verify(
-                &req.password,
-                user.as_ref().map(|u| u.password_hash.as_str()),
-            )
-            .await?;
-        Ok((user, ok))
-    })
-    .await?;
-    match user {
-        Some(user) if ok => issue_session(&s, &user, req.remember_me).await,
-        _ => {
-            tracing::info!(outcome = "invalid_credentials", "login refused");
-            Err(ApiError::auth(AuthError::InvalidCredentials))
-        }
-    }
+    let tokens = s
+        .login(&req.email, &req.password, req.remember_me)
+        .await
+        .api(&s)?;
+    Ok(token_response(&s, &tokens))
 }
 
-/// Runs the password check `check` for `email` on a slot of the login throttle, taken first
-/// (429 when none is left); the slot is given back when `check` fails without a verdict (a
-/// store error, or too busy to hash), since no password was checked.
-async fn with_check_slot<T>(
-    s: &AppState,
-    email: &str,
-    check: impl Future<Output = ApiResult<T>>,
-) -> ApiResult<T> {
-    s.throttle.reserve(email).await?;
-    let verdict = check.await;
-    if verdict.is_err()
-        && let Err(e) = s.throttle.release(email).await
-    {
-        tracing::warn!(error = %e, "could not give back a login throttle slot");
-    }
-    verdict
-}
-
-/// Starts a login session for `user` and answers with its first token pair.
-async fn issue_session(s: &AppState, user: &UserRecord, remember_me: bool) -> ApiResult<Response> {
-    let tokens = s.auth.user_tokens();
-    let sid = SessionId::random();
-    let refresh = tokens
-        .mint_refresh(&user.id, &sid, remember_me)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let session = SessionRecord::new(
-        sid.clone(),
-        user.id.clone(),
-        user.org_id.clone(),
-        KeyHash::of(refresh.token.expose().as_bytes()),
-        s.now(),
-        tokens.refresh_lifetime(remember_me),
-        remember_me,
-    );
-    s.auth.stores().sessions.create(session).await?;
-    tracing::info!(user = %user.id, session = %sid, "login");
-    token_response(s, user, &sid, refresh.token.expose(), refresh.expires_in)
-}
-
-/// The body and cookies of a token pair; mints the access token.
-fn token_response(
-    s: &AppState,
-    user: &UserRecord,
-    sid: &SessionId,
-    refresh_token: &str,
-    refresh_expires_in: u64,
-) -> ApiResult<Response> {
-    let access = s
-        .auth
-        .user_tokens()
-        .mint_access(AccessGrant {
-            user_id: &user.id,
-            email: &user.email,
-            role: &user.role,
-            org_id: &user.org_id,
-            session_id: sid,
-        })
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+/// The body and cookies of a token pair.
+fn token_response(s: &Lifecycle, t: &SessionTokens) -> Response {
     let mut headers = HeaderMap::new();
-    let csrf = generate_secret();
     cookies::issue(
         &mut headers,
         &Issued {
-            access: (access.token.expose(), access.expires_in),
-            refresh: (refresh_token, refresh_expires_in),
-            csrf: &csrf,
+            access: (t.access_token.expose(), t.access_expires_in),
+            refresh: (t.refresh_token.expose(), t.refresh_expires_in),
+            csrf: t.csrf_token.expose(),
         },
-        s.auth.config().cookie_secure,
+        s.authenticator().config().cookie_secure,
     );
-    headers.insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let body = TokenPair {
-        access_token: access.token.expose().to_owned(),
-        refresh_token: refresh_token.to_owned(),
+        access_token: t.access_token.expose().to_owned(),
+        refresh_token: t.refresh_token.expose().to_owned(),
         token_type: "Bearer",
-        expires_in: access.expires_in,
-        refresh_expires_in,
+        expires_in: t.access_expires_in,
+        refresh_expires_in: t.refresh_expires_in,
     };
-    Ok((headers, Json(body)).into_response())
+    (headers, Json(body)).into_response()
 }
 
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refresh",
@@ -231,7 +140,7 @@ fn token_response(
 /// its own session's cookies: login CSRF), hence JSON only; and it sends the cookie on its
 /// own, hence the cookie also needs `X-CSRF-Token`, which a page of another site cannot read.
 pub async fn refresh(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
@@ -254,24 +163,8 @@ pub async fn refresh(
             token.to_owned()
         }
     };
-    let rotation = s
-        .auth
-        .rotate_refresh(&token)
-        .await
-        .map_err(ApiError::presented)?;
-    let session = rotation.session;
-    let Some(user) = s.users().get(&session.user_id).await? else {
-        s.auth.revoke_session(&session.id).await?;
-        return Err(ApiError::presented(AuthError::TokenRevoked));
-    };
-    let lifetime = session.expires_at.saturating_sub(s.now());
-    token_response(
-        &s,
-        &user,
-        &session.id,
-        rotation.refresh.token.expose(),
-        lifetime,
-    )
+    let tokens = s.refresh(&token).await.api(&s)?;
+    Ok(token_response(&s, &tokens))
 }
 
 /// The refresh token of a JSON body; `None` for no body (no `Content-Type` and no bytes), for
@@ -282,7 +175,7 @@ fn refresh_token_in_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<S
     if content_type.is_none() && body.is_empty() {
         return Ok(None);
     }
-    if !content_type.is_some_and(crate::json::is_json_content_type) {
+    if !content_type.is_some_and(is_json_content_type) {
         return Err(ApiError::UnsupportedMediaType);
     }
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -293,32 +186,34 @@ fn refresh_token_in_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<S
         .refresh_token)
 }
 
+/// 204, with the three cookies cleared.
+fn cleared(s: &Lifecycle) -> Response {
+    let mut headers = HeaderMap::new();
+    cookies::clear(&mut headers, s.authenticator().config().cookie_secure);
+    (StatusCode::NO_CONTENT, headers).into_response()
+}
+
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout",
     responses((status = 204, description = "the session's access and refresh tokens are dead at once"),
               (status = 403, description = "wrong_actor_kind: only a signed-in user has a session to end (or csrf_failed)")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Ends the caller's login session: its access and refresh tokens die at once.
-pub async fn logout(State(s): State<AppState>, who: CurrentActor) -> ApiResult<Response> {
-    let (_, user) = user_of(&who)?;
-    s.auth.revoke_session(&user.session_id).await?;
-    let mut headers = HeaderMap::new();
-    cookies::clear(&mut headers, s.auth.config().cookie_secure);
-    Ok((StatusCode::NO_CONTENT, headers).into_response())
+pub async fn logout(State(s): State<Lifecycle>, who: CurrentActor) -> ApiResult<Response> {
+    s.logout(&who).await.api(&s)?;
+    Ok(cleared(&s))
 }
 
 #[utoipa::path(get, path = "/auth/whoami", tag = "auth", operation_id = "whoami",
     responses((status = 200, body = WhoAmI, description = "the caller, as the auth layer resolved it")),
     security(("bearer" = []), ("api_key" = [])))]
 /// The caller, as the layer resolved it.
-pub async fn whoami(State(s): State<AppState>, who: CurrentActor) -> Json<WhoAmI> {
+pub async fn whoami(State(s): State<Lifecycle>, who: CurrentActor) -> Json<WhoAmI> {
     let actor: &Actor = &who;
-    let mut permissions: Vec<&'static str> = s.auth.catalog().names(actor.permissions()).collect();
-    permissions.sort_unstable();
     Json(WhoAmI {
         kind: actor.kind().as_str(),
         id: actor.id().map(str::to_owned),
         org_id: actor.org_id().map(ToString::to_string),
-        permissions,
+        permissions: super::sorted_names(&s, actor.permissions()),
         auth_method: actor.auth_method().map(|m| m.as_str()),
         session_id: actor.session_id().map(ToString::to_string),
         run_id: actor.run_id().map(ToString::to_string),
@@ -335,33 +230,21 @@ pub async fn whoami(State(s): State<AppState>, who: CurrentActor) -> Json<WhoAmI
     security(("bearer" = []), ("api_key" = [])))]
 /// Changes the caller's password and revokes every session of theirs.
 pub async fn change_password(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: CurrentActor,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> ApiResult<Response> {
-    let (user_id, _) = user_of(&who)?;
-    password::check_new(&req.new_password)?;
-    let Some(user) = s.users().get(user_id).await? else {
-        return Err(ApiError::presented(AuthError::TokenRevoked));
-    };
-    // The same slots as logins for this email: a stolen access token guesses no faster.
-    let ok = with_check_slot(&s, &normalize_email(&user.email), async {
-        if req.current_password.len() > MAX_PASSWORD_BYTES {
-            return Ok(false);
-        }
-        s.passwords
-            .verify(&req.current_password, Some(&user.password_hash))
-            .await
-    })
-    .await?;
-    if !ok {
-        return Err(ApiError::auth(AuthError::InvalidCredentials));
-    }
-    let hash = s.passwords.hash(&req.new_password).await?;
-    s.users().set_password_hash(&user.id, &hash).await?;
-    let revoked = s.auth.revoke_user_sessions(&user.id).await?;
-    tracing::info!(user = %user.id, revoked, "password changed; sessions revoked");
-    let mut headers = HeaderMap::new();
-    cookies::clear(&mut headers, s.auth.config().cookie_secure);
-    Ok((StatusCode::NO_CONTENT, headers).into_response())
+    s.change_password(&who, &req.current_password, &req.new_password)
+        .await
+        .api(&s)?;
+    Ok(cleared(&s))
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta", operation_id = "jwks",
+    responses((status = 200, description = "a JWK set (RFC 7517)", body = Object)))]
+/// The public keys of the user key ring (empty with HS256).
+pub async fn jwks(State(s): State<Lifecycle>) -> ApiResult<Response> {
+    let set = s.authenticator().user_tokens().key_ring().jwks();
+    let body = serde_json::to_value(&set).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(body).into_response())
 }

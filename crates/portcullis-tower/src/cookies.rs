@@ -1,4 +1,6 @@
-//! The browser half of the login flow: the access, refresh and CSRF cookies.
+//! The cookie protocol of the browser login flow, in one place: the access, refresh and CSRF
+//! cookies that a login or refresh sets and a logout clears (read back by
+//! [`credentials`](crate::credentials), checked by the layer).
 //!
 //! Access and refresh cookies are `HttpOnly` (no script can read them); the CSRF cookie is
 //! readable so that the page can echo it in `X-CSRF-Token` (double submit, checked by the
@@ -9,10 +11,10 @@
 //! build from it: a browser only replaces a cookie whose name, path and domain match, and a
 //! clear that differs in `SameSite` or `Secure` from the set is at best confusing.
 
-use axum::http::{HeaderMap, HeaderValue, header::SET_COOKIE};
+use crate::credentials::{ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE};
 use cookie::time::Duration;
 use cookie::{Cookie, SameSite};
-use portcullis::credentials::{ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE};
+use http::{HeaderMap, HeaderValue, header::SET_COOKIE};
 
 /// The attributes one cookie is set and cleared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,7 @@ fn set(headers: &mut HeaderMap, cookie: &Cookie<'_>) {
 }
 
 /// What to set after a login or a refresh.
+#[derive(Clone, Copy)]
 pub struct Issued<'a> {
     /// The access token and its lifetime in seconds.
     pub access: (&'a str, u64),
@@ -79,7 +82,20 @@ pub struct Issued<'a> {
     pub csrf: &'a str,
 }
 
+impl std::fmt::Debug for Issued<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Issued(***)")
+    }
+}
+
 /// Sets the three cookies.
+///
+/// ```
+/// use portcullis_tower::cookies::{self, Issued};
+/// let mut headers = http::HeaderMap::new();
+/// cookies::issue(&mut headers, &Issued { access: ("a.b.c", 900), refresh: ("d.e.f", 3600), csrf: "x" }, true);
+/// assert_eq!(headers.get_all(http::header::SET_COOKIE).iter().count(), 3);
+/// ```
 pub fn issue(headers: &mut HeaderMap, issued: &Issued<'_>, secure: bool) {
     let (access, access_secs) = issued.access;
     let (refresh, refresh_secs) = issued.refresh;

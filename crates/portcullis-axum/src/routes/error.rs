@@ -1,11 +1,15 @@
-//! Every failure the server answers, as `application/problem+json`. Auth failures go through
-//! the library's one renderer (same body and headers as the layer's); the rest are the
-//! server's own codes: `invalid_request`, `not_found`, `conflict`, ….
+//! Every failure the routes answer, as `application/problem+json`: auth failures through the
+//! library's one renderer (same body and headers as the layer's), the rest with the contract's
+//! codes (`invalid_request`, `not_found`, `conflict`, …) through
+//! [`render::problem`](portcullis_tower::render::problem). An application answers its own
+//! errors with [`ApiError`] too, and looks like the rest of the API.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis::render::Renderer;
-use portcullis::{AuthError, PermissionCatalog, PermissionSet, ProblemContext, StoreError};
+use portcullis_core::lifecycle::{Lifecycle, LifecycleError};
+use portcullis_core::{AuthError, PermissionCatalog, PermissionSet, StoreError};
+use portcullis_tower::ProblemContext;
+use portcullis_tower::render::{self, Renderer};
 
 /// A refusal or failure of one request.
 #[derive(Debug)]
@@ -13,8 +17,11 @@ pub enum ApiError {
     /// An auth failure; `presented` says whether a credential was presented (the 401 challenge
     /// then carries `error="invalid_token"`), `scope` names missing permissions for a 403.
     Auth {
+        /// The refusal.
         error: AuthError,
+        /// A credential was presented.
         presented: bool,
+        /// The missing permissions' names, space-separated.
         scope: Option<String>,
     },
     /// 400 `invalid_request`: the text says what is wrong (never echoing a secret).
@@ -70,6 +77,38 @@ impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::BadRequest(detail.into())
     }
+
+    /// The response to a [`LifecycleError`], naming missing permissions with `catalog`.
+    /// Credentials count as presented except for `invalid_credentials` (a wrong password is not
+    /// a bad token) and `missing_credentials`.
+    pub fn from_lifecycle(e: LifecycleError, catalog: &PermissionCatalog) -> Self {
+        match e {
+            LifecycleError::Auth(AuthError::InsufficientPermissions { missing }) => {
+                Self::forbidden(missing, catalog)
+            }
+            LifecycleError::Auth(
+                e @ (AuthError::InvalidCredentials | AuthError::MissingCredentials),
+            ) => Self::auth(e),
+            LifecycleError::Auth(e) => Self::presented(e),
+            LifecycleError::Invalid(why) => Self::BadRequest(why),
+            LifecycleError::NotFound => Self::NotFound,
+            LifecycleError::Conflict(what) => Self::Conflict(what),
+            LifecycleError::Busy => Self::Busy,
+            LifecycleError::Internal(why) => Self::Internal(why),
+        }
+    }
+}
+
+/// `.api(&lifecycle)?` in a handler: a [`LifecycleError`] as its response.
+pub trait LifecycleResultExt<T> {
+    /// The result, its error as an [`ApiError`].
+    fn api(self, lifecycle: &Lifecycle) -> Result<T, ApiError>;
+}
+
+impl<T> LifecycleResultExt<T> for Result<T, LifecycleError> {
+    fn api(self, lifecycle: &Lifecycle) -> Result<T, ApiError> {
+        self.map_err(|e| ApiError::from_lifecycle(e, lifecycle.authenticator().catalog()))
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -88,21 +127,7 @@ impl From<AuthError> for ApiError {
 }
 
 fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    let mut res = (status, body.to_string()).into_response();
-    let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    render::problem(status, code, detail)
 }
 
 impl IntoResponse for ApiError {

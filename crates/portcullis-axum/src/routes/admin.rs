@@ -3,20 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis::ids::UserId;
-use portcullis::roles::RoleGrantError;
-use portcullis::seed::{AdminRead, AdminWrite};
-use portcullis::sql::UserRecord;
-use portcullis::{RequirePermissions, StoreError};
+use portcullis_core::ids::UserId;
+use portcullis_core::lifecycle::{Lifecycle, NewUser};
+use portcullis_core::seed::{AdminRead, AdminWrite};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::json::{ApiJson, ApiPath};
-use crate::password;
-use crate::problem::{ApiError, ApiResult};
-use crate::routes::auth::normalize_email;
-use crate::routes::{read_scope, target_org};
-use crate::state::AppState;
+use super::json::{ApiJson, ApiPath};
+use super::{ApiResult, LifecycleResultExt, org_field};
+use crate::RequirePermissions;
 
 /// `POST /users`.
 #[derive(Deserialize, ToSchema)]
@@ -31,7 +26,7 @@ pub struct CreateUser {
     #[schema(min_length = 8)]
     pub password: String,
     /// `superadmin` (only from a caller acting in every org), `admin`, `user` or `viewer`.
-    #[schema(schema_with = crate::openapi::schemas::role)]
+    #[schema(schema_with = super::openapi::schemas::role)]
     pub role: String,
     /// The org; the caller's when absent. Another org than the caller's is 403
     /// `org_forbidden` unless the caller acts in every org.
@@ -73,36 +68,23 @@ pub struct Stats {
     security(("bearer" = []), ("api_key" = [])))]
 /// Creates a user.
 pub async fn create_user(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: RequirePermissions<AdminWrite>,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserInfo>)> {
-    let email = normalize_email(&req.email);
-    if email.len() > 320 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return Err(ApiError::bad_request("email must look like name@domain"));
-    }
-    password::check_new(&req.password)?;
-    let roles = &s.auth.config().roles;
-    roles.may_grant(&who, &req.role).map_err(|e| match e {
-        RoleGrantError::Unknown => {
-            ApiError::bad_request(format!("role must be one of: {}", roles.names().join(", ")))
-        }
-        RoleGrantError::Refused(e) => e.into(),
-    })?;
-    let org_id = target_org(&who, req.org_id.as_deref())?;
-    let user = UserRecord {
-        id: UserId::random(),
-        email,
-        password_hash: s.passwords.hash(&req.password).await?,
-        role: req.role,
-        org_id,
-        created_at: s.now(),
-    };
-    match s.users().create(&user).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(ApiError::Conflict("that email is taken")),
-        Err(e) => return Err(e.into()),
-    }
+    let org_id = org_field(req.org_id.as_deref())?;
+    let user = s
+        .create_user(
+            &who,
+            NewUser {
+                email: &req.email,
+                password: &req.password,
+                role: &req.role,
+                org_id: org_id.as_ref(),
+            },
+        )
+        .await
+        .api(&s)?;
     Ok((
         StatusCode::CREATED,
         Json(UserInfo {
@@ -120,16 +102,15 @@ pub async fn create_user(
     security(("bearer" = []), ("api_key" = [])))]
 /// Counts.
 pub async fn stats(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: RequirePermissions<AdminRead>,
 ) -> ApiResult<Json<Stats>> {
-    let stores = s.auth.stores();
-    let org = read_scope(&who).org();
+    let stats = s.stats(&who).await.api(&s)?;
     Ok(Json(Stats {
-        users: s.users().count(org).await?,
-        api_keys: s.sql.count_api_keys(org).await?,
-        agents: stores.agents.count(org).await?,
-        active_sessions: stores.sessions.count_live(s.now(), org).await?,
+        users: stats.users,
+        api_keys: stats.api_keys,
+        agents: stats.agents,
+        active_sessions: stats.active_sessions,
     }))
 }
 
@@ -141,17 +122,12 @@ pub async fn stats(
     security(("bearer" = []), ("api_key" = [])))]
 /// Revokes every session of a user.
 pub async fn revoke_sessions(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: RequirePermissions<AdminWrite>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let id = UserId::from(id);
-    // Another org's user is, to this caller, no user at all.
-    match s.users().get(&id).await? {
-        Some(user) if who.can_access_org(&user.org_id) => {}
-        _ => return Err(ApiError::NotFound),
-    }
-    let n = s.auth.revoke_user_sessions(&id).await?;
-    tracing::info!(user = %id, revoked = n, "sessions revoked by an admin");
+    s.revoke_user_sessions(&who, &UserId::from(id))
+        .await
+        .api(&s)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,17 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
-use portcullis::ids::{AgentId, ApiKeyId};
-use portcullis::key_issuance::{self, KeyIssueError, KeyRequest};
-use portcullis::{Actor, AuthError, CurrentActor, PermissionSet};
+use portcullis_core::api_key::{ApiKeyRecord, KeyOwner};
+use portcullis_core::ids::{AgentId, ApiKeyId};
+use portcullis_core::lifecycle::{Lifecycle, NewApiKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::json::{ApiJson, ApiPath};
-use crate::problem::{ApiError, ApiResult};
-use crate::routes::{DEFAULT_ORG, required_text};
-use crate::state::AppState;
+use super::json::{ApiJson, ApiPath};
+use super::{ApiError, ApiResult, LifecycleResultExt, required_text, sorted_names};
+use crate::CurrentActor;
 
 /// `POST /api-keys`.
 #[derive(Deserialize, ToSchema)]
@@ -22,16 +20,16 @@ pub struct CreateKey {
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// What the key may do: a subset of the caller's permissions.
-    #[schema(schema_with = crate::openapi::schemas::permission_names)]
+    #[schema(schema_with = super::openapi::schemas::permission_names)]
     pub permissions: Vec<String>,
     /// Lifetime in seconds, at most ten years; no expiry when absent (a key made by a key or a
     /// run token lives no longer than it).
     #[schema(minimum = 1, maximum = 315_360_000)]
-    #[serde(default, deserialize_with = "crate::json::whole_number")]
+    #[serde(default, deserialize_with = "super::json::whole_number")]
     pub expires_in_seconds: Option<u64>,
     /// The key's own rate limit (requests a minute); a key made by a key gets no more than it.
     #[schema(minimum = 1, maximum = 2_147_483_647)]
-    #[serde(default, deserialize_with = "crate::json::whole_number")]
+    #[serde(default, deserialize_with = "super::json::whole_number")]
     pub rate_limit_per_minute: Option<u32>,
     /// Make the key act as this agent (needs admin:write in the agent's org).
     pub agent_id: Option<String>,
@@ -84,13 +82,7 @@ pub struct UpdateKey {
     pub enabled: bool,
 }
 
-fn sorted_names(s: &AppState, set: PermissionSet) -> Vec<&'static str> {
-    let mut names: Vec<_> = s.auth.catalog().names(set).collect();
-    names.sort_unstable();
-    names
-}
-
-fn info(s: &AppState, r: &ApiKeyRecord) -> KeyInfo {
+fn info(s: &Lifecycle, r: &ApiKeyRecord) -> KeyInfo {
     KeyInfo {
         key_id: r.id.to_string(),
         name: r.name.clone(),
@@ -116,73 +108,37 @@ fn info(s: &AppState, r: &ApiKeyRecord) -> KeyInfo {
               (status = 404, description = "not_found: `agent_id` names no active agent the caller can see")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Creates a key holding at most what the caller holds; the library's
-/// [`key_issuance`] decides its bounds.
+/// [`key_issuance`](portcullis_core::key_issuance) decides its bounds.
 pub async fn create(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: CurrentActor,
     ApiJson(req): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let name = required_text("name", &req.name, 200)?;
-    let catalog = s.auth.catalog();
-    let permissions = catalog
+    let permissions = s
+        .authenticator()
+        .catalog()
         .parse_all(req.permissions.iter().map(String::as_str))
         .map_err(|_| ApiError::bad_request("permissions: not a known permission name"))?;
-    let agent = match &req.agent_id {
-        None => None,
-        Some(id) => Some(
-            s.auth
-                .stores()
-                .agents
-                .get(&AgentId::from(id.as_str()))
-                .await?
-                .ok_or(ApiError::NotFound)?,
-        ),
-    };
-    let request = KeyRequest {
-        permissions,
-        expires_in_secs: req.expires_in_seconds,
-        rate_limit_per_minute: req.rate_limit_per_minute,
-        agent: agent.as_ref(),
-    };
-    let now = s.now();
-    let grant = key_issuance::grant(
-        &who,
-        &request,
-        now,
-        s.auth.agent_permissions(),
-        &DEFAULT_ORG.into(),
-    )
-    .map_err(|e| match e {
-        KeyIssueError::Refused(AuthError::InsufficientPermissions { missing }) => {
-            ApiError::forbidden(missing, catalog)
-        }
-        KeyIssueError::Refused(other) => other.into(),
-        KeyIssueError::AgentNotFound => ApiError::NotFound,
-        KeyIssueError::Invalid(why) => ApiError::bad_request(why),
-    })?;
-    let generated = api_key::generate(&s.auth.config().api_key_prefix);
-    let record = ApiKeyRecord {
-        id: ApiKeyId::random(),
-        name,
-        hash: generated.hash,
-        display_prefix: generated.display_prefix.clone(),
-        created_by: grant.created_by,
-        owner: grant.owner,
-        org_id: grant.org_id,
-        permissions: grant.permissions,
-        created_at: now,
-        expires_at: grant.expires_at,
-        enabled: true,
-        rate_limit_per_minute: grant.rate_limit_per_minute,
-        last_used_at: None,
-    };
-    s.auth.stores().api_keys.insert(record.clone()).await?;
-    tracing::info!(key = %record.id, by = %record.created_by.actor, "api key created");
+    let issued = s
+        .create_api_key(
+            &who,
+            NewApiKey {
+                name,
+                permissions,
+                expires_in_secs: req.expires_in_seconds,
+                rate_limit_per_minute: req.rate_limit_per_minute,
+                agent_id: req.agent_id.map(AgentId::from),
+            },
+        )
+        .await
+        .api(&s)?;
+    let record = issued.record;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
             key_id: record.id.to_string(),
-            api_key: generated.key.expose().to_owned(),
+            api_key: issued.key.expose().to_owned(),
             prefix: record.display_prefix,
             permissions: sorted_names(&s, record.permissions),
             expires_at: record.expires_at,
@@ -194,23 +150,9 @@ pub async fn create(
     responses((status = 200, body = [KeyInfo], description = "the keys the caller made (and, for a user, those its keys made)")),
     security(("bearer" = []), ("api_key" = [])))]
 /// The keys the caller made (and, for a user, those its keys made).
-pub async fn list(State(s): State<AppState>, who: CurrentActor) -> ApiResult<Json<Vec<KeyInfo>>> {
-    let Some(of) = key_issuance::listing(&who) else {
-        return Ok(Json(Vec::new()));
-    };
-    let keys = s.auth.stores().api_keys.list(&of).await?;
+pub async fn list(State(s): State<Lifecycle>, who: CurrentActor) -> ApiResult<Json<Vec<KeyInfo>>> {
+    let keys = s.api_keys(&who).await.api(&s)?;
     Ok(Json(keys.iter().map(|r| info(&s, r)).collect()))
-}
-
-/// The key `id`, if the caller manages it; 404 otherwise (whether or not it exists).
-async fn owned(s: &AppState, who: &Actor, id: &ApiKeyId) -> ApiResult<ApiKeyRecord> {
-    s.auth
-        .stores()
-        .api_keys
-        .get(id)
-        .await?
-        .filter(|r| key_issuance::manages(who, r))
-        .ok_or(ApiError::NotFound)
 }
 
 #[utoipa::path(patch, path = "/api-keys/{key_id}", tag = "api-keys", operation_id = "updateApiKey", request_body = UpdateKey,
@@ -220,17 +162,15 @@ async fn owned(s: &AppState, who: &Actor, id: &ApiKeyId) -> ApiResult<ApiKeyReco
     security(("bearer" = []), ("api_key" = [])))]
 /// Enables or disables one of the caller's keys, at once.
 pub async fn update(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: CurrentActor,
     ApiPath(key_id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateKey>,
 ) -> ApiResult<Json<KeyInfo>> {
-    let id = ApiKeyId::from(key_id);
-    let mut record = owned(&s, &who, &id).await?;
-    if !s.auth.set_api_key_enabled(&id, req.enabled).await? {
-        return Err(ApiError::NotFound);
-    }
-    record.enabled = req.enabled;
+    let record = s
+        .set_api_key_enabled(&who, &ApiKeyId::from(key_id), req.enabled)
+        .await
+        .api(&s)?;
     Ok(Json(info(&s, &record)))
 }
 
@@ -241,14 +181,12 @@ pub async fn update(
     security(("bearer" = []), ("api_key" = [])))]
 /// Deletes one of the caller's keys: it stops working at once.
 pub async fn delete(
-    State(s): State<AppState>,
+    State(s): State<Lifecycle>,
     who: CurrentActor,
     ApiPath(key_id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let id = ApiKeyId::from(key_id);
-    owned(&s, &who, &id).await?;
-    if !s.auth.delete_api_key(&id).await? {
-        return Err(ApiError::NotFound);
-    }
+    s.delete_api_key(&who, &ApiKeyId::from(key_id))
+        .await
+        .api(&s)?;
     Ok(StatusCode::NO_CONTENT)
 }

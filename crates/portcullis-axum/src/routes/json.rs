@@ -1,4 +1,4 @@
-//! The request extractors of the server's routes: a JSON body, a query string and path
+//! The request extractors of the routes (and of an app's own): a JSON body, a query string and path
 //! parameters, whose rejections are problem+json and whose 400s name the field and what is wrong
 //! with it — never the value sent (which may be a password, or anything a client mistyped).
 //!
@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::problem::ApiError;
+use super::ApiError;
 
 /// A JSON body; a bad one is 400/413/415 problem+json.
 pub struct ApiJson<T>(pub T);
