@@ -1,9 +1,12 @@
 //! Fixed-window counters: `<prefix>count:<name>` counts events and expires with its window.
-//! The sample server counts failed logins per email with it, on every instance at once.
+//! The login throttle (`portcullis_core::throttle`) counts password checks per email with it,
+//! on every instance at once, through [`SharedCounter`].
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use portcullis_core::StoreError;
+use portcullis_core::throttle::{SharedCounter, Slot};
 use redis::Script;
 
 use crate::{Backend, Retry};
@@ -145,6 +148,24 @@ impl RedisCounter {
             })
             .await?;
         Ok(())
+    }
+}
+
+/// The login throttle's shared counter:
+/// `LoginThrottle::shared(Arc::new(redis.counter()))` counts password checks on every
+/// instance at once.
+#[async_trait]
+impl SharedCounter for RedisCounter {
+    async fn reserve(&self, name: &str, limit: u64, window_secs: u64) -> Result<Slot, StoreError> {
+        let r = RedisCounter::reserve(self, name, limit, window_secs).await?;
+        Ok(Slot {
+            taken: r.taken,
+            reset_ms: r.reset_ms,
+        })
+    }
+
+    async fn release(&self, name: &str) -> Result<(), StoreError> {
+        RedisCounter::release(self, name).await
     }
 }
 

@@ -1,10 +1,13 @@
-//! The users the sample server logs in: not a core trait, just a table and four queries.
+//! The users the sample server logs in: a table and five queries, and the core's
+//! [`Users`] trait over them.
 
 use std::fmt;
 
+use async_trait::async_trait;
 use portcullis_core::StoreError;
-use portcullis_core::clock::UnixTime;
+use portcullis_core::clock::{Clock, SystemClock, UnixTime};
 use portcullis_core::ids::{OrgId, UserId};
+use portcullis_core::users::{Account, Users};
 
 use crate::SqlPool;
 use crate::backend::dispatch;
@@ -96,5 +99,56 @@ impl UserStore {
     /// How many users there are in `org`, or in every org.
     pub async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
         dispatch!(&self.pool, user_count(org))
+    }
+}
+
+impl From<UserRecord> for Account {
+    fn from(u: UserRecord) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            password_hash: u.password_hash,
+            role: u.role,
+            org_id: u.org_id,
+        }
+    }
+}
+
+/// The core's [`Users`] over this table: what `portcullis_core::lifecycle::Lifecycle` logs in
+/// against. [`create`](Users::create) stamps `created_at` from the system clock.
+#[async_trait]
+impl Users for UserStore {
+    async fn find_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
+        Ok(UserStore::find_by_email(self, email)
+            .await?
+            .map(Account::from))
+    }
+
+    async fn get(&self, id: &UserId) -> Result<Option<Account>, StoreError> {
+        Ok(UserStore::get(self, id).await?.map(Account::from))
+    }
+
+    async fn create(&self, account: &Account) -> Result<(), StoreError> {
+        let record = UserRecord {
+            id: account.id.clone(),
+            email: account.email.clone(),
+            password_hash: account.password_hash.clone(),
+            role: account.role.clone(),
+            org_id: account.org_id.clone(),
+            created_at: SystemClock.now(),
+        };
+        UserStore::create(self, &record).await
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        UserStore::set_password_hash(self, id, password_hash).await
+    }
+
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        UserStore::count(self, org).await
     }
 }

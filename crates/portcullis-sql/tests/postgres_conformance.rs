@@ -132,6 +132,22 @@ async fn users_round_trip() {
 }
 
 #[tokio::test]
+async fn users_trait_round_trip() {
+    let Some((sql, _db)) = fresh().await else {
+        return;
+    };
+    common::users_trait_round_trip(&sql).await;
+}
+
+#[tokio::test]
+async fn api_key_counts_agree() {
+    let Some((sql, _db)) = fresh().await else {
+        return;
+    };
+    common::api_key_counts_agree(&sql).await;
+}
+
+#[tokio::test]
 async fn migrate_again_is_a_no_op() {
     let Some((sql, _db)) = fresh().await else {
         return;

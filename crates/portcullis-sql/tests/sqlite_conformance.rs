@@ -38,6 +38,18 @@ async fn users_round_trip() {
 }
 
 #[tokio::test]
+async fn users_trait_round_trip() {
+    let (sql, _dir) = fresh().await;
+    common::users_trait_round_trip(&sql).await;
+}
+
+#[tokio::test]
+async fn api_key_counts_agree() {
+    let (sql, _dir) = fresh().await;
+    common::api_key_counts_agree(&sql).await;
+}
+
+#[tokio::test]
 async fn migrate_again_is_a_no_op() {
     let (sql, _dir) = fresh().await;
     common::migrate_again_is_a_no_op(&sql).await;

@@ -11,6 +11,7 @@ use portcullis_core::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
 use portcullis_core::permission::seed;
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{AgentRecord, AgentStatus, Denylist, Stores};
+use portcullis_core::users::{Account, Users};
 use portcullis_sql::{LastUsedSettings, LastUsedWriter, SqlStores, UserRecord};
 
 /// `stores`, holding `guard` (a temp dir, a database to drop) until the last of them goes.
@@ -114,6 +115,82 @@ pub async fn users_round_trip(sql: &SqlStores) {
             .unwrap()
     );
     assert!(!format!("{alice:?}").contains("argon2"));
+}
+
+/// The core's `Users` trait over the table: what the lifecycle logs in against. Accounts
+/// round-trip, a taken email is a conflict, counts are per org, `created_at` is stamped now,
+/// and the trait's answers agree with the inherent methods'.
+pub async fn users_trait_round_trip(sql: &SqlStores) {
+    let store = sql.users().clone();
+    let users: Arc<dyn Users> = Arc::new(store.clone());
+    assert_eq!(users.count(None).await.unwrap(), 0);
+    let ada = Account {
+        id: UserId::random(),
+        email: "ada@example.com".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        role: "admin".into(),
+        org_id: "acme".into(),
+    };
+    let before = now();
+    users.create(&ada).await.unwrap();
+    assert_eq!(
+        users.find_by_email("ada@example.com").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(users.get(&ada.id).await.unwrap(), Some(ada.clone()));
+    assert_eq!(users.find_by_email("ADA@example.com").await.unwrap(), None);
+    assert_eq!(users.get(&UserId::random()).await.unwrap(), None);
+    let record = store.get(&ada.id).await.unwrap().unwrap();
+    assert!(record.created_at >= before && record.created_at <= now());
+    assert_eq!(Account::from(record), ada);
+    let taken = Account {
+        id: UserId::random(),
+        ..ada.clone()
+    };
+    assert!(matches!(
+        users.create(&taken).await,
+        Err(StoreError::Conflict(_))
+    ));
+    users
+        .create(&Account {
+            id: UserId::random(),
+            email: "bob@example.com".into(),
+            org_id: "globex".into(),
+            ..ada.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(users.count(None).await.unwrap(), 2);
+    assert_eq!(users.count(Some(&"acme".into())).await.unwrap(), 1);
+    assert_eq!(users.count(Some(&"initech".into())).await.unwrap(), 0);
+    assert!(users.set_password_hash(&ada.id, "$new").await.unwrap());
+    assert_eq!(
+        users.get(&ada.id).await.unwrap().unwrap().password_hash,
+        "$new"
+    );
+    assert!(
+        !users
+            .set_password_hash(&UserId::random(), "$new")
+            .await
+            .unwrap()
+    );
+    assert!(!format!("{ada:?}").contains("argon2"));
+}
+
+/// `ApiKeyStore::count` and `SqlStores::count_api_keys` agree.
+pub async fn api_key_counts_agree(sql: &SqlStores) {
+    let stores = sql.stores();
+    let acme = "acme".into();
+    assert_eq!(stores.api_keys.count(Some(&acme)).await.unwrap(), 0);
+    stores
+        .api_keys
+        .insert(key(KeyOwner::User(UserId::random())))
+        .await
+        .unwrap();
+    assert_eq!(stores.api_keys.count(Some(&acme)).await.unwrap(), 1);
+    assert_eq!(sql.count_api_keys(Some(&acme)).await.unwrap(), 1);
+    assert_eq!(sql.count_api_keys(None).await.unwrap(), 1);
+    assert_eq!(sql.count_api_keys(Some(&"other".into())).await.unwrap(), 0);
 }
 
 /// Migrating an up-to-date database changes nothing and does not fail.
