@@ -97,7 +97,9 @@ async fn call(app: &Router, request: Request<Body>) -> Answer {
     let res = app.clone().oneshot(request).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Answer {
         status,
@@ -174,7 +176,10 @@ async fn login_answers_a_pair_in_the_body_and_three_cookies() {
     .await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert_eq!(bad.body["code"], "invalid_credentials");
-    assert_eq!(bad.headers[WWW_AUTHENTICATE], r#"Bearer realm="portcullis""#);
+    assert_eq!(
+        bad.headers[WWW_AUTHENTICATE],
+        r#"Bearer realm="portcullis""#
+    );
     assert_eq!(bad.headers[CONTENT_TYPE], "application/problem+json");
     assert!(bad.headers.get(SET_COOKIE).is_none());
 }

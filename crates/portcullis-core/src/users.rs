@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use async_trait::async_trait;
+/// The attribute an implementation of [`Users`] needs (`#[async_trait]`), re-exported so that an
+/// application does not add the crate itself.
+pub use async_trait::async_trait;
 
 use crate::StoreError;
 use crate::ids::{OrgId, UserId};
