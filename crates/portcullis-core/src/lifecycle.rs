@@ -249,8 +249,10 @@ fn user_of(actor: &Actor) -> LifecycleResult<&UserActor> {
     }
 }
 
-/// A text field that must be non-empty once trimmed and at most `max` characters as sent.
-fn required_text(field: &str, value: &str, max: usize) -> LifecycleResult<String> {
+/// A text field that must be non-empty once trimmed and at most `max` characters as sent
+/// (the `maxLength` an OpenAPI document states, which counts the whitespace too): the trimmed
+/// text, or a 400 naming the field and the rule.
+pub fn required_text(field: &str, value: &str, max: usize) -> LifecycleResult<String> {
     let v = value.trim();
     if v.is_empty() {
         return Err(LifecycleError::Invalid(format!(

@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis_core::ids::UserId;
+use portcullis_core::ids::{OrgId, UserId};
 use portcullis_core::lifecycle::{Lifecycle, NewUser};
 use portcullis_core::seed::{AdminRead, AdminWrite};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::json::{ApiJson, ApiPath};
-use super::{ApiResult, LifecycleResultExt, org_field};
+use super::{ApiResult, LifecycleResultExt};
 use crate::RequirePermissions;
 
 /// `POST /users`.
@@ -72,7 +72,7 @@ pub async fn create_user(
     who: RequirePermissions<AdminWrite>,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserInfo>)> {
-    let org_id = org_field(req.org_id.as_deref())?;
+    let org_id = req.org_id.map(OrgId::from);
     let user = s
         .create_user(
             &who,

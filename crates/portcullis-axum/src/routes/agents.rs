@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis_core::ids::AgentId;
+use portcullis_core::ids::{AgentId, OrgId};
 use portcullis_core::lifecycle::Lifecycle;
 use portcullis_core::seed::AdminWrite;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::json::{ApiJson, ApiPath};
-use super::{ApiResult, LifecycleResultExt, org_field, required_text};
+use super::{ApiResult, LifecycleResultExt, required_text};
 use crate::RequirePermissions;
 
 /// `POST /agents`.
@@ -70,7 +70,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateAgent>,
 ) -> ApiResult<(StatusCode, Json<AgentInfo>)> {
     let name = required_text("name", &req.name, 200)?;
-    let org_id = org_field(req.org_id.as_deref())?;
+    let org_id = req.org_id.map(OrgId::from);
     let agent = s.create_agent(&who, name, org_id.as_ref()).await.api(&s)?;
     Ok((
         StatusCode::CREATED,

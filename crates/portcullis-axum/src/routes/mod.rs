@@ -104,25 +104,12 @@ pub fn admin<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Router<S
 }
 
 /// A text field that must be present, non-empty once trimmed, and at most `max` characters as
-/// sent (the `maxLength` the OpenAPI document states, which counts the whitespace too).
+/// sent: [`lifecycle::required_text`](portcullis_core::lifecycle::required_text) as a 400.
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::bad_request(format!("{field} must not be empty")));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::bad_request(format!(
-            "{field} must have at most {max} characters"
-        )));
-    }
-    Ok(v.to_owned())
-}
-
-/// An optional org id of a body: at most 200 characters, not blank.
-fn org_field(org_id: Option<&str>) -> Result<Option<portcullis_core::ids::OrgId>, ApiError> {
-    org_id
-        .map(|org| required_text("org_id", org, 200).map(portcullis_core::ids::OrgId::from))
-        .transpose()
+    portcullis_core::lifecycle::required_text(field, value, max).map_err(|e| match e {
+        portcullis_core::lifecycle::LifecycleError::Invalid(why) => ApiError::BadRequest(why),
+        other => ApiError::Internal(other.to_string()),
+    })
 }
 
 /// Permission names, sorted.
