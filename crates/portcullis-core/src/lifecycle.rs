@@ -16,15 +16,26 @@
 //! # let _ = next; Ok(()) }
 //! ```
 
+use std::future::Future;
 use std::sync::Arc;
 
-use crate::api_key::ApiKeyRecord;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::actor::UserActor;
+use crate::api_key::{self, ApiKeyRecord, KeyHash};
 use crate::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
-use crate::password::{PasswordError, Passwords};
-use crate::store::AgentRecord;
+use crate::key_issuance::{self, KeyIssueError, KeyRequest};
+use crate::password::{self, MAX_PASSWORD_BYTES, PasswordError, Passwords};
+use crate::permission::PermissionList;
+use crate::permission::seed::{AdminRead, AdminWrite};
+use crate::roles::RoleGrantError;
+use crate::session::SessionRecord;
+use crate::store::{AgentRecord, AgentStatus};
 use crate::throttle::LoginThrottle;
+use crate::token::{AccessGrant, AgentGrant};
 use crate::users::{Account, Users};
-use crate::{Actor, AuthError, Authenticator, PermissionSet, SecretString, StoreError};
+use crate::{Actor, AuthError, Authenticator, PermissionSet, Secret, SecretString, StoreError};
 
 /// The org new things go to when the caller has none (the board): `default`.
 pub const DEFAULT_ORG: &str = "default";
@@ -184,7 +195,7 @@ pub struct LifecycleBuilder {
 
 impl LifecycleBuilder {
     /// Counts password checks with `throttle` (shared between instances:
-    /// `LoginThrottle::shared(redis.counter())`); in memory by default.
+    /// `LoginThrottle::shared(Arc::new(redis.counter()))`); in memory by default.
     pub fn login_throttle(mut self, throttle: LoginThrottle) -> Self {
         self.throttle = Some(throttle);
         self
@@ -192,8 +203,84 @@ impl LifecycleBuilder {
 
     /// Prepares the password hasher (one hash's worth of time, for the dummy hash).
     pub fn build(self) -> LifecycleResult<Lifecycle> {
-        todo!()
+        let passwords = Passwords::new()?;
+        Ok(Lifecycle(Arc::new(Inner {
+            auth: self.auth,
+            users: self.users,
+            passwords,
+            throttle: self.throttle.unwrap_or_else(LoginThrottle::memory),
+        })))
     }
+}
+
+/// The longest email accepted, in bytes (RFC 5321's 64 + 1 + 255, rounded as the contract
+/// states it).
+pub const MAX_EMAIL_BYTES: usize = 320;
+
+/// Emails are compared and stored trimmed and lowercased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// An actor that presented something: anonymous is 401 `missing_credentials`.
+fn authenticated(actor: &Actor) -> LifecycleResult<&Actor> {
+    match actor {
+        Actor::Anonymous => Err(AuthError::MissingCredentials.into()),
+        other => Ok(other),
+    }
+}
+
+/// An actor holding every permission of `P` (as `RequirePermissions<P>` checks): 401 for
+/// anonymous, 403 `insufficient_permissions` naming what is missing otherwise.
+fn require<P: PermissionList>(actor: &Actor) -> LifecycleResult<()> {
+    let missing = authenticated(actor)?.permissions().missing(P::SET);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientPermissions { missing }.into())
+    }
+}
+
+/// The user behind a user actor; other actors are 403 `wrong_actor_kind`.
+fn user_of(actor: &Actor) -> LifecycleResult<&UserActor> {
+    match authenticated(actor)? {
+        Actor::User(u) => Ok(u),
+        _ => Err(AuthError::WrongActorKind.into()),
+    }
+}
+
+/// A text field that must be non-empty once trimmed and at most `max` characters as sent.
+fn required_text(field: &str, value: &str, max: usize) -> LifecycleResult<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(LifecycleError::Invalid(format!(
+            "{field} must not be empty"
+        )));
+    }
+    if value.chars().count() > max {
+        return Err(LifecycleError::Invalid(format!(
+            "{field} must have at most {max} characters"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+/// The org named (`org_id`, checked as text), or the actor's own; another org the actor does
+/// not act in is 403 `org_forbidden`.
+fn target_org(actor: &Actor, requested: Option<&OrgId>) -> LifecycleResult<OrgId> {
+    let requested = requested
+        .map(|org| required_text("org_id", org.as_str(), 200).map(OrgId::from))
+        .transpose()?;
+    Ok(actor.target_org(requested, &OrgId::from(DEFAULT_ORG))?)
+}
+
+/// A fresh CSRF token: 32 random bytes, base64url without padding.
+fn csrf_token() -> SecretString {
+    SecretString::new(URL_SAFE_NO_PAD.encode(Secret::random(32).expose()))
+}
+
+fn internal(e: impl std::fmt::Display) -> LifecycleError {
+    LifecycleError::Internal(e.to_string())
 }
 
 impl Lifecycle {
@@ -221,6 +308,28 @@ impl Lifecycle {
         &self.0.passwords
     }
 
+    fn now(&self) -> crate::UnixTime {
+        self.0.auth.clock().now()
+    }
+
+    /// Runs the password check `check` for `email` on a slot of the login throttle, taken
+    /// first (429 when none is left); the slot is given back when `check` fails without a
+    /// verdict (a store error, or too busy to hash), since no password was checked.
+    async fn with_check_slot<T>(
+        &self,
+        email: &str,
+        check: impl Future<Output = LifecycleResult<T>>,
+    ) -> LifecycleResult<T> {
+        self.0.throttle.reserve(email).await?;
+        let verdict = check.await;
+        if verdict.is_err()
+            && let Err(e) = self.0.throttle.release(email).await
+        {
+            tracing::warn!(error = %e, "could not give back a login throttle slot");
+        }
+        verdict
+    }
+
     // ---- sessions -------------------------------------------------------------------------
 
     /// Checks `email` and `password` and starts a session. An unknown email and a wrong
@@ -233,8 +342,29 @@ impl Lifecycle {
         password: &str,
         remember_me: bool,
     ) -> LifecycleResult<SessionTokens> {
-        let _ = (email, password, remember_me, &self.0.throttle);
-        todo!()
+        let email = normalize_email(email);
+        if email.len() > MAX_EMAIL_BYTES || password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::InvalidCredentials.into());
+        }
+        let (account, ok) = self
+            .with_check_slot(&email, async {
+                let account = self.0.users.find_by_email(&email).await?;
+                // An unknown email verifies against a dummy hash: same answer, same cost.
+                let ok = self
+                    .0
+                    .passwords
+                    .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+                    .await?;
+                Ok((account, ok))
+            })
+            .await?;
+        match account {
+            Some(account) if ok => self.start_session(&account, remember_me).await,
+            _ => {
+                tracing::info!(outcome = "invalid_credentials", "login refused");
+                Err(AuthError::InvalidCredentials.into())
+            }
+        }
     }
 
     /// Starts a session for `account` (already authenticated by the caller: SSO, a magic
@@ -244,23 +374,78 @@ impl Lifecycle {
         account: &Account,
         remember_me: bool,
     ) -> LifecycleResult<SessionTokens> {
-        let _ = (account, remember_me);
-        todo!()
+        let auth = &self.0.auth;
+        let tokens = auth.user_tokens();
+        let sid = SessionId::random();
+        let refresh = tokens
+            .mint_refresh(&account.id, &sid, remember_me)
+            .map_err(internal)?;
+        let session = SessionRecord::new(
+            sid.clone(),
+            account.id.clone(),
+            account.org_id.clone(),
+            KeyHash::of(refresh.token.expose().as_bytes()),
+            self.now(),
+            tokens.refresh_lifetime(remember_me),
+            remember_me,
+        );
+        auth.stores().sessions.create(session).await?;
+        tracing::info!(user = %account.id, session = %sid, "login");
+        self.session_tokens(account.clone(), sid, refresh.token, refresh.expires_in)
+    }
+
+    /// Mints the access token of a session whose refresh token is `refresh_token`.
+    fn session_tokens(
+        &self,
+        account: Account,
+        session_id: SessionId,
+        refresh_token: SecretString,
+        refresh_expires_in: u64,
+    ) -> LifecycleResult<SessionTokens> {
+        let access = self
+            .0
+            .auth
+            .user_tokens()
+            .mint_access(AccessGrant {
+                user_id: &account.id,
+                email: &account.email,
+                role: &account.role,
+                org_id: &account.org_id,
+                session_id: &session_id,
+            })
+            .map_err(internal)?;
+        Ok(SessionTokens {
+            account,
+            session_id,
+            access_token: access.token,
+            access_expires_in: access.expires_in,
+            refresh_token,
+            refresh_expires_in,
+            csrf_token: csrf_token(),
+        })
     }
 
     /// Rotates a refresh token: the old one is spent, a new pair is minted. A spent token
     /// presented again after the grace window revokes the whole session. A session whose
     /// user is gone is revoked (401 `token_revoked`).
     pub async fn refresh(&self, refresh_token: &str) -> LifecycleResult<SessionTokens> {
-        let _ = refresh_token;
-        todo!()
+        let auth = &self.0.auth;
+        let rotation = auth.rotate_refresh(refresh_token).await?;
+        let session = rotation.session;
+        let Some(account) = self.0.users.get(&session.user_id).await? else {
+            auth.revoke_session(&session.id).await?;
+            return Err(AuthError::TokenRevoked.into());
+        };
+        let lifetime = session.expires_at.saturating_sub(self.now());
+        self.session_tokens(account, session.id, rotation.refresh.token, lifetime)
     }
 
     /// Ends the caller's session: its access and refresh tokens die at once. Only a user has
     /// one (403 `wrong_actor_kind`).
     pub async fn logout(&self, actor: &Actor) -> LifecycleResult<()> {
-        let _ = actor;
-        todo!()
+        let user = user_of(actor)?;
+        self.0.auth.revoke_session(&user.session_id).await?;
+        Ok(())
     }
 
     /// Changes the caller's password (a user's: 403 `wrong_actor_kind` otherwise), checking
@@ -272,14 +457,45 @@ impl Lifecycle {
         current_password: &str,
         new_password: &str,
     ) -> LifecycleResult<u64> {
-        let _ = (actor, current_password, new_password);
-        todo!()
+        let user = user_of(actor)?;
+        password::check_new(new_password).map_err(LifecycleError::Invalid)?;
+        let Some(account) = self.0.users.get(&user.id).await? else {
+            return Err(AuthError::TokenRevoked.into());
+        };
+        // The same slots as logins for this email: a stolen access token guesses no faster.
+        let ok = self
+            .with_check_slot(&normalize_email(&account.email), async {
+                if current_password.len() > MAX_PASSWORD_BYTES {
+                    return Ok(false);
+                }
+                Ok(self
+                    .0
+                    .passwords
+                    .verify(current_password, Some(&account.password_hash))
+                    .await?)
+            })
+            .await?;
+        if !ok {
+            return Err(AuthError::InvalidCredentials.into());
+        }
+        let hash = self.0.passwords.hash(new_password).await?;
+        self.0.users.set_password_hash(&account.id, &hash).await?;
+        let revoked = self.0.auth.revoke_user_sessions(&account.id).await?;
+        tracing::info!(user = %account.id, revoked, "password changed; sessions revoked");
+        Ok(revoked)
     }
 
     /// Revokes every session of user `user` (needs `admin:write`; another org's user is 404).
     pub async fn revoke_user_sessions(&self, actor: &Actor, user: &UserId) -> LifecycleResult<u64> {
-        let _ = (actor, user);
-        todo!()
+        require::<AdminWrite>(actor)?;
+        // Another org's user is, to this caller, no user at all.
+        match self.0.users.get(user).await? {
+            Some(account) if actor.can_access_org(&account.org_id) => {}
+            _ => return Err(LifecycleError::NotFound),
+        }
+        let n = self.0.auth.revoke_user_sessions(user).await?;
+        tracing::info!(user = %user, revoked = n, "sessions revoked by an admin");
+        Ok(n)
     }
 
     // ---- users ----------------------------------------------------------------------------
@@ -287,8 +503,39 @@ impl Lifecycle {
     /// Creates a user (needs `admin:write`; the org rule is [`Actor::target_org`], the role
     /// rule [`Roles::may_grant`](crate::Roles::may_grant)).
     pub async fn create_user(&self, actor: &Actor, new: NewUser<'_>) -> LifecycleResult<Account> {
-        let _ = (actor, new);
-        todo!()
+        require::<AdminWrite>(actor)?;
+        let email = normalize_email(new.email);
+        if email.len() > MAX_EMAIL_BYTES
+            || !email.contains('@')
+            || email.starts_with('@')
+            || email.ends_with('@')
+        {
+            return Err(LifecycleError::Invalid(
+                "email must look like name@domain".into(),
+            ));
+        }
+        password::check_new(new.password).map_err(LifecycleError::Invalid)?;
+        let roles = &self.0.auth.config().roles;
+        roles.may_grant(actor, new.role).map_err(|e| match e {
+            RoleGrantError::Unknown => LifecycleError::Invalid(format!(
+                "role must be one of: {}",
+                roles.names().join(", ")
+            )),
+            RoleGrantError::Refused(e) => LifecycleError::Auth(e),
+        })?;
+        let org_id = target_org(actor, new.org_id)?;
+        let account = Account {
+            id: UserId::random(),
+            email,
+            password_hash: self.0.passwords.hash(new.password).await?,
+            role: new.role.to_owned(),
+            org_id,
+        };
+        match self.0.users.create(&account).await {
+            Ok(()) => Ok(account),
+            Err(StoreError::Conflict(_)) => Err(LifecycleError::Conflict("that email is taken")),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates the first user, a `superadmin` of [`DEFAULT_ORG`], when there is no user at all;
@@ -298,14 +545,38 @@ impl Lifecycle {
         email: &str,
         password: &str,
     ) -> LifecycleResult<Option<Account>> {
-        let _ = (email, password);
-        todo!()
+        if self.0.users.count(None).await? > 0 {
+            return Ok(None);
+        }
+        let account = Account {
+            id: UserId::random(),
+            email: normalize_email(email),
+            password_hash: self.0.passwords.hash(password).await?,
+            role: "superadmin".into(),
+            org_id: OrgId::from(DEFAULT_ORG),
+        };
+        match self.0.users.create(&account).await {
+            Ok(()) => {
+                tracing::info!(email = %account.email, "created superadmin");
+                Ok(Some(account))
+            }
+            // Another instance made it first.
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Counts in the caller's org (needs `admin:read`).
     pub async fn stats(&self, actor: &Actor) -> LifecycleResult<Stats> {
-        let _ = actor;
-        todo!()
+        require::<AdminRead>(actor)?;
+        let stores = self.0.auth.stores();
+        let org = actor.query_scope().org();
+        Ok(Stats {
+            users: self.0.users.count(org).await?,
+            api_keys: stores.api_keys.count(org).await?,
+            agents: stores.agents.count(org).await?,
+            active_sessions: stores.sessions.count_live(self.now(), org).await?,
+        })
     }
 
     // ---- API keys -------------------------------------------------------------------------
@@ -316,14 +587,81 @@ impl Lifecycle {
         actor: &Actor,
         new: NewApiKey,
     ) -> LifecycleResult<IssuedApiKey> {
-        let _ = (actor, new);
-        todo!()
+        authenticated(actor)?;
+        let name = required_text("name", &new.name, 200)?;
+        let auth = &self.0.auth;
+        let agent = match &new.agent_id {
+            None => None,
+            Some(id) => Some(
+                auth.stores()
+                    .agents
+                    .get(id)
+                    .await?
+                    .ok_or(LifecycleError::NotFound)?,
+            ),
+        };
+        let request = KeyRequest {
+            permissions: new.permissions,
+            expires_in_secs: new.expires_in_secs,
+            rate_limit_per_minute: new.rate_limit_per_minute,
+            agent: agent.as_ref(),
+        };
+        let now = self.now();
+        let grant = key_issuance::grant(
+            actor,
+            &request,
+            now,
+            auth.agent_permissions(),
+            &OrgId::from(DEFAULT_ORG),
+        )
+        .map_err(|e| match e {
+            KeyIssueError::Refused(e) => LifecycleError::Auth(e),
+            KeyIssueError::AgentNotFound => LifecycleError::NotFound,
+            KeyIssueError::Invalid(why) => LifecycleError::Invalid(why.to_owned()),
+        })?;
+        let generated = api_key::generate(&auth.config().api_key_prefix);
+        let record = ApiKeyRecord {
+            id: ApiKeyId::random(),
+            name,
+            hash: generated.hash,
+            display_prefix: generated.display_prefix,
+            created_by: grant.created_by,
+            owner: grant.owner,
+            org_id: grant.org_id,
+            permissions: grant.permissions,
+            created_at: now,
+            expires_at: grant.expires_at,
+            enabled: true,
+            rate_limit_per_minute: grant.rate_limit_per_minute,
+            last_used_at: None,
+        };
+        auth.stores().api_keys.insert(record.clone()).await?;
+        tracing::info!(key = %record.id, by = %record.created_by.actor, "api key created");
+        Ok(IssuedApiKey {
+            record,
+            key: generated.key,
+        })
     }
 
     /// The keys the caller manages ([`key_issuance::listing`](crate::key_issuance::listing)).
     pub async fn api_keys(&self, actor: &Actor) -> LifecycleResult<Vec<ApiKeyRecord>> {
-        let _ = actor;
-        todo!()
+        let Some(of) = key_issuance::listing(authenticated(actor)?) else {
+            return Ok(Vec::new());
+        };
+        Ok(self.0.auth.stores().api_keys.list(&of).await?)
+    }
+
+    /// The key `id`, if the caller manages it; 404 otherwise (whether or not it exists).
+    async fn owned(&self, actor: &Actor, id: &ApiKeyId) -> LifecycleResult<ApiKeyRecord> {
+        authenticated(actor)?;
+        self.0
+            .auth
+            .stores()
+            .api_keys
+            .get(id)
+            .await?
+            .filter(|r| key_issuance::manages(actor, r))
+            .ok_or(LifecycleError::NotFound)
     }
 
     /// Enables or disables one of the caller's keys, at once; 404 when it is not one.
@@ -333,14 +671,21 @@ impl Lifecycle {
         id: &ApiKeyId,
         enabled: bool,
     ) -> LifecycleResult<ApiKeyRecord> {
-        let _ = (actor, id, enabled);
-        todo!()
+        let mut record = self.owned(actor, id).await?;
+        if !self.0.auth.set_api_key_enabled(id, enabled).await? {
+            return Err(LifecycleError::NotFound);
+        }
+        record.enabled = enabled;
+        Ok(record)
     }
 
     /// Deletes one of the caller's keys: it stops working at once; 404 when it is not one.
     pub async fn delete_api_key(&self, actor: &Actor, id: &ApiKeyId) -> LifecycleResult<()> {
-        let _ = (actor, id);
-        todo!()
+        self.owned(actor, id).await?;
+        if !self.0.auth.delete_api_key(id).await? {
+            return Err(LifecycleError::NotFound);
+        }
+        Ok(())
     }
 
     // ---- agents ---------------------------------------------------------------------------
@@ -352,8 +697,31 @@ impl Lifecycle {
         name: String,
         org_id: Option<&OrgId>,
     ) -> LifecycleResult<AgentRecord> {
-        let _ = (actor, name, org_id);
-        todo!()
+        require::<AdminWrite>(actor)?;
+        let name = required_text("name", &name, 200)?;
+        let org_id = target_org(actor, org_id)?;
+        let agent = AgentRecord {
+            id: AgentId::random(),
+            org_id,
+            name,
+            status: AgentStatus::Active,
+            created_at: self.now(),
+        };
+        self.0.auth.stores().agents.insert(agent.clone()).await?;
+        Ok(agent)
+    }
+
+    /// The agent `id`; 404 when there is none, or when it is of an org the caller does not
+    /// act in.
+    async fn agent(&self, actor: &Actor, id: &AgentId) -> LifecycleResult<AgentRecord> {
+        self.0
+            .auth
+            .stores()
+            .agents
+            .get(id)
+            .await?
+            .filter(|a| actor.can_access_org(&a.org_id))
+            .ok_or(LifecycleError::NotFound)
     }
 
     /// Mints a run token for an agent (needs `admin:write`; another org's agent is 404, a
@@ -364,14 +732,38 @@ impl Lifecycle {
         agent: &AgentId,
         adapter_type: &str,
     ) -> LifecycleResult<RunToken> {
-        let _ = (actor, agent, adapter_type);
-        todo!()
+        require::<AdminWrite>(actor)?;
+        let adapter_type = required_text("adapter_type", adapter_type, 100)?;
+        let agent = self.agent(actor, agent).await?;
+        if agent.status == AgentStatus::Terminated {
+            return Err(LifecycleError::Conflict("the agent is terminated"));
+        }
+        let run_id = RunId::random();
+        let minted = self
+            .0
+            .auth
+            .agent_tokens()
+            .mint(AgentGrant {
+                agent_id: &agent.id,
+                company_id: &agent.org_id,
+                adapter_type: &adapter_type,
+                run_id: &run_id,
+            })
+            .map_err(internal)?;
+        Ok(RunToken {
+            run_id,
+            token: minted.token,
+            expires_in: minted.expires_in,
+        })
     }
 
     /// Terminates an agent (needs `admin:write`; another org's is 404): its run tokens and
     /// keys stop working at once.
     pub async fn terminate_agent(&self, actor: &Actor, agent: &AgentId) -> LifecycleResult<()> {
-        let _ = (actor, agent);
-        todo!()
+        require::<AdminWrite>(actor)?;
+        let agent = self.agent(actor, agent).await?;
+        self.0.auth.terminate_agent(&agent.id).await?;
+        tracing::info!(agent = %agent.id, "agent terminated");
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner, KeysOf};
 use portcullis_core::cache::{Invalidation, InvalidationSink};
-use portcullis_core::ids::{ApiKeyId, UserId};
+use portcullis_core::ids::{ApiKeyId, OrgId, UserId};
 use portcullis_core::store::{ApiKeyStore, MemoryApiKeyStore, Stores};
 use portcullis_core::{AuthError, Authenticator, Credential, StoreError, seed};
 
@@ -58,6 +58,9 @@ impl ApiKeyStore for Counting {
     }
     async fn touch(&self, u: &[(ApiKeyId, u64)]) -> Result<(), StoreError> {
         self.inner.touch(u).await
+    }
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        self.inner.count(org).await
     }
 }
 

@@ -85,10 +85,10 @@ impl SqlStores {
         &self.users
     }
 
-    /// How many API keys there are in `org`, or in every org (for stats; the core trait has
-    /// no count).
+    /// How many API keys there are in `org`, or in every org (for stats): what
+    /// [`ApiKeyStore::count`] of [`SqlStores::stores`]' key store answers.
     pub async fn count_api_keys(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, api_key_count(org))
+        SqlApiKeyStore::new(self.pool.clone()).count(org).await
     }
 
     /// Deletes sessions and denylist entries that expired at or before `now` (they can
@@ -156,6 +156,10 @@ impl ApiKeyStore for SqlApiKeyStore {
         // A fixed order keeps concurrent batches from locking rows in opposite orders.
         batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         dispatch!(&self.pool, api_key_touch(&batch))
+    }
+
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        dispatch!(&self.pool, api_key_count(org))
     }
 }
 

@@ -125,6 +125,31 @@ pub async fn api_key_create_and_lookup(s: &Stores) {
     );
 }
 
+/// Keys are counted per org and in every org, enabled or not; a deleted key is not.
+pub async fn api_key_count(s: &Stores) {
+    let org = OrgId::from(format!("count-{}", ApiKeyId::random()));
+    let other = OrgId::from(format!("count-{}", ApiKeyId::random()));
+    assert_eq!(s.api_keys.count(Some(&org)).await.unwrap(), 0);
+    let before_all = s.api_keys.count(None).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (mut rec, _) = key_record(KeyOwner::User(UserId::random()), None);
+        rec.org_id = org.clone();
+        ids.push(rec.id.clone());
+        s.api_keys.insert(rec).await.unwrap();
+    }
+    let (mut elsewhere, _) = key_record(KeyOwner::User(UserId::random()), None);
+    elsewhere.org_id = other.clone();
+    s.api_keys.insert(elsewhere).await.unwrap();
+    assert_eq!(s.api_keys.count(Some(&org)).await.unwrap(), 3);
+    assert_eq!(s.api_keys.count(Some(&other)).await.unwrap(), 1);
+    assert!(s.api_keys.count(None).await.unwrap() >= before_all + 4);
+    assert!(s.api_keys.set_enabled(&ids[0], false).await.unwrap());
+    assert_eq!(s.api_keys.count(Some(&org)).await.unwrap(), 3);
+    assert!(s.api_keys.delete(&ids[1]).await.unwrap());
+    assert_eq!(s.api_keys.count(Some(&org)).await.unwrap(), 2);
+}
+
 /// An expired key is stored as such and refused by `check_usable`.
 pub async fn api_key_expiry(s: &Stores) {
     let (rec, _) = key_record(KeyOwner::User(UserId::random()), Some(now() - 1));
@@ -348,7 +373,7 @@ macro_rules! store_conformance_tests {
     ($factory:expr) => {
         $crate::store_conformance_tests!(@tests $factory;
             api_key_create_and_lookup, api_key_expiry, api_key_disable, api_key_revoke,
-            api_key_touch, session_rotation_and_reuse, session_revoke_and_revoke_all,
+            api_key_touch, api_key_count, session_rotation_and_reuse, session_revoke_and_revoke_all,
             session_expiry, concurrent_refresh_race, agent_terminate, denylist_expiry);
     };
     (@tests $factory:expr; $($name:ident),+) => {$(

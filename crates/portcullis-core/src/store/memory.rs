@@ -136,6 +136,14 @@ impl ApiKeyStore for MemoryApiKeyStore {
         }
         Ok(())
     }
+
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        Ok(lock(&self.inner)
+            .by_id
+            .values()
+            .filter(|r| org.is_none_or(|o| r.org_id == *o))
+            .count() as u64)
+    }
 }
 
 /// Login sessions in memory. Rotation is atomic under one lock.

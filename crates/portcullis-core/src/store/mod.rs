@@ -37,6 +37,18 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     async fn delete(&self, id: &ApiKeyId) -> Result<bool, StoreError>;
     /// Records last use for a batch of keys (written behind, never on the request path).
     async fn touch(&self, used: &[(ApiKeyId, UnixTime)]) -> Result<(), StoreError>;
+    /// How many keys `org` has (enabled or not, expired or not), or every org when `None`:
+    /// for statistics.
+    ///
+    /// The default answers [`StoreError::Unavailable`] (a store written before this method
+    /// existed still compiles, and a count it cannot give fails closed); every store of this
+    /// workspace implements it.
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        let _ = org;
+        Err(StoreError::Unavailable(
+            "this API key store does not count keys".into(),
+        ))
+    }
 }
 
 /// The result of presenting a refresh token to the store.
