@@ -23,6 +23,7 @@ const BOB_PASSWORD: &str = "bob's own passphrase";
 /// The app on 127.0.0.1, on its own SQLite file; the server stops with the test's runtime.
 struct Running {
     base: String,
+    ada_id: String,
     _dir: tempfile::TempDir,
 }
 
@@ -40,7 +41,7 @@ async fn start() -> Running {
         .build()
         .unwrap();
     let app = existing_app::app(&db_url, config).await.unwrap();
-    existing_app::add_member(&db_url, ADA, ADA_PASSWORD, true, "team-a")
+    let ada_id = existing_app::add_member(&db_url, ADA, ADA_PASSWORD, true, "team-a")
         .await
         .unwrap();
     existing_app::add_member(&db_url, BOB, BOB_PASSWORD, false, "team-a")
@@ -49,7 +50,11 @@ async fn start() -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Running { base, _dir: dir }
+    Running {
+        base,
+        ada_id,
+        _dir: dir,
+    }
 }
 
 fn client() -> Client {
@@ -149,8 +154,15 @@ async fn login_with_a_members_own_password_gives_a_pair_and_three_cookies_and_a_
         .unwrap();
     let (status, _, who) = parts(res).await;
     assert_eq!(status, StatusCode::OK, "{who}");
-    let text = who.to_string();
-    assert!(text.contains("team-a") && text.contains("admin"), "{who}");
+    assert_eq!(who["kind"], "user");
+    assert_eq!(
+        who["id"],
+        srv.ada_id.as_str(),
+        "the member_id is the token's subject"
+    );
+    assert_eq!(who["org_id"], "team-a");
+    let held = who["permissions"].as_array().unwrap();
+    assert!(held.contains(&json!("admin:read")), "role admin: {who}");
 
     // A wrong password, and an unknown login, are the same 401, setting no cookie.
     for (email, password) in [
