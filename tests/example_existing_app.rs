@@ -406,3 +406,47 @@ async fn after_logout_the_access_token_is_401() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "token_revoked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_note_is_a_4xx_problem_and_nothing_is_stored() {
+    let srv = start().await;
+    let bob = tokens(&srv.base, BOB, BOB_PASSWORD).await;
+    let post = |content_type: &'static str, body: &'static str| {
+        let (url, token) = (format!("{}/notes", srv.base), access(&bob).to_owned());
+        async move {
+            let res = client()
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            parts(res).await
+        }
+    };
+    for (content_type, body, status, code) in [
+        (
+            "application/json",
+            r#"{"body": "   "}"#,
+            400,
+            "invalid_request",
+        ),
+        ("application/json", r#"{"body": "#, 400, "invalid_request"),
+        (
+            "application/json",
+            r#"{"text": "no body field"}"#,
+            400,
+            "invalid_request",
+        ),
+        ("text/plain", "hello", 415, "unsupported_media_type"),
+    ] {
+        let (got, headers, problem) = post(content_type, body).await;
+        assert_eq!(got.as_u16(), status, "{body}: {problem}");
+        assert_eq!(problem["code"], code, "{body}");
+        assert_eq!(problem_type(&headers), "application/problem+json");
+    }
+    let (status, _, list) = get_notes(&srv.base, access(&bob)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["notes"], json!([]));
+}
