@@ -3,7 +3,7 @@
 //! (`GET`/`POST /notes`, `GET /members`), which gains login, refresh, logout, cookies with
 //! CSRF, API keys and per-route permissions without touching its tables.
 //!
-//! What adopting takes, marked `// --- Portcullis glue ---` … `// --- end glue ---` below:
+//! What adopting takes (the lines between the "Portcullis glue" and "end glue" comments):
 //! 1. [`Users`] implemented over `members` (`is_admin` → role `admin`, else `user`;
 //!    `team` → org), one query a method;
 //! 2. Portcullis's own tables (sessions, API keys, agents, denylist) migrated into the same
