@@ -13,7 +13,7 @@ use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, UserId};
 use portcullis_core::lifecycle::{
     DEFAULT_ORG, Lifecycle, LifecycleError, NewApiKey, NewUser, SessionTokens, Stats,
 };
-use portcullis_core::seed::{AdminRead, AdminWrite, MemoryRead, MemoryCreate};
+use portcullis_core::seed::{AdminRead, AdminWrite, MemoryCreate, MemoryRead};
 use portcullis_core::store::{AgentStatus, Stores};
 use portcullis_core::throttle::MAX_CHECKS;
 use portcullis_core::users::{Account, Users};
@@ -143,12 +143,8 @@ impl Fx {
     /// Logs `email` in and resolves its access token: the actor the layer would see.
     async fn signed_in(&self, email: &str) -> (Actor, SessionTokens) {
         let tokens = self.lc.login(email, PASSWORD, false).await.unwrap();
-        (
-            self.bearer(&tokens.access_token.expose().to_owned())
-                .await
-                .unwrap(),
-            tokens,
-        )
+        let actor = self.bearer(tokens.access_token.expose()).await.unwrap();
+        (actor, tokens)
     }
 
     async fn bearer(&self, token: &str) -> Result<Actor, AuthError> {
