@@ -128,7 +128,7 @@ pub struct NewApiKey {
     pub name: String,
     /// What it may do: a subset of the caller's permissions.
     pub permissions: PermissionSet,
-    /// Lifetime in seconds (see [`key_issuance`](crate::key_issuance)).
+    /// Lifetime in seconds (see [`key_issuance`]).
     pub expires_in_secs: Option<u64>,
     /// Its own rate limit, requests a minute.
     pub rate_limit_per_minute: Option<u32>,
@@ -583,7 +583,7 @@ impl Lifecycle {
 
     // ---- API keys -------------------------------------------------------------------------
 
-    /// Makes an API key within [`key_issuance::grant`](crate::key_issuance::grant)'s bounds.
+    /// Makes an API key within [`key_issuance::grant`]'s bounds.
     pub async fn create_api_key(
         &self,
         actor: &Actor,
@@ -645,7 +645,7 @@ impl Lifecycle {
         })
     }
 
-    /// The keys the caller manages ([`key_issuance::listing`](crate::key_issuance::listing)).
+    /// The keys the caller manages ([`key_issuance::listing`]).
     pub async fn api_keys(&self, actor: &Actor) -> LifecycleResult<Vec<ApiKeyRecord>> {
         let Some(of) = key_issuance::listing(authenticated(actor)?) else {
             return Ok(Vec::new());
