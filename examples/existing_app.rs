@@ -1,13 +1,14 @@
 //! An app that existed before Portcullis adopts it: a tiny team-notes service with its own
-//! SQLite schema (`members`, `notes`), its own argon2 password hashes and its own routes
+//! SQLite schema (a `users` table of its own shape, `notes`), its own argon2 password hashes and its own routes
 //! (`GET`/`POST /notes`, `GET /members`), which gains login, refresh, logout, cookies with
 //! CSRF, API keys and per-route permissions without touching its tables.
 //!
 //! What adopting takes (the lines between the "Portcullis glue" and "end glue" comments):
-//! 1. [`Users`] implemented over `members` (`is_admin` → role `admin`, else `user`;
+//! 1. [`Users`] implemented over its `users` table (`is_admin` → role `admin`, else `user`;
 //!    `team` → org), one query a method;
-//! 2. Portcullis's own tables (sessions, API keys, agents, denylist) migrated into the same
-//!    SQLite file, an [`Authenticator`] over them and a [`Lifecycle`] over the members;
+//! 2. Portcullis's own tables (sessions, API keys, agents, denylist) in a database of their
+//!    own — Portcullis's schema has a `users` table too, which the app's must not meet — an
+//!    [`Authenticator`] over them and a [`Lifecycle`] over the app's users;
 //! 3. `routes::all(lifecycle)` merged, one [`AuthLayer`] with [`routes::PUBLIC_PATHS`], and
 //!    each handler naming what it needs in its signature (`RequirePermissions<MemoryCreate>`).
 //!
@@ -22,7 +23,8 @@
 //! curl -s localhost:3000/notes -H "authorization: Bearer <access_token>"
 //! ```
 //!
-//! `NOTES_DATABASE_URL` picks the database (default `sqlite://notes.db?mode=rwc`); the
+//! `NOTES_DATABASE_URL` picks the app's database (default `sqlite://notes.db?mode=rwc`),
+//! `NOTES_AUTH_DATABASE_URL` Portcullis's (default `sqlite://notes-auth.db?mode=rwc`); the
 //! `AUTH_*` variables configure Portcullis (secrets are generated in development).
 
 use std::sync::Arc;
@@ -52,7 +54,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The app's own schema, as it was before Portcullis.
 const SCHEMA: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS members (
+    "CREATE TABLE IF NOT EXISTS users (
         member_id TEXT PRIMARY KEY,
         login TEXT UNIQUE NOT NULL,
         pw_hash TEXT NOT NULL,
@@ -93,7 +95,7 @@ pub async fn add_member(
         .map_err(|e| e.to_string())?
         .to_string();
     let member_id = uuid::Uuid::new_v4().to_string();
-    sqlx::query("INSERT INTO members VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO users VALUES (?, ?, ?, ?, ?)")
         .bind(&member_id)
         .bind(login.trim().to_lowercase())
         .bind(pw_hash)
@@ -105,12 +107,13 @@ pub async fn add_member(
     Ok(member_id)
 }
 
-/// The app: its own routes, plus Portcullis's auth routes, behind one layer.
-pub async fn app(db_url: &str, config: AuthConfig) -> Result<Router, Error> {
+/// The app: its own routes, plus Portcullis's auth routes, behind one layer. `auth_db_url` is
+/// Portcullis's own database (sessions, API keys, agents, denylist).
+pub async fn app(db_url: &str, auth_db_url: &str, config: AuthConfig) -> Result<Router, Error> {
     let pool = open(db_url).await?;
 
     // --- Portcullis glue ---
-    let sql = SqlStores::from_pool(pool.clone().into()); // Portcullis's tables, same file
+    let sql = SqlStores::connect(auth_db_url).await?;
     sql.migrate().await?;
     let auth = Authenticator::builder()
         .config(config)
@@ -131,7 +134,7 @@ pub async fn app(db_url: &str, config: AuthConfig) -> Result<Router, Error> {
 }
 
 // --- Portcullis glue ---
-/// Portcullis's view of the `members` table.
+/// Portcullis's view of the app's `users` table.
 struct Members(SqlitePool);
 
 type MemberRow = (String, String, String, bool, String);
@@ -149,11 +152,11 @@ fn account((id, login, pw_hash, is_admin, team): MemberRow) -> Account {
 fn store_error(e: sqlx::Error) -> StoreError {
     match e.as_database_error() {
         Some(db) if db.is_unique_violation() => StoreError::Conflict("login taken"),
-        _ => StoreError::Unavailable(format!("members: {e}")),
+        _ => StoreError::Unavailable(format!("users: {e}")),
     }
 }
 
-const SELECT: &str = "SELECT member_id, login, pw_hash, is_admin, team FROM members";
+const SELECT: &str = "SELECT member_id, login, pw_hash, is_admin, team FROM users";
 
 #[async_trait]
 impl Users for Members {
@@ -177,7 +180,7 @@ impl Users for Members {
 
     /// `POST /users`: any role but `admin` becomes a regular member (the table has no other).
     async fn create(&self, a: &Account) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO members VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO users VALUES (?, ?, ?, ?, ?)")
             .bind(a.id.as_str())
             .bind(&a.email)
             .bind(&a.password_hash)
@@ -190,7 +193,7 @@ impl Users for Members {
     }
 
     async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE members SET pw_hash = ? WHERE member_id = ?")
+        let done = sqlx::query("UPDATE users SET pw_hash = ? WHERE member_id = ?")
             .bind(hash)
             .bind(id.as_str())
             .execute(&self.0)
@@ -200,12 +203,11 @@ impl Users for Members {
     }
 
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE ?1 IS NULL OR team = ?1")
-                .bind(org.map(OrgId::as_str))
-                .fetch_one(&self.0)
-                .await
-                .map_err(store_error)?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR team = ?1")
+            .bind(org.map(OrgId::as_str))
+            .fetch_one(&self.0)
+            .await
+            .map_err(store_error)?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
 }
@@ -222,7 +224,7 @@ fn team(actor: &Actor) -> ApiResult<&str> {
 
 /// A database failure of the app's own queries: 503, as Portcullis answers its own.
 fn db_error(e: sqlx::Error) -> ApiError {
-    ApiError::from(StoreError::Unavailable(format!("notes: {e}")))
+    ApiError::unavailable(format!("notes: {e}"))
 }
 
 /// `GET /notes`: the team's notes, oldest first.
@@ -276,7 +278,7 @@ async fn list_members(
     who: RequirePermissions<AdminRead>,
 ) -> ApiResult<Json<Value>> {
     let rows: Vec<(String, String, bool)> = sqlx::query_as(
-        "SELECT member_id, login, is_admin FROM members WHERE team = ? ORDER BY login",
+        "SELECT member_id, login, is_admin FROM users WHERE team = ? ORDER BY login",
     )
     .bind(team(&who)?)
     .fetch_all(&db)
@@ -305,7 +307,9 @@ async fn main() -> Result<(), Error> {
         println!("added member {id}");
         return Ok(());
     }
-    let app = app(&db_url, AuthConfig::from_env()?).await?;
+    let auth_db_url = std::env::var("NOTES_AUTH_DATABASE_URL")
+        .unwrap_or_else(|_| "sqlite://notes-auth.db?mode=rwc".into());
+    let app = app(&db_url, &auth_db_url, AuthConfig::from_env()?).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;

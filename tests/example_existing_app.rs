@@ -40,7 +40,10 @@ async fn start() -> Running {
         .cookie_secure(false)
         .build()
         .unwrap();
-    let app = existing_app::app(&db_url, config).await.unwrap();
+    let auth_db_url = format!("sqlite://{}?mode=rwc", dir.path().join("auth.db").display());
+    let app = existing_app::app(&db_url, &auth_db_url, config)
+        .await
+        .unwrap();
     let ada_id = existing_app::add_member(&db_url, ADA, ADA_PASSWORD, true, "team-a")
         .await
         .unwrap();

@@ -645,6 +645,36 @@ impl Lifecycle {
         })
     }
 
+    /// Makes an API key for the account whose login is `email`, as the account itself would
+    /// make it — the same [`create_api_key`](Self::create_api_key) bounds (at most what its role
+    /// grants, the lifetime and rate-limit ranges) — for tools outside any session: the sample
+    /// server's `portcullis keys create`, bootstrapping and break-glass. No such account is 404.
+    pub async fn create_api_key_for(
+        &self,
+        email: &str,
+        new: NewApiKey,
+    ) -> LifecycleResult<IssuedApiKey> {
+        let account = self
+            .0
+            .users
+            .find_by_email(&normalize_email(email))
+            .await?
+            .ok_or(LifecycleError::NotFound)?;
+        let roles = &self.0.auth.config().roles;
+        let actor = Actor::User(Arc::new(UserActor {
+            id: account.id,
+            org_id: account.org_id,
+            permissions: roles.get(&account.role).unwrap_or(PermissionSet::EMPTY),
+            all_orgs: roles.acts_in_every_org(&account.role),
+            role: account.role.into(),
+            // Out of band: no login session is behind this actor, and none is needed — a key's
+            // creator is its user.
+            session_id: SessionId::from("out-of-band"),
+            method: crate::AuthMethod::Jwt,
+        }));
+        self.create_api_key(&actor, new).await
+    }
+
     /// The keys the caller manages ([`key_issuance::listing`]).
     pub async fn api_keys(&self, actor: &Actor) -> LifecycleResult<Vec<ApiKeyRecord>> {
         let Some(of) = key_issuance::listing(authenticated(actor)?) else {

@@ -2,88 +2,65 @@
 //! and break-glass. With REDIS_URL set, a revocation is also announced to running instances;
 //! without it, a running server drops its cached copy within the cache TTL (30 s).
 
-use portcullis::api_key::{self, ApiKeyRecord, KeyCreator, KeyOwner, KeysOf};
-use portcullis::cache::Invalidation;
+use portcullis::api_key::{ApiKeyRecord, KeyOwner, KeysOf};
 use portcullis::ids::ApiKeyId;
-use portcullis::redis::RedisStores;
-use portcullis::sql::{SqlPool, SqlStores};
-use portcullis::{PermissionCatalog, StoreError};
+use portcullis::lifecycle::{LifecycleError, NewApiKey, normalize_email};
+use portcullis::sql::SqlPool;
+use portcullis::{AuthError, StoreError};
 use sqlx::Row as _;
 
 use crate::cli::{KeysCommand, KeysCreateArgs};
 use crate::data::{err, on_pool};
 use crate::settings;
-use portcullis::lifecycle::normalize_email;
+use crate::state::AppState;
 
-/// Runs one `keys` subcommand.
+/// Runs one `keys` subcommand, with the server's own stores and rules.
 pub async fn run(cmd: KeysCommand) -> Result<(), String> {
-    let url = settings::database_url();
-    let sql = SqlStores::connect(&url).await.map_err(|e| e.to_string())?;
-    sql.migrate().await.map_err(|e| e.to_string())?;
-    match cmd {
-        KeysCommand::Create(args) => create(&sql, args).await,
-        KeysCommand::List { owner } => list(&sql, owner.as_deref()).await,
-        KeysCommand::Revoke { key_id } => revoke(&sql, &key_id).await,
-    }
+    let config = settings::auth_config(&settings::database_url())?;
+    let state = AppState::connect(config).await?;
+    let done = match cmd {
+        KeysCommand::Create(args) => create(&state, args).await,
+        KeysCommand::List { owner } => list(&state, owner.as_deref()).await,
+        KeysCommand::Revoke { key_id } => revoke(&state, &key_id).await,
+    };
+    state.shutdown().await;
+    done
 }
 
-async fn create(sql: &SqlStores, args: KeysCreateArgs) -> Result<(), String> {
+/// A key for a user, within the library's bounds (at most what the user's role grants).
+async fn create(s: &AppState, args: KeysCreateArgs) -> Result<(), String> {
     let email = normalize_email(&args.owner);
-    let owner = sql
-        .users()
-        .find_by_email(&email)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no user with email {email}"))?;
-    let config = settings::auth_config(&settings::database_url())?;
-    let catalog = PermissionCatalog::seed();
-    let permissions = catalog
+    let permissions = s
+        .auth
+        .catalog()
         .parse_all(args.permissions.iter().map(|p| p.trim()))
         .map_err(|bad| format!("unknown permission {bad:?}"))?;
-    let held = config
-        .roles
-        .get(&owner.role)
-        .unwrap_or(portcullis::PermissionSet::EMPTY);
-    let missing = held.missing(permissions);
-    if !missing.is_empty() {
-        let names: Vec<_> = catalog.names(missing).collect();
-        return Err(format!(
-            "{email} (role {}) does not hold: {}",
-            owner.role,
-            names.join(", ")
-        ));
-    }
-    if args.rate_limit_per_minute == Some(0) {
-        return Err("--rate-limit-per-minute must be at least 1".into());
-    }
-    let now = portcullis::Clock::now(&portcullis::SystemClock);
-    let generated = api_key::generate(&config.api_key_prefix);
-    let record = ApiKeyRecord {
-        id: ApiKeyId::random(),
+    let new = NewApiKey {
         name: args.name,
-        hash: generated.hash,
-        display_prefix: generated.display_prefix,
-        created_by: KeyCreator::user(owner.id.clone()),
-        owner: KeyOwner::User(owner.id.clone()),
-        org_id: owner.org_id.clone(),
         permissions,
-        created_at: now,
-        expires_at: args.expires_in_seconds.map(|s| now.saturating_add(s)),
-        enabled: true,
+        expires_in_secs: args.expires_in_seconds,
         rate_limit_per_minute: args.rate_limit_per_minute,
-        last_used_at: None,
+        agent_id: None,
     };
-    sql.stores()
-        .api_keys
-        .insert(record.clone())
+    let issued = s
+        .lifecycle
+        .create_api_key_for(&email, new)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            LifecycleError::NotFound => format!("no user with email {email}"),
+            LifecycleError::Auth(AuthError::InsufficientPermissions { missing }) => {
+                let names: Vec<_> = s.auth.catalog().names(missing).collect();
+                format!("{email} does not hold: {}", names.join(", "))
+            }
+            other => other.to_string(),
+        })?;
+    let record = issued.record;
     println!(
         "created key {} ({}) for {email}",
         record.id, record.display_prefix
     );
     println!("store it now; it is never shown again:");
-    println!("{}", generated.key.expose());
+    println!("{}", issued.key.expose());
     Ok(())
 }
 
@@ -99,12 +76,13 @@ async fn all_key_ids(pool: &SqlPool) -> Result<Vec<String>, StoreError> {
     })
 }
 
-async fn list(sql: &SqlStores, owner: Option<&str>) -> Result<(), String> {
-    let keys = sql.stores().api_keys;
+async fn list(s: &AppState, owner: Option<&str>) -> Result<(), String> {
+    let keys = &s.auth.stores().api_keys;
     let records: Vec<ApiKeyRecord> = match owner {
         Some(email) => {
             let email = normalize_email(email);
-            let user = sql
+            let user = s
+                .sql
                 .users()
                 .find_by_email(&email)
                 .await
@@ -116,7 +94,7 @@ async fn list(sql: &SqlStores, owner: Option<&str>) -> Result<(), String> {
         }
         None => {
             let mut out = Vec::new();
-            for id in all_key_ids(sql.pool()).await.map_err(|e| e.to_string())? {
+            for id in all_key_ids(s.sql.pool()).await.map_err(|e| e.to_string())? {
                 if let Some(r) = keys
                     .get(&ApiKeyId::from(id))
                     .await
@@ -128,7 +106,7 @@ async fn list(sql: &SqlStores, owner: Option<&str>) -> Result<(), String> {
             out
         }
     };
-    let catalog = PermissionCatalog::seed();
+    let catalog = s.auth.catalog();
     println!("id\tprefix\tname\towner\tenabled\tpermissions");
     for r in records {
         let owner = match &r.owner {
@@ -148,25 +126,21 @@ async fn list(sql: &SqlStores, owner: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-async fn revoke(sql: &SqlStores, key_id: &str) -> Result<(), String> {
-    let keys = sql.stores().api_keys;
+/// Deletes a key: it stops working at once here and, through Redis, on every instance.
+async fn revoke(s: &AppState, key_id: &str) -> Result<(), String> {
     let id = ApiKeyId::from(key_id);
-    let record = keys
+    let record = s
+        .auth
+        .stores()
+        .api_keys
         .get(&id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no key with id {key_id}"))?;
-    keys.delete(&id).await.map_err(|e| e.to_string())?;
-    if let Some(url) = settings::redis_url() {
-        let redis = RedisStores::connect(&url, &settings::redis_prefix())
-            .await
-            .map_err(|e| e.to_string())?;
-        redis
-            .invalidator()
-            .send(&Invalidation::ApiKey(record.hash))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    s.auth
+        .delete_api_key(&id)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("revoked key {key_id} ({})", record.display_prefix);
     Ok(())
 }

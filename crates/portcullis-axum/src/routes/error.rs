@@ -78,6 +78,12 @@ impl ApiError {
         Self::BadRequest(detail.into())
     }
 
+    /// 503 `auth_unavailable` with `Retry-After`: a store of the app's own could not be
+    /// reached (fail closed, as Portcullis does with its own). `cause` is logged, not shown.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        StoreError::Unavailable(cause.to_string()).into()
+    }
+
     /// The response to a [`LifecycleError`], naming missing permissions with `catalog`.
     /// Credentials count as presented except for `invalid_credentials` (a wrong password is not
     /// a bad token) and `missing_credentials`.
