@@ -4,11 +4,11 @@
 //!
 //! | router | routes |
 //! | --- | --- |
-//! | [`auth`] | `POST /auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/password`, `GET /auth/whoami`, `GET /.well-known/jwks.json` |
-//! | [`api_keys`] | `POST`/`GET /api-keys`, `PATCH`/`DELETE /api-keys/{key_id}` |
-//! | [`agents`] | `POST /agents`, `/agents/{id}/runs`, `/agents/{id}/terminate` |
-//! | [`admin`] | `POST /users`, `GET /admin/stats`, `POST /admin/users/{id}/revoke-sessions` |
-//! | [`all`] | the four |
+//! | [`auth()`] | `POST /auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/password`, `GET /auth/whoami`, `GET /.well-known/jwks.json` |
+//! | [`api_keys()`] | `POST`/`GET /api-keys`, `PATCH`/`DELETE /api-keys/{key_id}` |
+//! | [`agents()`] | `POST /agents`, `/agents/{id}/runs`, `/agents/{id}/terminate` |
+//! | [`admin()`] | `POST /users`, `GET /admin/stats`, `POST /admin/users/{id}/revoke-sessions` |
+//! | [`all()`] | the four |
 //!
 //! They sit at the contract's paths (the refresh cookie's `Path=/auth` is part of the
 //! protocol), so an app merges rather than nests them, behind an

@@ -10,7 +10,7 @@
 //! - the extractors: no NUL character in any text; [`required_text`](super::required_text): a text field with
 //!   `minLength: 1` and a `maxLength` is trimmed first, so it must hold a non-whitespace character.
 //!
-//! Every error is `application/problem+json`, one [`Problem`] schema narrowed per status (its
+//! Every error is `application/problem+json`, one `Problem` schema narrowed per status (its
 //! `status` and the `code`s that status carries), with the headers the renderer sets.
 
 use std::collections::BTreeSet;
