@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "routes")]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -15,48 +14,11 @@ use http::{HeaderMap, Request, StatusCode};
 use portcullis_axum::routes;
 use portcullis_core::ids::{OrgId, UserId};
 use portcullis_core::lifecycle::Lifecycle;
-use portcullis_core::users::{Account, Users};
-use portcullis_core::{AuthConfig, Authenticator, StoreError};
+use portcullis_core::users::{Account, MemoryUsers, Users};
+use portcullis_core::{AuthConfig, Authenticator};
 use portcullis_tower::AuthLayer;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-/// Users in a map: the smallest implementation of the trait.
-#[derive(Default)]
-struct MapUsers(Mutex<HashMap<UserId, Account>>);
-
-#[portcullis_core::users::async_trait]
-impl Users for MapUsers {
-    async fn find_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
-        let users = self.0.lock().unwrap();
-        Ok(users.values().find(|a| a.email == email).cloned())
-    }
-    async fn get(&self, id: &UserId) -> Result<Option<Account>, StoreError> {
-        Ok(self.0.lock().unwrap().get(id).cloned())
-    }
-    async fn create(&self, account: &Account) -> Result<(), StoreError> {
-        let mut users = self.0.lock().unwrap();
-        if users.values().any(|a| a.email == account.email) {
-            return Err(StoreError::Conflict("email"));
-        }
-        users.insert(account.id.clone(), account.clone());
-        Ok(())
-    }
-    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
-        let mut users = self.0.lock().unwrap();
-        Ok(users
-            .get_mut(id)
-            .map(|a| a.password_hash = hash.to_owned())
-            .is_some())
-    }
-    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        let users = self.0.lock().unwrap();
-        Ok(users
-            .values()
-            .filter(|a| org.is_none_or(|o| &a.org_id == o))
-            .count() as u64)
-    }
-}
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -66,7 +28,7 @@ async fn app(role: &str) -> Router {
         .config(AuthConfig::builder().build().unwrap())
         .build()
         .unwrap();
-    let users = Arc::new(MapUsers::default());
+    let users = Arc::new(MemoryUsers::default());
     let lifecycle = Lifecycle::builder(auth.clone(), users.clone())
         .build()
         .unwrap();

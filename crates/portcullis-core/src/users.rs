@@ -60,3 +60,73 @@ pub trait Users: Send + Sync + 'static {
     /// How many accounts `org` has, or every org when `None`.
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError>;
 }
+
+/// Users in memory: for tests, examples and prototypes (nothing survives a restart). Emails
+/// are unique, as in a real table.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use portcullis_core::users::{Account, MemoryUsers, Users};
+/// let users = MemoryUsers::default();
+/// let ada = Account {
+///     id: "u1".into(),
+///     email: "ada@example.com".into(),
+///     password_hash: "$argon2id$…".into(),
+///     role: "admin".into(),
+///     org_id: "acme".into(),
+/// };
+/// users.create(&ada).await.unwrap();
+/// assert!(users.create(&ada).await.is_err());
+/// assert_eq!(users.find_by_email("ada@example.com").await.unwrap(), Some(ada));
+/// # });
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryUsers(std::sync::Mutex<std::collections::HashMap<UserId, Account>>);
+
+impl MemoryUsers {
+    fn rows(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, Account>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Users for MemoryUsers {
+    async fn find_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self.rows().values().find(|a| a.email == email).cloned())
+    }
+
+    async fn get(&self, id: &UserId) -> Result<Option<Account>, StoreError> {
+        Ok(self.rows().get(id).cloned())
+    }
+
+    async fn create(&self, account: &Account) -> Result<(), StoreError> {
+        let mut rows = self.rows();
+        if rows.contains_key(&account.id) || rows.values().any(|a| a.email == account.email) {
+            return Err(StoreError::Conflict("user"));
+        }
+        rows.insert(account.id.clone(), account.clone());
+        Ok(())
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .rows()
+            .get_mut(id)
+            .map(|a| a.password_hash = password_hash.to_owned())
+            .is_some())
+    }
+
+    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
+        let rows = self.rows();
+        Ok(rows
+            .values()
+            .filter(|a| org.is_none_or(|o| a.org_id == *o))
+            .count() as u64)
+    }
+}

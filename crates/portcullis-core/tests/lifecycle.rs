@@ -794,6 +794,49 @@ async fn stats_count_the_callers_org_and_every_org_for_the_board() {
 // ---- API keys -------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn a_key_made_for_an_account_out_of_band_has_the_same_bounds_as_its_own() {
+    let f = fx();
+    let vera = f.user("vera@example.com", "viewer", "acme").await;
+    // More than the role grants: refused, as on the route.
+    let r =
+        f.lc.create_api_key_for(
+            "vera@example.com",
+            new_key(<(MemoryRead, MemoryCreate)>::SET),
+        )
+        .await;
+    assert_eq!(missing(r), MemoryCreate::SET);
+    let r =
+        f.lc.create_api_key_for(
+            "vera@example.com",
+            NewApiKey {
+                expires_in_secs: Some(u64::MAX),
+                ..new_key(MemoryRead::SET)
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(LifecycleError::Invalid(_))), "{r:?}");
+    // An unknown login: not found.
+    let r =
+        f.lc.create_api_key_for("nobody@example.com", new_key(MemoryRead::SET))
+            .await;
+    assert!(matches!(r, Err(LifecycleError::NotFound)), "{r:?}");
+    // Within the role: a key of the account, in its org, made by it.
+    let issued =
+        f.lc.create_api_key_for(" Vera@Example.com ", new_key(MemoryRead::SET))
+            .await
+            .unwrap();
+    assert_eq!(issued.record.owner, KeyOwner::User(vera.id.clone()));
+    assert_eq!(issued.record.org_id, vera.org_id);
+    let actor = f.key(issued.key.expose()).await.unwrap();
+    assert_eq!(actor.permissions(), MemoryRead::SET);
+    // The account manages it like any key it made.
+    let (vera_actor, _) = f.signed_in("vera@example.com").await;
+    let listed = f.lc.api_keys(&vera_actor).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, issued.record.id);
+}
+
+#[tokio::test]
 async fn a_key_holds_no_more_than_its_creator() {
     let f = fx();
     let viewer = f.actor("vera@example.com", "viewer", "acme").await;
