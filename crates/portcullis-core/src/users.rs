@@ -84,6 +84,11 @@ pub trait Users: Send + Sync + 'static {
 pub struct MemoryUsers(std::sync::Mutex<std::collections::HashMap<UserId, Account>>);
 
 impl MemoryUsers {
+    /// Deletes the account `id` (Portcullis never does; an app's own tools, or a test, may).
+    pub fn remove(&self, id: &UserId) -> Option<Account> {
+        self.rows().remove(id)
+    }
+
     fn rows(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, Account>> {
         self.0
             .lock()

@@ -3,9 +3,8 @@
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use portcullis_core::api_key::KeyOwner;
@@ -16,7 +15,7 @@ use portcullis_core::lifecycle::{
 use portcullis_core::seed::{AdminRead, AdminWrite, MemoryCreate, MemoryRead};
 use portcullis_core::store::{AgentStatus, Stores};
 use portcullis_core::throttle::MAX_CHECKS;
-use portcullis_core::users::{Account, Users};
+use portcullis_core::users::{Account, MemoryUsers, Users};
 use portcullis_core::{
     Actor, ActorKind, AuthConfig, AuthError, Authenticator, Credential, ManualClock,
     PermissionList, PermissionSet, Secret, StoreError,
@@ -29,7 +28,7 @@ const PASSWORD: &str = "correct horse battery";
 /// The users table, in memory; `down` makes it act like an unreachable database.
 #[derive(Default)]
 struct MemUsers {
-    rows: Mutex<HashMap<UserId, Account>>,
+    rows: MemoryUsers,
     down: AtomicBool,
 }
 
@@ -41,8 +40,9 @@ impl MemUsers {
         Ok(())
     }
 
+    /// Deletes a user, as the app's own admin tools would.
     fn remove(&self, id: &UserId) {
-        self.rows.lock().unwrap().remove(id);
+        self.rows.remove(id);
     }
 }
 
@@ -50,23 +50,17 @@ impl MemUsers {
 impl Users for MemUsers {
     async fn find_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
         self.check()?;
-        let rows = self.rows.lock().unwrap();
-        Ok(rows.values().find(|a| a.email == email).cloned())
+        self.rows.find_by_email(email).await
     }
 
     async fn get(&self, id: &UserId) -> Result<Option<Account>, StoreError> {
         self.check()?;
-        Ok(self.rows.lock().unwrap().get(id).cloned())
+        self.rows.get(id).await
     }
 
     async fn create(&self, account: &Account) -> Result<(), StoreError> {
         self.check()?;
-        let mut rows = self.rows.lock().unwrap();
-        if rows.contains_key(&account.id) || rows.values().any(|a| a.email == account.email) {
-            return Err(StoreError::Conflict("user"));
-        }
-        rows.insert(account.id.clone(), account.clone());
-        Ok(())
+        self.rows.create(account).await
     }
 
     async fn set_password_hash(
@@ -75,22 +69,12 @@ impl Users for MemUsers {
         password_hash: &str,
     ) -> Result<bool, StoreError> {
         self.check()?;
-        Ok(self
-            .rows
-            .lock()
-            .unwrap()
-            .get_mut(id)
-            .map(|a| a.password_hash = password_hash.to_owned())
-            .is_some())
+        self.rows.set_password_hash(id, password_hash).await
     }
 
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
         self.check()?;
-        let rows = self.rows.lock().unwrap();
-        Ok(rows
-            .values()
-            .filter(|a| org.is_none_or(|o| a.org_id == *o))
-            .count() as u64)
+        self.rows.count(org).await
     }
 }
 
