@@ -1212,3 +1212,48 @@ fn g_a_revocation_that_cannot_be_published_is_503_and_its_retry_publishes_to_bot
         cluster.drop_database().await;
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// (h) instances started at the same moment on a fresh database
+
+/// As README's "several instances" starts them: at once, on an empty database. Each migrates
+/// and tries to create the first user; every one must come up, and there is one admin.
+#[test]
+fn h_instances_started_at_once_on_a_fresh_database_all_come_up_with_one_admin() {
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new("smi").await else {
+            return;
+        };
+        let servers: Vec<Server> = std::thread::scope(|s| {
+            let started: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| Server::start_with(cluster.options())))
+                .collect();
+            // `start_with` panics (with the server's output) when one does not come up.
+            started.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let http = reqwest::Client::new();
+        for s in &servers {
+            let res = readyz(&http, s).await;
+            assert_eq!(
+                res.status(),
+                200,
+                "an instance is not ready: {}",
+                s.output()
+            );
+        }
+        let token = servers[0].admin_token().await;
+        let stats: Value = http
+            .get(servers[3].url("/admin/stats"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["users"], 1, "{stats}");
+        drop(servers);
+        cluster.drop_database().await;
+    });
+}

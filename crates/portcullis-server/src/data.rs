@@ -40,6 +40,10 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS app_memories_org_idx ON app_memories (org_id, created_at)",
 ];
 
+/// The advisory lock the demo tables are created under on PostgreSQL (any constant of this
+/// application's own).
+const MIGRATION_LOCK: i64 = 0x706f_7274_6375_6c6c; // "portcull"
+
 /// A conversation.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Session {
@@ -118,6 +122,21 @@ impl Data {
 
     /// Creates the tables if missing.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        if let SqlPool::Postgres(p) = &self.pool {
+            // PostgreSQL's `CREATE … IF NOT EXISTS` is not safe under concurrency: two instances
+            // starting at once on a fresh database collide in its catalog (a unique violation).
+            // One at a time, under a transaction-scoped advisory lock.
+            let mut tx = p.begin().await.map_err(err)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            for sql in SCHEMA {
+                sqlx::query(sql).execute(&mut *tx).await.map_err(err)?;
+            }
+            return tx.commit().await.map_err(err);
+        }
         for sql in SCHEMA {
             on_pool!(&self.pool, |p| sqlx::query(sql)
                 .execute(p)
