@@ -266,7 +266,7 @@ impl SessionStore for RedisSessionStore {
         self.load(id).await
     }
 
-    /// [`CAS`]: writes `new` over the state read at `expected_version`, in one script.
+    /// One Lua script (`CAS`): writes `new` over the state read at `expected_version`.
     async fn swap(
         &self,
         id: &SessionId,
