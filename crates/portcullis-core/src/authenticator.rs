@@ -705,7 +705,13 @@ impl Authenticator {
 
     /// Revokes every session of a user (password change, admin action), on every instance.
     pub async fn revoke_user_sessions(&self, user: &UserId) -> Result<u64, StoreError> {
-        let n = self.0.stores.sessions.revoke_all_for_user(user).await?;
+        let now = self.0.clock.now();
+        let n = self
+            .0
+            .stores
+            .sessions
+            .revoke_all_for_user(user, now)
+            .await?;
         self.invalidate_everywhere(Invalidation::UserSessions(user.clone()))
             .await?;
         Ok(n)

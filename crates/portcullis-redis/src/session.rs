@@ -1,14 +1,13 @@
 //! Sessions as Redis hashes; refresh rotation as optimistic compare-and-swap.
 //!
 //! A session is the hash `<prefix>session:<sid>` with one field per [`SessionRecord`] field
-//! plus `ver`, a counter every write increments. Refresh reads the hash, applies core's
-//! [`SessionRecord::refresh`] (the one place the rotation rule lives), and writes the
-//! outcome with [`CAS`]: a script that writes only if `ver` is still the one read. When
-//! another refresh got there first, the script changes nothing and the refresh starts over
-//! from the new state, so of N concurrent refreshes with one token exactly one rotates and
-//! the rest see what it left behind. (This is WATCH/MULTI/EXEC's optimistic concurrency,
-//! done in one script: WATCH state belongs to a connection, and the connection here is
-//! multiplexed among all tasks.)
+//! plus `ver`, a counter every write increments. [`SessionStore::load_versioned`] reads the
+//! hash with its `ver`; [`SessionStore::swap`] is [`CAS`], a script that writes only if `ver`
+//! is still the one read. Core's provided [`SessionStore::refresh`] does the rest: it applies
+//! [`SessionRecord::refresh`] between the two and starts over when the swap loses, so of N
+//! concurrent refreshes with one token exactly one rotates and the rest see what it left
+//! behind. (This is WATCH/MULTI/EXEC's optimistic concurrency, done in one script: WATCH
+//! state belongs to a connection, and the connection here is multiplexed among all tasks.)
 
 use std::collections::HashMap;
 
@@ -17,16 +16,11 @@ use portcullis_core::StoreError;
 use portcullis_core::api_key::KeyHash;
 use portcullis_core::clock::{Clock, SystemClock, UnixTime};
 use portcullis_core::ids::{OrgId, SessionId, UserId};
-use portcullis_core::session::{SessionRecord, Transition};
-use portcullis_core::store::{RefreshResult, SessionStore};
+use portcullis_core::session::SessionRecord;
+use portcullis_core::store::SessionStore;
 use redis::Script;
 
 use crate::{Backend, Retry};
-
-/// How many times one refresh re-reads after losing a race before giving up. Each lost race
-/// means another refresh of the same session won, so this bounds the concurrent refreshes of
-/// one session, not the load.
-const MAX_CAS_ATTEMPTS: usize = 64;
 
 /// Creates the session unless its key exists; indexes it for revoke-all and counting.
 ///
@@ -51,7 +45,9 @@ return 1
 ";
 
 /// Writes a new state only if `ver` is still the one read: -1 gone, 0 lost the race,
-/// 1 written.
+/// 1 written. The live index keeps the session while it is unrevoked (a swap never writes an
+/// expired state: the rule rejects refreshes of expired sessions, and counting skips entries
+/// whose score, the expiry, has passed).
 ///
 /// KEYS: session, live zset. ARGV: expected ver, sid, expires_at, live ("1"/"0"), then
 /// field/value pairs.
@@ -157,7 +153,7 @@ impl RedisSessionStore {
     }
 
     /// The session and the `ver` it was read at.
-    async fn load(&self, id: &SessionId) -> Result<Option<(SessionRecord, String)>, StoreError> {
+    async fn load(&self, id: &SessionId) -> Result<Option<(SessionRecord, u64)>, StoreError> {
         let key = self.session_key(id);
         let fields: HashMap<String, String> = self
             .backend
@@ -169,43 +165,11 @@ impl RedisSessionStore {
         if fields.is_empty() {
             return Ok(None);
         }
-        let parsed = decode(id, &fields).zip(fields.get("ver").cloned());
+        let ver = fields.get("ver").and_then(|v| v.parse::<u64>().ok());
+        let parsed = decode(id, &fields).zip(ver);
         parsed
             .map(Some)
             .ok_or_else(|| self.backend.error("read session", "malformed session hash"))
-    }
-
-    /// Writes `new` over the state read at `ver`: `Some(true)` written, `Some(false)` lost
-    /// the race, `None` the session is gone.
-    async fn compare_and_swap(
-        &self,
-        new: &SessionRecord,
-        ver: &str,
-        now: UnixTime,
-    ) -> Result<Option<bool>, StoreError> {
-        let keys = [self.session_key(&new.id), self.live_key()];
-        let mut args = vec![
-            ver.to_owned(),
-            new.id.to_string(),
-            new.expires_at.to_string(),
-            flag(new.is_live(now)),
-        ];
-        args.extend(encode(new).into_iter().flat_map(|(k, v)| [k.to_owned(), v]));
-        // Never resent: if the first attempt was applied and only its reply was lost, a
-        // second one would see its own write as a lost race and take the reuse path.
-        let outcome: i64 = self
-            .backend
-            .run("refresh session", Retry::Never, |mut conn| {
-                let mut call = self.scripts.cas.prepare_invoke();
-                call.key(&keys[..]).arg(&args[..]);
-                async move { call.invoke_async(&mut conn).await }
-            })
-            .await?;
-        Ok(match outcome {
-            1 => Some(true),
-            0 => Some(false),
-            _ => None,
-        })
     }
 }
 
@@ -295,34 +259,40 @@ impl SessionStore for RedisSessionStore {
         Ok(self.load(id).await?.map(|(s, _)| s))
     }
 
-    async fn refresh(
+    async fn load_versioned(
         &self,
         id: &SessionId,
-        presented: &KeyHash,
-        next: KeyHash,
-        now: UnixTime,
-        grace_secs: u64,
-    ) -> Result<RefreshResult, StoreError> {
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some((session, ver)) = self.load(id).await? else {
-                return Ok(RefreshResult::NotFound);
-            };
-            // The rule is core's; this only makes its outcome stick atomically.
-            let (new, result) = match session.refresh(presented, next, now, grace_secs) {
-                Transition::Rotate(new) => (new.clone(), RefreshResult::Rotated(new)),
-                Transition::RevokeForReuse => (session.revoked(), RefreshResult::ReuseDetected),
-                Transition::Reject(why) => return Ok(RefreshResult::Rejected(why)),
-            };
-            match self.compare_and_swap(&new, &ver, now).await? {
-                Some(true) => return Ok(result),
-                Some(false) => continue,
-                None => return Ok(RefreshResult::NotFound),
-            }
-        }
-        Err(self.backend.error(
-            "refresh session",
-            "too many concurrent refreshes of one session",
-        ))
+    ) -> Result<Option<(SessionRecord, u64)>, StoreError> {
+        self.load(id).await
+    }
+
+    /// One Lua script (`CAS`): writes `new` over the state read at `expected_version`.
+    async fn swap(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        new: &SessionRecord,
+    ) -> Result<bool, StoreError> {
+        let keys = [self.session_key(id), self.live_key()];
+        let mut args = vec![
+            expected_version.to_string(),
+            id.to_string(),
+            new.expires_at.to_string(),
+            flag(!new.revoked),
+        ];
+        args.extend(encode(new).into_iter().flat_map(|(k, v)| [k.to_owned(), v]));
+        // Never resent: if the first attempt was applied and only its reply was lost, a
+        // second one would see its own write as a lost race and take the reuse path.
+        let outcome: i64 = self
+            .backend
+            .run("refresh session", Retry::Never, |mut conn| {
+                let mut call = self.scripts.cas.prepare_invoke();
+                call.key(&keys[..]).arg(&args[..]);
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        // -1 (gone) and 0 (lost the race) both mean nothing was written.
+        Ok(outcome == 1)
     }
 
     async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
@@ -340,10 +310,9 @@ impl SessionStore for RedisSessionStore {
         Ok(found == 1)
     }
 
-    async fn revoke_all_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
+    async fn revoke_all_for_user(&self, user: &UserId, now: UnixTime) -> Result<u64, StoreError> {
         let keys = [self.user_key(user), self.live_key()];
         let session_prefix = self.backend.key("session:");
-        let now = SystemClock.now();
         // Idempotent in effect; a repeat would only under-count, so it is not resent.
         let live: u64 = self
             .backend

@@ -6,23 +6,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_core::StoreError;
 use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeysOf};
-use portcullis_core::clock::{Clock, SystemClock, UnixTime};
+use portcullis_core::clock::UnixTime;
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
-use portcullis_core::session::{SessionRecord, Transition};
+use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{
-    AgentDirectory, AgentRecord, ApiKeyStore, Denylist, RefreshResult, SessionStore, Stores,
+    AgentDirectory, AgentRecord, ApiKeyStore, Denylist, SessionStore, Stores,
 };
 
 use crate::backend::{ExpiringTable, dispatch};
 use crate::pool::{PoolSettings, SqlPool};
 use crate::users::UserStore;
-
-/// How long a refresh keeps re-reading and re-applying the rule after losing the
-/// compare-and-swap. Each loss means another writer changed the session — made progress —
-/// and retries within the grace window each rotate again, so a burst of N concurrent
-/// refreshes of one token takes up to N rounds: bounded by time, not by a count (a count of 8
-/// turned the 9th of 16 parallel retries into a 503).
-const REFRESH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every store of one SQL database: the four core stores and the users.
 ///
@@ -183,50 +176,36 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(dispatch!(&self.pool, session_get_versioned(id))?.map(|(s, _)| s))
+        Ok(self.load_versioned(id).await?.map(|(s, _)| s))
     }
 
-    /// Reads the row, applies [`SessionRecord::refresh`], and writes the outcome only if the
-    /// row's version is still the one read (every write to a session increments it). On a
-    /// lost swap it reads again and re-applies the rule to what is there now: of concurrent
-    /// refreshes with one token exactly one rotates, and the others see the rotated state.
-    async fn refresh(
+    /// The row and its `version` column, which every write to the row increments.
+    async fn load_versioned(
         &self,
         id: &SessionId,
-        presented: &KeyHash,
-        next: KeyHash,
-        now: UnixTime,
-        grace_secs: u64,
-    ) -> Result<RefreshResult, StoreError> {
-        let deadline = tokio::time::Instant::now() + REFRESH_BUDGET;
-        let mut attempts = 0u32;
-        while attempts == 0 || tokio::time::Instant::now() < deadline {
-            attempts += 1;
-            let Some((current, version)) = dispatch!(&self.pool, session_get_versioned(id))? else {
-                return Ok(RefreshResult::NotFound);
-            };
-            let (new, outcome) = match current.refresh(presented, next, now, grace_secs) {
-                Transition::Rotate(new) => (new.clone(), RefreshResult::Rotated(new)),
-                Transition::RevokeForReuse => (current.revoked(), RefreshResult::ReuseDetected),
-                Transition::Reject(why) => return Ok(RefreshResult::Rejected(why)),
-            };
-            if dispatch!(&self.pool, session_swap(version, &new))? {
-                return Ok(outcome);
-            }
-            // Let the writer that won finish before reading again.
-            tokio::task::yield_now().await;
-        }
-        Err(StoreError::Unavailable(format!(
-            "session refresh lost its compare-and-swap {attempts} times in {REFRESH_BUDGET:?}"
-        )))
+    ) -> Result<Option<(SessionRecord, u64)>, StoreError> {
+        dispatch!(&self.pool, session_get_versioned(id))
+    }
+
+    /// One `UPDATE … WHERE id = $1 AND version = $2`: the database makes it atomic.
+    async fn swap(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        new: &SessionRecord,
+    ) -> Result<bool, StoreError> {
+        // A version past i64 was never handed out, so no row can be at it.
+        let Ok(version) = i64::try_from(expected_version) else {
+            return Ok(false);
+        };
+        dispatch!(&self.pool, session_swap(id, version, new))
     }
 
     async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
         dispatch!(&self.pool, session_revoke(id))
     }
 
-    async fn revoke_all_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
-        let now = SystemClock.now();
+    async fn revoke_all_for_user(&self, user: &UserId, now: UnixTime) -> Result<u64, StoreError> {
         dispatch!(&self.pool, session_revoke_all_for_user(user, now))
     }
 

@@ -262,7 +262,10 @@ pub async fn session_revoke_and_revoke_all(s: &Stores) {
     }
     assert!(s.sessions.revoke(&a.id).await.unwrap());
     assert!(!s.sessions.get(&a.id).await.unwrap().unwrap().is_live(now()));
-    assert_eq!(s.sessions.revoke_all_for_user(&user).await.unwrap(), 1);
+    assert_eq!(
+        s.sessions.revoke_all_for_user(&user, now()).await.unwrap(),
+        1
+    );
     assert!(!s.sessions.get(&b.id).await.unwrap().unwrap().is_live(now()));
     assert!(s.sessions.get(&c.id).await.unwrap().unwrap().is_live(now()));
     assert!(!s.sessions.revoke(&SessionId::random()).await.unwrap());
@@ -275,6 +278,90 @@ pub async fn session_revoke_and_revoke_all(s: &Stores) {
     assert_eq!(s.sessions.count_live(now(), Some(&org)).await.unwrap(), 1);
     s.sessions.revoke(&d.id).await.unwrap();
     assert_eq!(s.sessions.count_live(now(), Some(&org)).await.unwrap(), 0);
+}
+
+/// `revoke_all_for_user` counts what was live at the `now` it is given, not at the store's
+/// own clock: at a time past every expiry it revokes the sessions but counts none.
+pub async fn session_revoke_all_uses_given_now(s: &Stores) {
+    let user = UserId::random();
+    let a = session(&user, KeyHash::of(b"now-a"));
+    let b = session(&user, KeyHash::of(b"now-b"));
+    for x in [&a, &b] {
+        s.sessions.create(x.clone()).await.unwrap();
+    }
+    let later = a.expires_at.max(b.expires_at);
+    assert_eq!(
+        s.sessions.revoke_all_for_user(&user, later).await.unwrap(),
+        0
+    );
+    for x in [&a, &b] {
+        assert!(s.sessions.get(&x.id).await.unwrap().unwrap().revoked);
+    }
+    let c = session(&user, KeyHash::of(b"now-c"));
+    s.sessions.create(c.clone()).await.unwrap();
+    // At a time before it was created it counts as live too: the store trusts `now`.
+    assert_eq!(
+        s.sessions
+            .revoke_all_for_user(&user, c.created_at - 1)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// The two primitives refresh is built on: a swap against the version just read succeeds
+/// once; a swap against an older version — after another swap, a revoke or a revoke-all —
+/// fails and writes nothing; an unknown session has no version and cannot be swapped.
+pub async fn session_swap_is_compare_and_swap(s: &Stores) {
+    let user = UserId::random();
+    let t0 = KeyHash::of(b"swap-0");
+    let sess = session(&user, t0);
+    s.sessions.create(sess.clone()).await.unwrap();
+    let load = |id: SessionId| {
+        let store = s.sessions.clone();
+        async move { store.load_versioned(&id).await.unwrap().unwrap() }
+    };
+    let (read, v0) = load(sess.id.clone()).await;
+    assert_eq!(read, sess);
+    let a = SessionRecord {
+        current: KeyHash::of(b"swap-a"),
+        parent: Some(t0),
+        ..sess.clone()
+    };
+    assert!(s.sessions.swap(&sess.id, v0, &a).await.unwrap());
+    let (read, v1) = load(sess.id.clone()).await;
+    assert_eq!(read, a);
+    assert_ne!(v1, v0, "a swap moves the version");
+    let b = SessionRecord {
+        current: KeyHash::of(b"swap-b"),
+        ..a.clone()
+    };
+    assert!(
+        !s.sessions.swap(&sess.id, v0, &b).await.unwrap(),
+        "a second swap against the same version must lose"
+    );
+    assert_eq!(s.sessions.get(&sess.id).await.unwrap(), Some(a.clone()));
+    // A revoke is a write: a swap prepared before it must not undo it.
+    assert!(s.sessions.revoke(&sess.id).await.unwrap());
+    assert!(!s.sessions.swap(&sess.id, v1, &b).await.unwrap());
+    let (read, v2) = load(sess.id.clone()).await;
+    assert!(read.revoked, "the revocation survives a stale swap");
+    assert_ne!(v2, v1);
+    // So is a revoke-all.
+    let other = session(&user, KeyHash::of(b"swap-other"));
+    s.sessions.create(other.clone()).await.unwrap();
+    let (_, w0) = load(other.id.clone()).await;
+    s.sessions.revoke_all_for_user(&user, now()).await.unwrap();
+    let unrevoked = SessionRecord {
+        current: KeyHash::of(b"swap-c"),
+        ..other.clone()
+    };
+    assert!(!s.sessions.swap(&other.id, w0, &unrevoked).await.unwrap());
+    assert!(s.sessions.get(&other.id).await.unwrap().unwrap().revoked);
+    let missing = SessionId::random();
+    assert_eq!(s.sessions.load_versioned(&missing).await.unwrap(), None);
+    assert!(!s.sessions.swap(&missing, 0, &b).await.unwrap());
+    assert_eq!(s.sessions.get(&missing).await.unwrap(), None);
 }
 
 /// Expired sessions refuse refresh.
@@ -291,6 +378,39 @@ pub async fn session_expiry(s: &Stores) {
     );
 }
 
+/// Fires `n` refreshes of `sess` with `presented` at once, with `grace_secs`; their results
+/// and the tokens they offered.
+async fn refresh_burst(
+    s: &Stores,
+    sess: &SessionRecord,
+    presented: KeyHash,
+    n: u8,
+    grace_secs: u64,
+) -> Vec<(KeyHash, RefreshResult)> {
+    let t = now();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(usize::from(n)));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, barrier) = (s.sessions.clone(), barrier.clone());
+            let id = sess.id.clone();
+            let next = KeyHash::of(&[b'n', i, sess.current.0[0], sess.current.0[1]]);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let result = store
+                    .refresh(&id, &presented, next, t, grace_secs)
+                    .await
+                    .unwrap();
+                (next, result)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
 /// Of N concurrent refreshes with the same current token and no grace, exactly one rotates;
 /// the others see reuse, and the session ends revoked (the conservative outcome of a race
 /// between a thief and the owner).
@@ -298,26 +418,52 @@ pub async fn concurrent_refresh_race(s: &Stores) {
     let t0 = KeyHash::of(b"race-0");
     let sess = session(&UserId::random(), t0);
     s.sessions.create(sess.clone()).await.unwrap();
-    let t = now();
-    let tasks: Vec<_> = (0..8u8)
-        .map(|i| {
-            let store = s.sessions.clone();
-            let id = sess.id.clone();
-            tokio::spawn(async move {
-                store
-                    .refresh(&id, &t0, KeyHash::of(&[b'n', i]), t, 0)
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut rotated = 0;
-    for task in tasks {
-        if matches!(task.await.unwrap(), RefreshResult::Rotated(_)) {
-            rotated += 1;
-        }
+    let results = refresh_burst(s, &sess, t0, 16, 0).await;
+    let rotated = results
+        .iter()
+        .filter(|(_, r)| matches!(r, RefreshResult::Rotated(_)))
+        .count();
+    assert_eq!(
+        rotated, 1,
+        "exactly one concurrent refresh rotates: {results:?}"
+    );
+    for (_, r) in &results {
+        assert!(
+            matches!(
+                r,
+                RefreshResult::Rotated(_)
+                    | RefreshResult::ReuseDetected
+                    | RefreshResult::Rejected(RefreshRejection::Revoked)
+            ),
+            "{r:?}"
+        );
     }
-    assert_eq!(rotated, 1, "exactly one concurrent refresh rotates");
+    assert!(s.sessions.get(&sess.id).await.unwrap().unwrap().revoked);
+}
+
+/// Of N concurrent refreshes with the same current token inside the grace window, every one
+/// rotates (each is a retry of the first rotation), none is refused for a lost race, and the
+/// session stays live holding exactly one of the tokens handed out, its parent the token
+/// presented.
+pub async fn concurrent_refresh_within_grace(s: &Stores) {
+    let t0 = KeyHash::of(b"grace-race-0");
+    let sess = session(&UserId::random(), t0);
+    s.sessions.create(sess.clone()).await.unwrap();
+    let results = refresh_burst(s, &sess, t0, 16, 10).await;
+    for (next, r) in &results {
+        let RefreshResult::Rotated(after) = r else {
+            panic!("a refresh inside the grace window must rotate: {r:?}");
+        };
+        assert_eq!(after.current, *next);
+    }
+    let stored = s.sessions.get(&sess.id).await.unwrap().unwrap();
+    assert!(stored.is_live(now()));
+    assert_eq!(stored.parent, Some(t0));
+    assert_eq!(
+        results.iter().filter(|(n, _)| *n == stored.current).count(),
+        1,
+        "the stored token is exactly one of those handed out"
+    );
 }
 
 /// Agents: insert, get, terminate.
@@ -374,7 +520,9 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@tests $factory;
             api_key_create_and_lookup, api_key_expiry, api_key_disable, api_key_revoke,
             api_key_touch, api_key_count, session_rotation_and_reuse, session_revoke_and_revoke_all,
-            session_expiry, concurrent_refresh_race, agent_terminate, denylist_expiry);
+            session_revoke_all_uses_given_now, session_swap_is_compare_and_swap, session_expiry,
+            concurrent_refresh_race, concurrent_refresh_within_grace, agent_terminate,
+            denylist_expiry);
     };
     (@tests $factory:expr; $($name:ident),+) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,14 +9,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{
-    AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, RefreshResult, SessionStore,
-};
+use super::{AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, SessionStore};
 use crate::api_key::{ApiKeyRecord, KeyHash, KeysOf};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::error::StoreError;
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
-use crate::session::{SessionRecord, Transition};
+use crate::session::SessionRecord;
 
 /// Default bound of each in-memory store.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -146,11 +144,12 @@ impl ApiKeyStore for MemoryApiKeyStore {
     }
 }
 
-/// Login sessions in memory. Rotation is atomic under one lock.
+/// Login sessions in memory. The swap of a refresh is atomic under one lock; each session
+/// carries a version that every write increments.
 #[derive(Debug)]
 pub struct MemorySessionStore {
     capacity: usize,
-    inner: Mutex<HashMap<SessionId, SessionRecord>>,
+    inner: Mutex<HashMap<SessionId, (SessionRecord, u64)>>,
 }
 
 impl MemorySessionStore {
@@ -177,7 +176,7 @@ impl SessionStore for MemorySessionStore {
             // Expired sessions accept nothing; revoked ones must stay until they expire, so
             // that a revoked session's tokens keep failing.
             let now = SystemClock.now();
-            m.retain(|_, s| s.expires_at > now);
+            m.retain(|_, (s, _)| s.expires_at > now);
             if m.len() >= self.capacity {
                 return Err(StoreError::CapacityExceeded);
             }
@@ -185,57 +184,59 @@ impl SessionStore for MemorySessionStore {
         if m.contains_key(&session.id) {
             return Err(StoreError::Conflict("session"));
         }
-        m.insert(session.id.clone(), session);
+        m.insert(session.id.clone(), (session, 0));
         Ok(())
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(lock(&self.inner).get(id).map(|(s, _)| s.clone()))
+    }
+
+    async fn load_versioned(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(SessionRecord, u64)>, StoreError> {
         Ok(lock(&self.inner).get(id).cloned())
     }
 
-    async fn refresh(
+    async fn swap(
         &self,
         id: &SessionId,
-        presented: &KeyHash,
-        next: KeyHash,
-        now: UnixTime,
-        grace_secs: u64,
-    ) -> Result<RefreshResult, StoreError> {
+        expected_version: u64,
+        new: &SessionRecord,
+    ) -> Result<bool, StoreError> {
         let mut m = lock(&self.inner);
-        let Some(session) = m.get_mut(id) else {
-            return Ok(RefreshResult::NotFound);
-        };
-        Ok(match session.refresh(presented, next, now, grace_secs) {
-            Transition::Rotate(new) => {
+        match m.get_mut(id) {
+            Some((session, version)) if *version == expected_version => {
                 *session = new.clone();
-                RefreshResult::Rotated(new)
+                *version += 1;
+                Ok(true)
             }
-            Transition::RevokeForReuse => {
-                session.revoked = true;
-                RefreshResult::ReuseDetected
-            }
-            Transition::Reject(why) => RefreshResult::Rejected(why),
-        })
+            _ => Ok(false),
+        }
     }
 
     async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
         Ok(lock(&self.inner)
             .get_mut(id)
-            .map(|s| s.revoked = true)
+            .map(|(s, version)| {
+                s.revoked = true;
+                *version += 1;
+            })
             .is_some())
     }
 
-    async fn revoke_all_for_user(&self, user: &UserId) -> Result<u64, StoreError> {
-        let now = SystemClock.now();
+    async fn revoke_all_for_user(&self, user: &UserId, now: UnixTime) -> Result<u64, StoreError> {
         let mut n = 0;
-        for s in lock(&self.inner)
+        for (s, version) in lock(&self.inner)
             .values_mut()
-            .filter(|s| &s.user_id == user)
+            .filter(|(s, _)| &s.user_id == user)
         {
             if s.is_live(now) {
                 n += 1;
             }
             s.revoked = true;
+            *version += 1;
         }
         Ok(n)
     }
@@ -243,7 +244,7 @@ impl SessionStore for MemorySessionStore {
     async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
         Ok(lock(&self.inner)
             .values()
-            .filter(|s| s.is_live(now) && org.is_none_or(|o| &s.org_id == o))
+            .filter(|(s, _)| s.is_live(now) && org.is_none_or(|o| &s.org_id == o))
             .count() as u64)
     }
 }

@@ -18,7 +18,7 @@ use crate::api_key::{ApiKeyRecord, KeyHash, KeysOf};
 use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
-use crate::session::{RefreshRejection, SessionRecord};
+use crate::session::{RefreshRejection, SessionRecord, Transition};
 
 /// API keys, found by the SHA-256 of the presented key.
 #[async_trait]
@@ -64,15 +64,52 @@ pub enum RefreshResult {
     NotFound,
 }
 
+/// How many times one [`SessionStore::refresh`] reads, applies the rule and tries to swap
+/// before it gives up with [`StoreError::Unavailable`].
+///
+/// A lost swap means another writer changed the session first: it made progress, and this
+/// refresh starts over from what that writer left. Within the grace window every concurrent
+/// refresh of one token is a legitimate retry that rotates again, so of N at once the last
+/// one loses up to N - 1 times: the limit is the number of concurrent refreshes of ONE
+/// session that all succeed. Browsers and retrying clients make a handful (the e2e race test
+/// fires 16; an earlier limit of 8 turned its 9th into a 503); 64 leaves four times that while
+/// still ending a refresh that keeps losing in a bounded number of round trips, never a loop.
+pub const MAX_REFRESH_ATTEMPTS: u32 = 64;
+
 /// Login sessions and refresh rotation.
+///
+/// A backend provides the two primitives [`load_versioned`](Self::load_versioned) and
+/// [`swap`](Self::swap) with its own atomicity (a lock, a version column, a script);
+/// [`refresh`](Self::refresh) is written once on top of them.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session.
     async fn create(&self, session: SessionRecord) -> Result<(), StoreError>;
     /// The session `id`.
     async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session `id` and its version: a number that every write to the session (swap,
+    /// revoke, revoke-all) changes, so that [`swap`](Self::swap) can tell whether anyone
+    /// wrote since this read.
+    async fn load_versioned(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<(SessionRecord, u64)>, StoreError>;
+    /// Stores `new` as session `id` only if the session is still at `expected_version`, as one
+    /// atomic step, and moves it to a new version. False when another writer got there first
+    /// or the session is gone; nothing is written then.
+    async fn swap(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        new: &SessionRecord,
+    ) -> Result<bool, StoreError>;
     /// Applies [`SessionRecord::refresh`] atomically: of two concurrent refreshes with the
     /// same token, exactly one rotates.
+    ///
+    /// Loads the session, applies the rule, and swaps the outcome in against the version it
+    /// read; on a lost swap it starts over from the state now stored, so a loser sees what the
+    /// winner left (a retry within the grace, or reuse). After [`MAX_REFRESH_ATTEMPTS`] lost
+    /// swaps it answers [`StoreError::Unavailable`] (fail closed).
     async fn refresh(
         &self,
         id: &SessionId,
@@ -80,11 +117,30 @@ pub trait SessionStore: Send + Sync + 'static {
         next: KeyHash,
         now: UnixTime,
         grace_secs: u64,
-    ) -> Result<RefreshResult, StoreError>;
+    ) -> Result<RefreshResult, StoreError> {
+        for _ in 0..MAX_REFRESH_ATTEMPTS {
+            let Some((current, version)) = self.load_versioned(id).await? else {
+                return Ok(RefreshResult::NotFound);
+            };
+            let (new, outcome) = match current.refresh(presented, next, now, grace_secs) {
+                Transition::Rotate(new) => (new.clone(), RefreshResult::Rotated(new)),
+                Transition::RevokeForReuse => (current.revoked(), RefreshResult::ReuseDetected),
+                Transition::Reject(why) => return Ok(RefreshResult::Rejected(why)),
+            };
+            if self.swap(id, version, &new).await? {
+                return Ok(outcome);
+            }
+            // Let the writer that won finish before reading again.
+            tokio::task::yield_now().await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "session refresh lost its compare-and-swap {MAX_REFRESH_ATTEMPTS} times"
+        )))
+    }
     /// Revokes one session; false when there is no such session.
     async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError>;
-    /// Revokes every session of `user`; returns how many were live.
-    async fn revoke_all_for_user(&self, user: &UserId) -> Result<u64, StoreError>;
+    /// Revokes every session of `user`; returns how many were live at `now`.
+    async fn revoke_all_for_user(&self, user: &UserId, now: UnixTime) -> Result<u64, StoreError>;
     /// Sessions live at `now` in `org`, or in every org (for stats).
     async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError>;
 }
@@ -163,5 +219,104 @@ impl Stores {
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// Memory sessions whose swap always loses, as if another writer always got there first.
+    #[derive(Default)]
+    struct AlwaysLoses {
+        inner: MemorySessionStore,
+        loads: AtomicU32,
+    }
+
+    #[async_trait]
+    impl SessionStore for AlwaysLoses {
+        async fn create(&self, session: SessionRecord) -> Result<(), StoreError> {
+            self.inner.create(session).await
+        }
+        async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn load_versioned(
+            &self,
+            id: &SessionId,
+        ) -> Result<Option<(SessionRecord, u64)>, StoreError> {
+            self.loads.fetch_add(1, Ordering::Relaxed);
+            self.inner.load_versioned(id).await
+        }
+        async fn swap(&self, _: &SessionId, _: u64, _: &SessionRecord) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
+            self.inner.revoke(id).await
+        }
+        async fn revoke_all_for_user(
+            &self,
+            user: &UserId,
+            now: UnixTime,
+        ) -> Result<u64, StoreError> {
+            self.inner.revoke_all_for_user(user, now).await
+        }
+        async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
+            self.inner.count_live(now, org).await
+        }
+    }
+
+    fn session(first: KeyHash) -> SessionRecord {
+        SessionRecord::new(
+            "s".into(),
+            "u".into(),
+            "o".into(),
+            first,
+            1_000,
+            3_600,
+            false,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_keeps_losing_its_swap_fails_closed_after_the_limit() {
+        let store = AlwaysLoses::default();
+        let t0 = KeyHash::of(b"t0");
+        store.create(session(t0)).await.unwrap();
+        let result = store
+            .refresh(&"s".into(), &t0, KeyHash::of(b"t1"), 1_001, 10)
+            .await;
+        let Err(StoreError::Unavailable(why)) = result else {
+            panic!("expected Unavailable, got {result:?}");
+        };
+        assert!(why.contains(&MAX_REFRESH_ATTEMPTS.to_string()), "{why}");
+        assert_eq!(store.loads.load(Ordering::Relaxed), MAX_REFRESH_ATTEMPTS);
+        // Nothing was written.
+        assert_eq!(store.get(&"s".into()).await.unwrap(), Some(session(t0)));
+    }
+
+    #[tokio::test]
+    async fn refresh_rejects_and_reports_missing_sessions_without_swapping() {
+        let store = AlwaysLoses::default();
+        let t0 = KeyHash::of(b"t0");
+        let missing = store
+            .refresh(&"none".into(), &t0, KeyHash::of(b"t1"), 1_001, 10)
+            .await
+            .unwrap();
+        assert_eq!(missing, RefreshResult::NotFound);
+        store.create(session(t0)).await.unwrap();
+        store.revoke(&"s".into()).await.unwrap();
+        let revoked = store
+            .refresh(&"s".into(), &t0, KeyHash::of(b"t1"), 1_001, 10)
+            .await
+            .unwrap();
+        assert_eq!(revoked, RefreshResult::Rejected(RefreshRejection::Revoked));
+        assert_eq!(
+            store.loads.load(Ordering::Relaxed),
+            2,
+            "one load each, no retry"
+        );
     }
 }

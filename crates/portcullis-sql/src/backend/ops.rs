@@ -324,7 +324,7 @@ pub(crate) async fn session_create(pool: &Pool<Db>, s: &SessionRecord) -> Result
 pub(crate) async fn session_get_versioned(
     pool: &Pool<Db>,
     id: &SessionId,
-) -> Result<Option<(SessionRecord, i64)>, StoreError> {
+) -> Result<Option<(SessionRecord, u64)>, StoreError> {
     sqlx::query(concat!(
         "SELECT ",
         session_columns!(),
@@ -334,13 +334,19 @@ pub(crate) async fn session_get_versioned(
     .fetch_optional(pool)
     .await
     .map_err(err)?
-    .map(|row| Ok((session(&row)?, col(&row, "version")?)))
+    .map(|row| {
+        let version = u64::try_from(col::<i64>(&row, "version")?)
+            .map_err(|_| StoreError::Unavailable("session version out of range".into()))?;
+        Ok((session(&row)?, version))
+    })
     .transpose()
 }
 
-/// Stores `new` only if the row is still at `version`: true when it was swapped in.
+/// Stores `new` as session `id` only if the row is still at `version`: true when it was
+/// swapped in.
 pub(crate) async fn session_swap(
     pool: &Pool<Db>,
+    id: &SessionId,
     version: i64,
     new: &SessionRecord,
 ) -> Result<bool, StoreError> {
@@ -350,7 +356,7 @@ pub(crate) async fn session_swap(
          version = version + 1 \
          WHERE id = $1 AND version = $2",
     )
-    .bind(new.id.as_str())
+    .bind(id.as_str())
     .bind(version)
     .bind(new.user_id.as_str())
     .bind(new.org_id.as_str())
