@@ -23,8 +23,7 @@ use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
 use portcullis_core::rate_limit::RateLimiter;
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{
-    AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, RefreshResult, SessionStore,
-    Stores,
+    AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, SessionStore, Stores,
 };
 use portcullis_core::token::{AccessGrant, AgentGrant, MintedToken, SigningKey};
 use portcullis_core::{
@@ -1397,14 +1396,24 @@ impl SessionStore for Down {
         down()
     }
 
-    fn refresh<'l0, 'l1, 'l2, 'at>(
+    fn load_versioned<'l0, 'l1, 'at>(
         &'l0 self,
         _: &'l1 SessionId,
-        _: &'l2 KeyHash,
-        _: KeyHash,
-        _: UnixTime,
+    ) -> StoreFuture<'at, Option<(SessionRecord, u64)>>
+    where
+        'l0: 'at,
+        'l1: 'at,
+        Self: 'at,
+    {
+        down()
+    }
+
+    fn swap<'l0, 'l1, 'l2, 'at>(
+        &'l0 self,
+        _: &'l1 SessionId,
         _: u64,
-    ) -> StoreFuture<'at, RefreshResult>
+        _: &'l2 SessionRecord,
+    ) -> StoreFuture<'at, bool>
     where
         'l0: 'at,
         'l1: 'at,
@@ -1423,7 +1432,11 @@ impl SessionStore for Down {
         down()
     }
 
-    fn revoke_all_for_user<'l0, 'l1, 'at>(&'l0 self, _: &'l1 UserId) -> StoreFuture<'at, u64>
+    fn revoke_all_for_user<'l0, 'l1, 'at>(
+        &'l0 self,
+        _: &'l1 UserId,
+        _: UnixTime,
+    ) -> StoreFuture<'at, u64>
     where
         'l0: 'at,
         'l1: 'at,
