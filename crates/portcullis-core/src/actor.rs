@@ -239,6 +239,18 @@ impl Actor {
         self.org_scope().is_some_and(|s| s.contains(org))
     }
 
+    /// The org a new thing goes to when the actor names none: its own, or `default` for an
+    /// actor without one (the board, which spans every org).
+    ///
+    /// ```
+    /// use portcullis_core::{Actor, ids::OrgId};
+    /// let default = OrgId::from("default");
+    /// assert_eq!(Actor::Board.home_org(&default).as_str(), "default");
+    /// ```
+    pub fn home_org<'a>(&'a self, default: &'a OrgId) -> &'a OrgId {
+        self.org_id().unwrap_or(default)
+    }
+
     /// The org a new thing goes to when the actor names `requested` (or none: its own org, or
     /// `default` for an actor without one). Naming an org it may not act in is
     /// [`AuthError::OrgForbidden`].
@@ -250,7 +262,7 @@ impl Actor {
         match requested {
             Some(org) if self.can_access_org(&org) => Ok(org),
             Some(_) => Err(AuthError::OrgForbidden),
-            None => Ok(self.org_id().unwrap_or(default).clone()),
+            None => Ok(self.home_org(default).clone()),
         }
     }
 

@@ -130,10 +130,7 @@ pub fn grant(
         Some(n) => Some(n),
     };
     let (owner, org_id) = match req.agent {
-        None => (
-            owner_of(actor),
-            actor.org_id().unwrap_or(default_org).clone(),
-        ),
+        None => (owner_of(actor), actor.home_org(default_org).clone()),
         Some(agent) => {
             if !actor.can_access_org(&agent.org_id) || agent.status != AgentStatus::Active {
                 return Err(KeyIssueError::AgentNotFound);

@@ -19,9 +19,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use crate::actor::UserActor;
 use crate::api_key::{self, ApiKeyRecord, KeyHash};
 use crate::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
@@ -35,7 +32,7 @@ use crate::store::{AgentRecord, AgentStatus};
 use crate::throttle::LoginThrottle;
 use crate::token::{AccessGrant, AgentGrant};
 use crate::users::{Account, Users};
-use crate::{Actor, AuthError, Authenticator, PermissionSet, Secret, SecretString, StoreError};
+use crate::{Actor, AuthError, Authenticator, PermissionSet, SecretString, StoreError};
 
 /// The org new things go to when the caller has none (the board): `default`.
 pub const DEFAULT_ORG: &str = "default";
@@ -195,7 +192,7 @@ pub struct LifecycleBuilder {
 
 impl LifecycleBuilder {
     /// Counts password checks with `throttle` (shared between instances:
-    /// `LoginThrottle::shared(Arc::new(redis.counter()))`); in memory by default.
+    /// `redis.login_throttle()`); in memory by default.
     pub fn login_throttle(mut self, throttle: LoginThrottle) -> Self {
         self.throttle = Some(throttle);
         self
@@ -216,6 +213,12 @@ impl LifecycleBuilder {
 /// The longest email accepted, in bytes (RFC 5321's 64 + 1 + 255, rounded as the contract
 /// states it).
 pub const MAX_EMAIL_BYTES: usize = 320;
+
+/// The org `actor` creates things in when it names none: its own, or [`DEFAULT_ORG`] for the
+/// board ([`Actor::home_org`]). For an application's own resources, as for users and agents.
+pub fn home_org(actor: &Actor) -> OrgId {
+    actor.home_org(&OrgId::from(DEFAULT_ORG)).clone()
+}
 
 /// Emails are compared and stored trimmed and lowercased.
 pub fn normalize_email(email: &str) -> String {
@@ -274,11 +277,6 @@ fn target_org(actor: &Actor, requested: Option<&OrgId>) -> LifecycleResult<OrgId
         .map(|org| required_text("org_id", org.as_str(), 200).map(OrgId::from))
         .transpose()?;
     Ok(actor.target_org(requested, &OrgId::from(DEFAULT_ORG))?)
-}
-
-/// A fresh CSRF token: 32 random bytes, base64url without padding.
-fn csrf_token() -> SecretString {
-    SecretString::new(URL_SAFE_NO_PAD.encode(Secret::random(32).expose()))
 }
 
 fn internal(e: impl std::fmt::Display) -> LifecycleError {
@@ -423,7 +421,7 @@ impl Lifecycle {
             access_expires_in: access.expires_in,
             refresh_token,
             refresh_expires_in,
-            csrf_token: csrf_token(),
+            csrf_token: SecretString::random_token(),
         })
     }
 

@@ -75,6 +75,21 @@ impl fmt::Display for Secret {
 pub struct SecretString(Zeroizing<String>);
 
 impl SecretString {
+    /// A random token: 32 bytes from the operating system's CSPRNG, base64url without padding
+    /// (43 characters) — a CSRF token, a generated secret.
+    ///
+    /// ```
+    /// let t = portcullis_core::SecretString::random_token();
+    /// assert_eq!(t.expose().len(), 43);
+    /// assert_ne!(t.expose(), portcullis_core::SecretString::random_token().expose());
+    /// ```
+    pub fn random_token() -> Self {
+        use base64::Engine as _;
+        Self::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Secret::random(32).expose()),
+        )
+    }
+
     /// Wraps the string.
     pub fn new(s: String) -> Self {
         Self(Zeroizing::new(s))

@@ -151,9 +151,8 @@ impl RedisCounter {
     }
 }
 
-/// The login throttle's shared counter:
-/// `LoginThrottle::shared(Arc::new(redis.counter()))` counts password checks on every
-/// instance at once.
+/// The login throttle's shared counter: `RedisStores::login_throttle` (`LoginThrottle::shared`
+/// over this counter) counts password checks on every instance at once.
 #[async_trait]
 impl SharedCounter for RedisCounter {
     async fn reserve(&self, name: &str, limit: u64, window_secs: u64) -> Result<Slot, StoreError> {

@@ -321,6 +321,13 @@ impl RedisStores {
         RedisCounter::new(self.backend.clone())
     }
 
+    /// The login throttle every instance on this Redis and prefix shares, for
+    /// [`LifecycleBuilder::login_throttle`](portcullis_core::lifecycle::LifecycleBuilder::login_throttle):
+    /// ten password checks a minute per email across the cluster, not per instance.
+    pub fn login_throttle(&self) -> portcullis_core::throttle::LoginThrottle {
+        portcullis_core::throttle::LoginThrottle::shared(std::sync::Arc::new(self.counter()))
+    }
+
     /// Checks that Redis answers (for readiness probes).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use portcullis_core::AuthError;
-use portcullis_core::throttle::{LoginThrottle, MAX_CHECKS, SharedCounter, WINDOW_SECS};
+use portcullis_core::throttle::{MAX_CHECKS, SharedCounter, WINDOW_SECS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slot_maps_the_reservation() {
@@ -35,8 +35,8 @@ async fn two_instances_share_ten_checks_and_the_eleventh_is_429() {
     ) else {
         return;
     };
-    let a = LoginThrottle::shared(Arc::new(a.counter()));
-    let b = LoginThrottle::shared(Arc::new(b.counter()));
+    let a = a.login_throttle();
+    let b = b.login_throttle();
     for i in 0..MAX_CHECKS {
         let t = if i % 2 == 0 { &a } else { &b };
         t.reserve("ada@example.com").await.unwrap();

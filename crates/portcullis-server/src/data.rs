@@ -19,7 +19,6 @@ macro_rules! on_pool {
         }
     };
 }
-pub(crate) use on_pool;
 
 /// The tables, created if missing (idempotent; runs after the library's migrations).
 const SCHEMA: &[&str] = &[
@@ -70,16 +69,14 @@ pub struct Memory {
     pub session_id: Option<String>,
 }
 
-pub(crate) fn err(e: sqlx::Error) -> StoreError {
+fn err(e: sqlx::Error) -> StoreError {
     // sqlx's messages name tables and columns, never values: safe to log.
     StoreError::Unavailable(format!("database: {e}"))
 }
 
-/// Which orgs a read may see: the actor's [`OrgScope`]. Bound to queries as
-/// `$1 IS NULL OR org_id = $1`, `NULL` meaning every org.
-pub type Scope<'a> = OrgScope<'a>;
-
-fn bind(scope: Scope<'_>) -> Option<String> {
+/// Which orgs a read may see, bound to queries as `$1 IS NULL OR org_id = $1` (`NULL`: every
+/// org).
+fn bind(scope: OrgScope<'_>) -> Option<String> {
     scope.org().map(ToString::to_string)
 }
 
@@ -165,7 +162,7 @@ impl Data {
     }
 
     /// The sessions `scope` sees, oldest first.
-    pub async fn list_sessions(&self, scope: Scope<'_>) -> Result<Vec<Session>, StoreError> {
+    pub async fn list_sessions(&self, scope: OrgScope<'_>) -> Result<Vec<Session>, StoreError> {
         let sql = format!(
             "SELECT {SESSION_COLS} FROM app_sessions \
              WHERE ($1 IS NULL OR org_id = $1) ORDER BY created_at, id"
@@ -185,7 +182,7 @@ impl Data {
     /// The session `id`, if `scope` sees it.
     pub async fn get_session(
         &self,
-        scope: Scope<'_>,
+        scope: OrgScope<'_>,
         id: &str,
     ) -> Result<Option<Session>, StoreError> {
         let sql = format!(
@@ -205,7 +202,7 @@ impl Data {
     /// Renames a session; false when `scope` does not see it.
     pub async fn update_session(
         &self,
-        scope: Scope<'_>,
+        scope: OrgScope<'_>,
         id: &str,
         title: &str,
     ) -> Result<bool, StoreError> {
@@ -222,7 +219,7 @@ impl Data {
     }
 
     /// Deletes a session; false when `scope` does not see it.
-    pub async fn delete_session(&self, scope: Scope<'_>, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_session(&self, scope: OrgScope<'_>, id: &str) -> Result<bool, StoreError> {
         on_pool!(&self.pool, |p| sqlx::query(
             "DELETE FROM app_sessions WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
@@ -261,7 +258,7 @@ impl Data {
     /// first; all of them when `needle` is `None`.
     pub async fn list_memories(
         &self,
-        scope: Scope<'_>,
+        scope: OrgScope<'_>,
         needle: Option<&str>,
     ) -> Result<Vec<Memory>, StoreError> {
         let pattern = needle.map(|n| format!("%{}%", escape_like(&n.to_lowercase())));
@@ -287,7 +284,7 @@ impl Data {
     /// The memory `id`, if `scope` sees it.
     pub async fn get_memory(
         &self,
-        scope: Scope<'_>,
+        scope: OrgScope<'_>,
         id: &str,
     ) -> Result<Option<Memory>, StoreError> {
         let sql = format!(
@@ -307,7 +304,7 @@ impl Data {
     /// Rewrites a memory; false when `scope` does not see it.
     pub async fn update_memory(
         &self,
-        scope: Scope<'_>,
+        scope: OrgScope<'_>,
         id: &str,
         content: &str,
     ) -> Result<bool, StoreError> {
@@ -324,7 +321,7 @@ impl Data {
     }
 
     /// Deletes a memory; false when `scope` does not see it.
-    pub async fn delete_memory(&self, scope: Scope<'_>, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_memory(&self, scope: OrgScope<'_>, id: &str) -> Result<bool, StoreError> {
         on_pool!(&self.pool, |p| sqlx::query(
             "DELETE FROM app_memories WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )

@@ -2,15 +2,12 @@
 //! and break-glass. With REDIS_URL set, a revocation is also announced to running instances;
 //! without it, a running server drops its cached copy within the cache TTL (30 s).
 
+use portcullis::AuthError;
 use portcullis::api_key::{ApiKeyRecord, KeyOwner, KeysOf};
 use portcullis::ids::ApiKeyId;
 use portcullis::lifecycle::{LifecycleError, NewApiKey, normalize_email};
-use portcullis::sql::SqlPool;
-use portcullis::{AuthError, StoreError};
-use sqlx::Row as _;
 
 use crate::cli::{KeysCommand, KeysCreateArgs};
-use crate::data::{err, on_pool};
 use crate::settings;
 use crate::state::AppState;
 
@@ -64,18 +61,6 @@ async fn create(s: &AppState, args: KeysCreateArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn all_key_ids(pool: &SqlPool) -> Result<Vec<String>, StoreError> {
-    on_pool!(pool, |p| {
-        let rows = sqlx::query("SELECT id FROM api_keys ORDER BY created_at, id")
-            .fetch_all(p)
-            .await
-            .map_err(err)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("id").map_err(err))
-            .collect::<Result<Vec<_>, _>>()
-    })
-}
-
 async fn list(s: &AppState, owner: Option<&str>) -> Result<(), String> {
     let keys = &s.auth.stores().api_keys;
     let records: Vec<ApiKeyRecord> = match owner {
@@ -92,19 +77,7 @@ async fn list(s: &AppState, owner: Option<&str>) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
         }
-        None => {
-            let mut out = Vec::new();
-            for id in all_key_ids(s.sql.pool()).await.map_err(|e| e.to_string())? {
-                if let Some(r) = keys
-                    .get(&ApiKeyId::from(id))
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    out.push(r);
-                }
-            }
-            out
-        }
+        None => s.sql.all_api_keys().await.map_err(|e| e.to_string())?,
     };
     let catalog = s.auth.catalog();
     println!("id\tprefix\tname\towner\tenabled\tpermissions");

@@ -83,7 +83,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     policy.check_bind(args.bind).map_err(|e| e.to_string())?;
     let state = AppState::connect(config).await?;
     state.ensure_admin().await?;
-    spawn_purge(state.clone());
+    // Expired sessions and denylist entries go from SQL now and then.
+    state
+        .sql
+        .spawn_purge(Duration::from_secs(600), state.auth.clock().clone());
     let layer = portcullis::AuthLayer::builder(state.auth.clone())
         .policy(policy)
         .build()
@@ -103,19 +106,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     state.shutdown().await;
     Ok(())
-}
-
-/// Drops expired sessions and denylist entries from SQL now and then.
-fn spawn_purge(state: AppState) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            every.tick().await;
-            if let Err(e) = state.sql.purge_expired(state.now()).await {
-                tracing::warn!(error = %e, "purge of expired rows failed");
-            }
-        }
-    });
 }
 
 async fn shutdown_signal() {

@@ -1,18 +1,12 @@
 //! Where the server keeps things (DATABASE_URL, REDIS_URL) and the auth configuration, with
 //! development secrets generated once and persisted beside the database.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::{AuthConfig, Policy, Secret};
+use portcullis::{AuthConfig, Policy, SecretString};
 
 /// Default database: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
-
-/// The variables whose secrets development generates when unset.
-const GENERATED: [&str; 2] = ["AUTH_JWT_SECRET_KEY", "AUTH_AGENT_JWT_SECRET"];
 
 /// `DATABASE_URL`, with SQLite files created if missing.
 pub fn database_url() -> String {
@@ -40,20 +34,11 @@ pub fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// The auth configuration from the environment. In development, secrets left unset are read
-/// from (or generated into) a file beside the database, so that tokens survive a restart.
+/// The auth configuration from the environment. In development, secrets left unset are kept
+/// in a file beside the database ([`AuthConfig::from_lookup_keeping_dev_secrets`]), so that
+/// tokens survive a restart.
 pub fn auth_config(database_url: &str) -> Result<AuthConfig, String> {
-    let production = env("AUTH_ENV").is_some_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "production" | "prod"
-        )
-    });
-    let mut persisted = HashMap::new();
-    if !production && GENERATED.iter().any(|v| env(v).is_none()) {
-        persisted = dev_secrets(&secrets_path(database_url))?;
-    }
-    AuthConfig::from_lookup(|name| env(name).or_else(|| persisted.get(name).cloned()))
+    AuthConfig::from_lookup_keeping_dev_secrets(env, &secrets_path(database_url))
         .map_err(|e| e.to_string())
 }
 
@@ -84,55 +69,9 @@ fn secrets_path(database_url: &str) -> PathBuf {
     }
 }
 
-fn dev_secrets(path: &PathBuf) -> Result<HashMap<String, String>, String> {
-    let mut secrets: HashMap<String, String> = match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a secrets file: {e}", path.display()))?,
-        Err(_) => HashMap::new(),
-    };
-    let mut changed = false;
-    for var in GENERATED {
-        if env(var).is_none() && !secrets.contains_key(var) {
-            secrets.insert(var.to_owned(), generate_secret());
-            changed = true;
-        }
-    }
-    if changed {
-        write_private(
-            path,
-            &serde_json::to_string_pretty(&secrets).unwrap_or_default(),
-        )
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        tracing::warn!(
-            path = %path.display(),
-            "development: generated JWT secrets and saved them beside the database; \
-             set AUTH_JWT_SECRET_KEY and AUTH_AGENT_JWT_SECRET in production"
-        );
-    }
-    Ok(secrets)
-}
-
-#[cfg(unix)]
-fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
-}
-
-/// 32 random bytes, base64url (43 characters).
+/// A random secret for `secret generate`: 32 bytes, base64url (43 characters).
 pub fn generate_secret() -> String {
-    URL_SAFE_NO_PAD.encode(Secret::random(32).expose())
+    SecretString::random_token().expose().to_owned()
 }
 
 #[cfg(test)]
@@ -167,12 +106,5 @@ mod tests {
         assert!(policy.needs_auth("/auth/whoami") && policy.needs_auth("/api/v1/sessions"));
         let err = policy_from(|name| (name == "AUTH_FALLBACK").then(|| "bored".to_owned()));
         assert_eq!(err.unwrap_err(), "AUTH_FALLBACK: expected none or board");
-    }
-
-    #[test]
-    fn generated_secrets_are_43_chars_and_differ() {
-        let (a, b) = (generate_secret(), generate_secret());
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, b);
     }
 }

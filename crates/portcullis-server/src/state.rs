@@ -7,7 +7,6 @@ use portcullis::clock::UnixTime;
 use portcullis::lifecycle::Lifecycle;
 use portcullis::redis::RedisStores;
 use portcullis::sql::{LastUsedSettings, LastUsedWriter, SqlStores};
-use portcullis::throttle::LoginThrottle;
 use portcullis::{AuthConfig, Authenticator};
 
 use crate::data::Data;
@@ -70,7 +69,7 @@ impl AppState {
         };
         let mut lifecycle = Lifecycle::builder(auth.clone(), Arc::new(sql.users().clone()));
         if let Some(r) = &redis {
-            lifecycle = lifecycle.login_throttle(LoginThrottle::shared(Arc::new(r.counter())));
+            lifecycle = lifecycle.login_throttle(r.login_throttle());
         }
         let lifecycle = lifecycle.build().map_err(|e| e.to_string())?;
         Ok(Self(Arc::new(Inner {

@@ -84,12 +84,38 @@ impl SqlStores {
         SqlApiKeyStore::new(self.pool.clone()).count(org).await
     }
 
+    /// Every API key of every org, oldest first — for operators' tools (`portcullis keys
+    /// list`), never for a request: no actor lists another's keys.
+    pub async fn all_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        dispatch!(&self.pool, api_key_list_all())
+    }
+
     /// Deletes sessions and denylist entries that expired at or before `now` (they can
     /// never matter again); returns how many rows went. Call it now and then.
     pub async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         let sessions = dispatch!(&self.pool, purge_expired(ExpiringTable::Sessions, now))?;
         let denied = dispatch!(&self.pool, purge_expired(ExpiringTable::DeniedTokens, now))?;
         Ok(sessions + denied)
+    }
+
+    /// Runs [`purge_expired`](Self::purge_expired) every `every` on `clock`'s time, in a task of
+    /// the current Tokio runtime, until the returned handle is aborted or the runtime stops. A
+    /// failed purge is logged and tried again next time (nothing it would delete can matter).
+    pub fn spawn_purge(
+        &self,
+        every: std::time::Duration,
+        clock: portcullis_core::SharedClock,
+    ) -> tokio::task::JoinHandle<()> {
+        let stores = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = stores.purge_expired(clock.now()).await {
+                    tracing::warn!(error = %e, "purge of expired rows failed");
+                }
+            }
+        })
     }
 }
 

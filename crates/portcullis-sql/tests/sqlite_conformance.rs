@@ -98,3 +98,31 @@ async fn the_file_persists_across_pools() {
     again.migrate().await.unwrap();
     assert_eq!(again.users().count(None).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_purge_task_deletes_expired_rows_on_the_clock_it_is_given() {
+    use portcullis_core::ids::TokenId;
+    let (sql, _dir) = fresh().await;
+    let t = 1_800_000_000;
+    let denylist = sql.stores().denylist;
+    let (gone, kept) = (TokenId::random(), TokenId::random());
+    denylist.deny(&gone, t - 1).await.unwrap();
+    denylist.deny(&kept, t + 60).await.unwrap();
+    // Asked at an earlier time, both are denied while their rows exist.
+    assert!(denylist.is_denied(&gone, t - 10).await.unwrap());
+    let clock = portcullis_core::ManualClock::new(t);
+    let task = sql.spawn_purge(
+        std::time::Duration::from_millis(10),
+        std::sync::Arc::new(clock),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while denylist.is_denied(&gone, t - 10).await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the purge task never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(denylist.is_denied(&kept, t).await.unwrap());
+    task.abort();
+}

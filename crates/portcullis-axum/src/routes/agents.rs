@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::json::{ApiJson, ApiPath};
-use super::{ApiResult, LifecycleResultExt, required_text};
+use super::{ApiResult, LifecycleResultExt};
 use crate::RequirePermissions;
 
 /// `POST /agents`.
@@ -69,9 +69,12 @@ pub async fn create(
     who: RequirePermissions<AdminWrite>,
     ApiJson(req): ApiJson<CreateAgent>,
 ) -> ApiResult<(StatusCode, Json<AgentInfo>)> {
-    let name = required_text("name", &req.name, 200)?;
+    // The lifecycle checks the name and the org (in that order, after the permission).
     let org_id = req.org_id.map(OrgId::from);
-    let agent = s.create_agent(&who, name, org_id.as_ref()).await.api(&s)?;
+    let agent = s
+        .create_agent(&who, req.name, org_id.as_ref())
+        .await
+        .api(&s)?;
     Ok((
         StatusCode::CREATED,
         Json(AgentInfo {
@@ -97,9 +100,9 @@ pub async fn create_run(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<RunToken>)> {
-    let adapter_type = required_text("adapter_type", &req.adapter_type, 100)?;
+    // The lifecycle checks the adapter type before it looks the agent up.
     let run = s
-        .start_run(&who, &AgentId::from(id), &adapter_type)
+        .start_run(&who, &AgentId::from(id), &req.adapter_type)
         .await
         .api(&s)?;
     Ok((

@@ -36,16 +36,21 @@ impl AuthConfig {
     }
 }
 
+/// `AUTH_ENV`'s value.
+pub(super) fn auth_env(v: &str) -> Result<AuthEnv, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "development" | "dev" => Ok(AuthEnv::Development),
+        "production" | "prod" => Ok(AuthEnv::Production),
+        _ => Err(invalid("AUTH_ENV", "expected development or production")),
+    }
+}
+
 /// The builder the variables describe; empty or blank variables count as unset.
 fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<AuthConfigBuilder, ConfigError> {
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
     let mut b = AuthConfig::builder();
     if let Some(v) = get("AUTH_ENV") {
-        b = b.env(match v.trim().to_ascii_lowercase().as_str() {
-            "development" | "dev" => AuthEnv::Development,
-            "production" | "prod" => AuthEnv::Production,
-            _ => return Err(invalid("AUTH_ENV", "expected development or production")),
-        });
+        b = b.env(auth_env(&v)?);
     }
     if let Some(v) = get("AUTH_JWT_ALGORITHM") {
         b = b.algorithm(JwtAlgorithm::from_name(v.trim()).ok_or_else(|| {

@@ -8,10 +8,8 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use portcullis::ids::OrgId;
-use portcullis::lifecycle::DEFAULT_ORG;
 use portcullis::routes::ApiError;
-use portcullis::{Actor, AuthLayer, OrgScope};
+use portcullis::{Actor, AuthLayer};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -43,19 +41,6 @@ pub fn router(state: AppState, layer: AuthLayer) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(layer)
         .with_state(state)
-}
-
-/// The orgs an actor reads: its own, or every org for the board and a superadmin.
-pub fn read_scope(actor: &Actor) -> OrgScope<'_> {
-    actor.query_scope()
-}
-
-/// The org an actor creates things in (`default` for the board).
-pub fn home_org(actor: &Actor) -> OrgId {
-    actor
-        .org_id()
-        .cloned()
-        .unwrap_or_else(|| OrgId::from(DEFAULT_ORG))
 }
 
 /// Who an actor is, for `created_by` columns (`board` for the board).

@@ -1,24 +1,23 @@
 //! The org-scoped resources: `/api/v1/sessions` and `/api/v1/memories`. Each handler's first
 //! argument says what it needs; another org's id is a 404.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portcullis::RequirePermissions;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis::lifecycle::home_org;
+use portcullis::routes::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, required_text};
 use portcullis::seed::{
     MemoryCreate, MemoryDelete, MemoryList, MemoryRead, MemorySearch, MemoryUpdate, SessionCreate,
     SessionDelete, SessionList, SessionRead, SessionUpdate,
 };
+use portcullis::{OrgScope, RequirePermissions};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use axum::Router;
-use axum::routing::{get, post};
-use portcullis::routes::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, required_text};
-
-use crate::data::{Memory, Scope, Session};
-use crate::routes::{home_org, principal, read_scope};
+use crate::data::{Memory, Session};
+use crate::routes::principal;
 use crate::state::AppState;
 
 const MAX_TITLE: usize = 1_000;
@@ -119,7 +118,7 @@ pub async fn list_sessions(
     State(s): State<AppState>,
     who: RequirePermissions<SessionList>,
 ) -> ApiResult<Json<Vec<Session>>> {
-    Ok(Json(s.data.list_sessions(read_scope(&who)).await?))
+    Ok(Json(s.data.list_sessions(who.query_scope()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", operation_id = "getSession",
@@ -135,7 +134,7 @@ pub async fn get_session(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Session>> {
     Ok(Json(found(
-        s.data.get_session(read_scope(&who), &id).await?,
+        s.data.get_session(who.query_scope(), &id).await?,
     )?))
 }
 
@@ -154,7 +153,7 @@ pub async fn update_session(
     ApiJson(body): ApiJson<SessionBody>,
 ) -> ApiResult<Json<Session>> {
     let title = required_text("title", &body.title, MAX_TITLE)?;
-    let scope = read_scope(&who);
+    let scope = who.query_scope();
     done(s.data.update_session(scope, &id, &title).await?)?;
     Ok(Json(found(s.data.get_session(scope, &id).await?)?))
 }
@@ -171,7 +170,7 @@ pub async fn delete_session(
     who: RequirePermissions<SessionDelete>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    done(s.data.delete_session(read_scope(&who), &id).await?)?;
+    done(s.data.delete_session(who.query_scope(), &id).await?)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,7 +191,10 @@ pub async fn create_memory(
     let org = home_org(&who);
     let content = required_text("content", &body.content, MAX_CONTENT)?;
     if let Some(sid) = &body.session_id
-        && s.data.get_session(Scope::Org(&org), sid).await?.is_none()
+        && s.data
+            .get_session(OrgScope::Org(&org), sid)
+            .await?
+            .is_none()
     {
         // Another org's id is a 404 whatever the route (shared/CONTRACT.md, Organisations).
         return Err(ApiError::NotFound);
@@ -218,7 +220,7 @@ pub async fn list_memories(
     State(s): State<AppState>,
     who: RequirePermissions<MemoryList>,
 ) -> ApiResult<Json<Vec<Memory>>> {
-    Ok(Json(s.data.list_memories(read_scope(&who), None).await?))
+    Ok(Json(s.data.list_memories(who.query_scope(), None).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/memories/search", tag = "memories", operation_id = "searchMemories",
@@ -235,7 +237,7 @@ pub async fn search_memories(
 ) -> ApiResult<Json<Vec<Memory>>> {
     let q = required_text("q", &query.q, MAX_TITLE)?;
     Ok(Json(
-        s.data.list_memories(read_scope(&who), Some(&q)).await?,
+        s.data.list_memories(who.query_scope(), Some(&q)).await?,
     ))
 }
 
@@ -252,7 +254,7 @@ pub async fn get_memory(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Memory>> {
     Ok(Json(found(
-        s.data.get_memory(read_scope(&who), &id).await?,
+        s.data.get_memory(who.query_scope(), &id).await?,
     )?))
 }
 
@@ -271,7 +273,7 @@ pub async fn update_memory(
     ApiJson(body): ApiJson<MemoryBody>,
 ) -> ApiResult<Json<Memory>> {
     let content = required_text("content", &body.content, MAX_CONTENT)?;
-    let scope = read_scope(&who);
+    let scope = who.query_scope();
     done(s.data.update_memory(scope, &id, &content).await?)?;
     Ok(Json(found(s.data.get_memory(scope, &id).await?)?))
 }
@@ -288,7 +290,7 @@ pub async fn delete_memory(
     who: RequirePermissions<MemoryDelete>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    done(s.data.delete_memory(read_scope(&who), &id).await?)?;
+    done(s.data.delete_memory(who.query_scope(), &id).await?)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -187,14 +187,35 @@ pub(crate) async fn api_key_list(
             user.as_str(),
         ),
     };
-    sqlx::query(sql)
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(err)?
-    .iter()
-    .map(api_key)
-    .collect()
+    api_key_rows(pool, sql, Some(id)).await
+}
+
+pub(crate) async fn api_key_list_all(pool: &Pool<Db>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        api_key_columns!(),
+        " FROM api_keys ORDER BY created_at, id"
+    );
+    api_key_rows(pool, sql, None).await
+}
+
+/// The keys `sql` selects, with `$1` bound to `id` when there is one.
+async fn api_key_rows(
+    pool: &Pool<Db>,
+    sql: &'static str,
+    id: Option<&str>,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    let mut query = sqlx::query(sql);
+    if let Some(id) = id {
+        query = query.bind(id);
+    }
+    query
+        .fetch_all(pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(api_key)
+        .collect()
 }
 
 pub(crate) async fn api_key_set_enabled(

@@ -269,6 +269,13 @@ pub async fn conflicts_counts_and_purge(sql: &SqlStores) {
     assert_eq!(sql.purge_expired(t).await.unwrap(), 2);
     assert!(s.denylist.is_denied(&jti, t).await.unwrap());
     assert_eq!(sql.count_api_keys(None).await.unwrap(), 1);
+    // Operators' listing: every key, whoever made it.
+    let all = sql.all_api_keys().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        Some(&all[0]),
+        s.api_keys.get(&all[0].id).await.unwrap().as_ref()
+    );
 }
 
 /// Extreme values survive the trip: every permission bit, far-future times, big limits.
