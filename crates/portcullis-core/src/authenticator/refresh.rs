@@ -1,0 +1,71 @@
+//! Refresh-token rotation with reuse detection.
+
+use super::Authenticator;
+use crate::api_key::KeyHash;
+use crate::cache::Invalidation;
+use crate::error::StoreError;
+use crate::error::{AuthError, TokenError};
+use crate::ids::{SessionId, UserId};
+use crate::session::RefreshRejection;
+use crate::store::RefreshResult;
+
+/// A refresh token rotated by [`Authenticator::rotate_refresh`].
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The session as it now is.
+    pub session: crate::session::SessionRecord,
+    /// The new refresh token (hand it out; only its hash is kept).
+    pub refresh: crate::token::MintedToken,
+}
+
+impl Authenticator {
+    /// Rotates a refresh token: verifies it as a refresh token, presents it to its session
+    /// (rotation with reuse detection) and mints its successor. A detected reuse revokes the
+    /// session everywhere at once.
+    ///
+    /// Two concurrent refreshes of one token within the grace window (two tabs, a retried
+    /// request) each get a new token, but the session holds only one as current; the other is
+    /// its sibling, minted from the same parent, and says so in its signed `prt` claim.
+    /// Presenting a sibling is a retry of the parent's rotation, not a reuse: it is presented
+    /// as the parent, which the session's rule rotates again within the grace and treats as
+    /// reuse after it.
+    pub async fn rotate_refresh(&self, token: &str) -> Result<Rotation, AuthError> {
+        let tokens = &self.0.user_tokens;
+        let claims = tokens.verify_refresh(token)?;
+        let (Some(sub), Some(sid)) = (claims.sub, claims.sid) else {
+            return Err(AuthError::InvalidToken(TokenError::Malformed));
+        };
+        let (user, sid) = (UserId::from(sub), SessionId::from(sid));
+        let sessions = &self.0.stores.sessions;
+        let mut presented = KeyHash::of(token.as_bytes());
+        if let Some(parent) = claims.prt.as_deref().and_then(KeyHash::from_hex)
+            && let Some(session) = sessions.get(&sid).await?
+            && session.current != presented
+            && session.parent == Some(parent)
+        {
+            presented = parent;
+        }
+        let refresh = tokens
+            .mint_rotated_refresh(&user, &sid, claims.rmb, &presented)
+            .map_err(|e| AuthError::Unavailable(StoreError::Unavailable(e.to_string())))?;
+        let next = KeyHash::of(refresh.token.expose().as_bytes());
+        let (now, grace) = (self.0.clock.now(), self.0.config.refresh_reuse_grace_secs);
+        match sessions.refresh(&sid, &presented, next, now, grace).await? {
+            RefreshResult::Rotated(session) if session.user_id == user => {
+                Ok(Rotation { session, refresh })
+            }
+            RefreshResult::Rotated(_) | RefreshResult::NotFound => {
+                Err(AuthError::InvalidToken(TokenError::UnknownSubject))
+            }
+            RefreshResult::ReuseDetected => {
+                tracing::warn!(session = %sid, "refresh token reuse: session revoked");
+                // Not confirmed on every instance: fail (503) rather than answer as if it held.
+                self.invalidate_everywhere(Invalidation::Session(sid))
+                    .await?;
+                Err(AuthError::TokenRevoked)
+            }
+            RefreshResult::Rejected(RefreshRejection::Revoked) => Err(AuthError::TokenRevoked),
+            RefreshResult::Rejected(RefreshRejection::Expired) => Err(AuthError::TokenExpired),
+        }
+    }
+}

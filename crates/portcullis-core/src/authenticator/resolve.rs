@@ -1,0 +1,292 @@
+//! Resolution: one presented credential to an [`Actor`], through the caches and stores.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use super::{Authenticator, Credential};
+use crate::actor::{Actor, AgentActor, ApiKeyActor, AuthMethod, UserActor};
+use crate::api_key::{self, KeyHash, KeyOwner};
+use crate::clock::UnixTime;
+use crate::error::StoreError;
+use crate::error::{AuthError, TokenError};
+use crate::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
+use crate::permission::PermissionSet;
+use crate::store::{AgentRecord, AgentStatus};
+use crate::token::{TokenHeader, payload_has_type_claim};
+
+impl Authenticator {
+    /// The actor a credential stands for.
+    pub async fn resolve(&self, credential: Credential<'_>) -> Result<Actor, AuthError> {
+        if let Some(actor) = self.resolve_cached(credential) {
+            return Ok(actor);
+        }
+        // Read before any store is: a revocation landing from here on makes the entry made
+        // below stale at once.
+        let epoch = self.0.resolved.epoch();
+        let resolved = &self.0.resolved;
+        match credential {
+            Credential::ApiKey(key) => {
+                let (actor, hash, stale_at, cacheable) = self.resolve_api_key(key).await?;
+                if cacheable {
+                    resolved.insert_key(hash, actor.clone(), epoch, self.0.clock.now(), stale_at);
+                }
+                Ok(actor)
+            }
+            Credential::Bearer(token) | Credential::Cookie(token) => {
+                let method = match credential {
+                    Credential::Cookie(_) => AuthMethod::Cookie,
+                    _ => AuthMethod::Jwt,
+                };
+                let (actor, stale_at) = self.resolve_jwt(token, method).await?;
+                let now = self.0.clock.now();
+                let cookie = method == AuthMethod::Cookie;
+                resolved.insert_token(token, cookie, actor.clone(), epoch, now, stale_at);
+                Ok(actor)
+            }
+        }
+    }
+
+    /// The actor for a credential resolved recently and unchanged since, without waiting on
+    /// anything: `None` means "resolve it the slow way" (never "refused"). Layers call this
+    /// first so that the common case is decided synchronously.
+    pub fn resolve_cached(&self, credential: Credential<'_>) -> Option<Actor> {
+        let now = self.0.clock.now();
+        let resolved = &self.0.resolved;
+        let entry = match credential {
+            Credential::Bearer(token) => resolved.token(token, false, now)?,
+            Credential::Cookie(token) => resolved.token(token, true, now)?,
+            Credential::ApiKey(raw) => {
+                // The cache is keyed by the key's SHA-256 and only ever holds keys that parsed
+                // and resolved, so a hit is that same valid key: the format checks (alphabet,
+                // checksum) are left to the slow path. The length check keeps a huge header
+                // from being hashed.
+                let config = &self.0.config;
+                if !config.api_keys_enabled || raw.len() != config.api_key_prefix.key_len() {
+                    return None;
+                }
+                resolved.key(&KeyHash::of(raw.as_bytes()), now)?
+            }
+        };
+        if let (Some(usage), Some(key)) = (&self.0.usage, &entry.key_id) {
+            usage.record(key, now);
+        }
+        Some(entry.actor.clone())
+    }
+
+    /// The actor of a JWT and the first second it must not be served from the cache.
+    async fn resolve_jwt(
+        &self,
+        token: &str,
+        method: AuthMethod,
+    ) -> Result<(Actor, UnixTime), AuthError> {
+        // Cookies only ever carry user tokens. Otherwise the header names the family: our own
+        // minted headers by their exact bytes, others by their kid; a token without a kid goes
+        // by its claims' shape.
+        let agent = method == AuthMethod::Jwt && self.is_agent_token(token)?;
+        if agent {
+            self.resolve_agent_token(token).await
+        } else {
+            self.resolve_user_token(token, method).await
+        }
+    }
+
+    /// Whether a bearer JWT belongs to the agent family.
+    fn is_agent_token(&self, token: &str) -> Result<bool, AuthError> {
+        let (user_ring, agent_ring) = (
+            self.0.user_tokens.key_ring(),
+            self.0.agent_tokens.key_ring(),
+        );
+        let segment = token.split('.').next().unwrap_or_default();
+        if user_ring.by_header_segment(segment).is_some() {
+            return Ok(false);
+        }
+        if agent_ring.by_header_segment(segment).is_some() {
+            return Ok(true);
+        }
+        let max = self.0.config.user_policy.max_token_bytes;
+        let (header, _) = TokenHeader::parse(token, max)?;
+        Ok(match header.kid.as_deref() {
+            Some(kid) => {
+                user_ring.find(Some(kid)).is_none() && agent_ring.find(Some(kid)).is_some()
+            }
+            None => !payload_has_type_claim(token),
+        })
+    }
+
+    async fn resolve_user_token(
+        &self,
+        token: &str,
+        method: AuthMethod,
+    ) -> Result<(Actor, UnixTime), AuthError> {
+        let claims = self.0.user_tokens.verify_access(token)?;
+        let token_stale_at = self.token_stale_at(claims.registered.exp);
+        // verify_access guarantees these are present.
+        let (Some(sub), Some(sid), Some(org), Some(role), Some(jti)) = (
+            claims.sub,
+            claims.sid,
+            claims.org_id,
+            claims.role,
+            claims.registered.jti,
+        ) else {
+            return Err(AuthError::InvalidToken(TokenError::Malformed));
+        };
+        let now = self.0.clock.now();
+        let session_id = SessionId::from(sid);
+        let user_id = UserId::from(sub);
+        let session = self
+            .session(&session_id)
+            .await?
+            .filter(|s| s.user_id == user_id && s.is_live(now));
+        let Some(session) = session else {
+            return Err(AuthError::TokenRevoked);
+        };
+        if self.is_denied(&TokenId::from(jti), now).await? {
+            return Err(AuthError::TokenRevoked);
+        }
+        let roles = &self.0.config.roles;
+        let permissions = roles.get(&role).unwrap_or(PermissionSet::EMPTY);
+        let actor = Actor::User(Arc::new(UserActor {
+            id: user_id,
+            org_id: OrgId::from(org),
+            all_orgs: roles.acts_in_every_org(&role),
+            role: role.into(),
+            permissions,
+            session_id,
+            method,
+        }));
+        Ok((actor, token_stale_at.min(session.expires_at)))
+    }
+
+    /// When a verified token with this `exp` stops being acceptable (leeway included).
+    fn token_stale_at(&self, exp: Option<crate::token::NumericDate>) -> UnixTime {
+        exp.map_or(0, |e| {
+            e.0.saturating_add(self.0.config.user_policy.leeway_secs)
+        })
+    }
+
+    async fn resolve_agent_token(&self, token: &str) -> Result<(Actor, UnixTime), AuthError> {
+        let claims = self.0.agent_tokens.verify(token)?;
+        let stale_at = claims.registered.exp.map_or(0, |e| {
+            e.0.saturating_add(self.0.config.agent_policy.leeway_secs)
+        });
+        let (Some(sub), Some(company), Some(run)) = (claims.sub, claims.company_id, claims.run_id)
+        else {
+            return Err(AuthError::InvalidToken(TokenError::Malformed));
+        };
+        let agent = self
+            .live_agent(&AgentId::from(sub))
+            .await?
+            .ok_or(TokenError::UnknownSubject)?;
+        if agent.org_id.as_str() != company {
+            return Err(TokenError::CompanyMismatch.into());
+        }
+        // A token without `jti` (as other orchestrators mint) cannot be on the denylist;
+        // terminating its agent still ends it.
+        if let Some(jti) = claims.registered.jti
+            && self
+                .is_denied(&TokenId::from(jti), self.0.clock.now())
+                .await?
+        {
+            return Err(AuthError::TokenRevoked);
+        }
+        let actor = Actor::Agent(Arc::new(AgentActor {
+            id: agent.id.clone(),
+            org_id: agent.org_id.clone(),
+            permissions: self.0.agent_permissions,
+            run_id: Some(RunId::from(run)),
+            key_id: None,
+            method: AuthMethod::Jwt,
+            expires_at: claims.registered.exp.map(|e| e.0),
+            rate_limit_per_minute: None,
+        }));
+        Ok((actor, stale_at))
+    }
+
+    /// The agent, if it exists; terminated agents are an error.
+    async fn live_agent(&self, id: &AgentId) -> Result<Option<Arc<AgentRecord>>, AuthError> {
+        let agents = &self.0.stores.agents;
+        match self.0.caches.agents.record(id, || agents.get(id)).await? {
+            Some(a) if a.status == AgentStatus::Terminated => Err(AuthError::AgentTerminated),
+            other => Ok(other),
+        }
+    }
+
+    async fn session(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<Arc<crate::session::SessionRecord>>, StoreError> {
+        let sessions = &self.0.stores.sessions;
+        self.0.caches.sessions.record(id, || sessions.get(id)).await
+    }
+
+    async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError> {
+        let denylist = &self.0.stores.denylist;
+        self.0
+            .caches
+            .denied
+            .get(jti, || denylist.is_denied(jti, now))
+            .await
+    }
+
+    /// The actor of an API key, its hash, when a cached resolution must stop being served,
+    /// and whether it may be cached at all (a key with a rate limit must meet its limiter
+    /// on every request).
+    async fn resolve_api_key(
+        &self,
+        raw: &str,
+    ) -> Result<(Actor, KeyHash, UnixTime, bool), AuthError> {
+        if !self.0.config.api_keys_enabled {
+            return Err(AuthError::InvalidApiKey);
+        }
+        let hash = api_key::parse(raw, &self.0.config.api_key_prefix)?.hash();
+        let keys = &self.0.stores.api_keys;
+        let record = self
+            .0
+            .caches
+            .api_keys
+            .record(&hash, || keys.find_by_hash(&hash))
+            .await?
+            .ok_or(AuthError::InvalidApiKey)?;
+        let now = self.0.clock.now();
+        record.check_usable(now)?;
+        if let Some(limit) = record.rate_limit_per_minute.and_then(NonZeroU32::new) {
+            self.0
+                .rate_limiter
+                .check(record.id.as_str(), limit)
+                .await?
+                .map_err(AuthError::RateLimited)?;
+        }
+        if let Some(usage) = &self.0.usage {
+            usage.record(&record.id, now);
+        }
+        let cacheable = record.rate_limit_per_minute.is_none();
+        let stale_at = record.expires_at.unwrap_or(UnixTime::MAX);
+        let actor = match &record.owner {
+            KeyOwner::Agent(agent_id) => {
+                let agent = self
+                    .live_agent(agent_id)
+                    .await?
+                    .ok_or(AuthError::InvalidApiKey)?;
+                Actor::Agent(Arc::new(AgentActor {
+                    id: agent.id.clone(),
+                    org_id: agent.org_id.clone(),
+                    permissions: record.permissions,
+                    run_id: None,
+                    key_id: Some(record.id.clone()),
+                    method: AuthMethod::ApiKey,
+                    expires_at: record.expires_at,
+                    rate_limit_per_minute: record.rate_limit_per_minute,
+                }))
+            }
+            KeyOwner::User(owner) => Actor::ApiKey(Arc::new(ApiKeyActor {
+                key_id: record.id.clone(),
+                owner: owner.clone(),
+                org_id: record.org_id.clone(),
+                permissions: record.permissions,
+                rate_limit_per_minute: record.rate_limit_per_minute,
+                expires_at: record.expires_at,
+            })),
+        };
+        Ok((actor, hash, stale_at, cacheable))
+    }
+}
