@@ -31,7 +31,6 @@ pub mod password;
 pub mod permission;
 mod random;
 pub mod rate_limit;
-mod resolved;
 pub mod roles;
 pub mod secret;
 pub mod session;

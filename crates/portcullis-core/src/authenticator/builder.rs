@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use super::{Authenticator, Inner, UsageSink};
-use crate::cache::{CacheConfig, Caches, InvalidationSink};
+use crate::cache::credentials::CredentialCache;
+use crate::cache::stores::StoreCaches;
+use crate::cache::{CacheConfig, InvalidationSink};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AuthConfig, ConfigError};
 use crate::permission::{PermissionCatalog, PermissionSet, seed};
 use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
-use crate::resolved::Resolved;
 use crate::store::Stores;
 
 /// Builds an [`Authenticator`].
@@ -141,8 +142,8 @@ impl AuthenticatorBuilder {
             clock,
             catalog: self.catalog,
             agent_permissions: self.agent_permissions,
-            caches: Caches::new(self.cache),
-            resolved: Resolved::new(self.cache.resolved_bytes, self.cache.ttl),
+            store_caches: StoreCaches::new(self.cache),
+            credential_cache: CredentialCache::new(self.cache.resolved_bytes, self.cache.ttl),
             sink: self.sink,
             usage: self.usage,
             owned: std::sync::Mutex::new(Vec::new()),

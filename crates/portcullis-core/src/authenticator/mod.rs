@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::cache::{Caches, InvalidationSink};
+use crate::cache::InvalidationSink;
+use crate::cache::credentials::CredentialCache;
+use crate::cache::stores::StoreCaches;
 use crate::clock::SharedClock;
 use crate::config::{AuthConfig, ConfigError};
 use crate::permission::{PermissionCatalog, PermissionSet};
 use crate::rate_limit::RateLimiter;
-use crate::resolved::Resolved;
 use crate::store::Stores;
 use crate::token::{AgentTokens, UserTokens};
 
@@ -100,8 +101,8 @@ struct Inner {
     clock: SharedClock,
     catalog: PermissionCatalog,
     agent_permissions: PermissionSet,
-    caches: Caches,
-    resolved: Resolved,
+    store_caches: StoreCaches,
+    credential_cache: CredentialCache,
     sink: Option<Arc<dyn InvalidationSink>>,
     usage: Option<Arc<dyn UsageSink>>,
     /// Background work that lives as long as this authenticator (see [`Authenticator::own`]).

@@ -22,8 +22,8 @@ impl Authenticator {
         }
         // Read before any store is: a revocation landing from here on makes the entry made
         // below stale at once.
-        let epoch = self.0.resolved.epoch();
-        let resolved = &self.0.resolved;
+        let epoch = self.0.credential_cache.epoch();
+        let resolved = &self.0.credential_cache;
         match credential {
             Credential::ApiKey(key) => {
                 let (actor, hash, stale_at, cacheable) = self.resolve_api_key(key).await?;
@@ -51,7 +51,7 @@ impl Authenticator {
     /// first so that the common case is decided synchronously.
     pub fn resolve_cached(&self, credential: Credential<'_>) -> Option<Actor> {
         let now = self.0.clock.now();
-        let resolved = &self.0.resolved;
+        let resolved = &self.0.credential_cache;
         let entry = match credential {
             Credential::Bearer(token) => resolved.token(token, false, now)?,
             Credential::Cookie(token) => resolved.token(token, true, now)?,
@@ -205,7 +205,13 @@ impl Authenticator {
     /// The agent, if it exists; terminated agents are an error.
     async fn live_agent(&self, id: &AgentId) -> Result<Option<Arc<AgentRecord>>, AuthError> {
         let agents = &self.0.stores.agents;
-        match self.0.caches.agents.record(id, || agents.get(id)).await? {
+        match self
+            .0
+            .store_caches
+            .agents
+            .record(id, || agents.get(id))
+            .await?
+        {
             Some(a) if a.status == AgentStatus::Terminated => Err(AuthError::AgentTerminated),
             other => Ok(other),
         }
@@ -216,13 +222,17 @@ impl Authenticator {
         id: &SessionId,
     ) -> Result<Option<Arc<crate::session::SessionRecord>>, StoreError> {
         let sessions = &self.0.stores.sessions;
-        self.0.caches.sessions.record(id, || sessions.get(id)).await
+        self.0
+            .store_caches
+            .sessions
+            .record(id, || sessions.get(id))
+            .await
     }
 
     async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError> {
         let denylist = &self.0.stores.denylist;
         self.0
-            .caches
+            .store_caches
             .denied
             .get(jti, || denylist.is_denied(jti, now))
             .await
@@ -242,7 +252,7 @@ impl Authenticator {
         let keys = &self.0.stores.api_keys;
         let record = self
             .0
-            .caches
+            .store_caches
             .api_keys
             .record(&hash, || keys.find_by_hash(&hash))
             .await?

@@ -11,9 +11,9 @@ use crate::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
 impl Authenticator {
     /// Drops `what` from this instance's caches (for invalidations announced by others).
     pub async fn invalidate(&self, what: &Invalidation) {
-        self.0.caches.invalidate(what).await;
+        self.0.store_caches.invalidate(what).await;
         // After the store caches: a resolution that starts from here on reads fresh state.
-        self.0.resolved.bump();
+        self.0.credential_cache.bump();
     }
 
     /// Drops every cached entry on this instance, so that the next request of each credential
@@ -21,8 +21,8 @@ impl Authenticator {
     /// subscriber calls it when its connection drops and when it is back (`Invalidator::on_gap`),
     /// so that while Redis is unreachable requests fail closed rather than ride the cache.
     pub fn invalidate_all(&self) {
-        self.0.caches.invalidate_all();
-        self.0.resolved.bump();
+        self.0.store_caches.invalidate_all();
+        self.0.credential_cache.bump();
     }
 
     /// Invalidates locally, then announces it to the other instances and waits until the sink

@@ -1,75 +1,21 @@
-//! Caches in front of the stores on the request path (moka): bounded, with positive and
-//! negative entries, single-flight loading (a burst of requests for one uncached key makes one
-//! store query), and invalidation at once on revoke, disable and terminate. Store errors are
-//! never cached: the request fails closed and the next one asks the store again.
+//! The store caches: records in front of the stores on the request path (moka) — API keys by
+//! hash, sessions, agents, denied `jti`s — bounded, with positive and negative entries,
+//! single-flight loading (a burst of requests for one uncached key makes one store query), and
+//! fenced invalidation at once on revoke, disable and terminate. Store errors are never cached:
+//! the request fails closed and the next one asks the store again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use moka::future::Cache;
 
+use super::{CacheConfig, Invalidation};
 use crate::api_key::{ApiKeyRecord, KeyHash};
 use crate::error::StoreError;
-use crate::ids::{AgentId, SessionId, TokenId, UserId};
+use crate::ids::{AgentId, SessionId, TokenId};
 use crate::session::SessionRecord;
 use crate::store::AgentRecord;
-
-/// Sizes and lifetimes of the caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheConfig {
-    /// Entries per cache (API keys, sessions, agents, denied tokens), positive and negative.
-    pub capacity: u64,
-    /// How long an entry may be served without asking the store again. Revocations made
-    /// through the [`Authenticator`](crate::Authenticator) (or announced by another instance)
-    /// take effect at once regardless; this bounds staleness for changes made behind its back.
-    pub ttl: Duration,
-    /// Roughly how many bytes each cache of resolved credentials (bearer tokens, cookie
-    /// tokens, API keys) may hold: a repeat of a credential within `ttl` skips verification
-    /// and the store lookups (see `resolved.rs`). 0 turns them off.
-    pub resolved_bytes: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            capacity: 100_000,
-            ttl: Duration::from_secs(30),
-            resolved_bytes: 32 << 20,
-        }
-    }
-}
-
-/// Something another instance (or this one) revoked: drop it from every cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invalidation {
-    /// An API key changed (disabled, enabled, deleted).
-    ApiKey(KeyHash),
-    /// A session was revoked.
-    Session(SessionId),
-    /// Every session of a user was revoked.
-    UserSessions(UserId),
-    /// An agent was terminated.
-    Agent(AgentId),
-    /// A token id was denied.
-    Token(TokenId),
-}
-
-/// Where the [`Authenticator`](crate::Authenticator) announces its invalidations, so that other
-/// instances drop the same entries (Redis pub/sub in `portcullis-redis`).
-///
-/// The revoking methods of the `Authenticator` await [`publish`](Self::publish) and fail with
-/// its error: a revocation is confirmed only once every other instance has dropped what it
-/// cached, so a caller that answers "done" (a 204) never leaves another instance accepting
-/// the credential. It is only called on revocations, never on the request path.
-#[async_trait]
-pub trait InvalidationSink: Send + Sync + 'static {
-    /// Announces `what` and returns once the other instances have applied it; an error when
-    /// that cannot be confirmed (the caller then fails, and repeating it announces again).
-    /// Announcing the same invalidation twice must be harmless.
-    async fn publish(&self, what: &Invalidation) -> Result<(), StoreError>;
-}
 
 fn build<K, V>(config: CacheConfig, closures: bool) -> Cache<K, V>
 where
@@ -193,14 +139,14 @@ where
     }
 }
 
-pub(crate) struct Caches {
+pub(crate) struct StoreCaches {
     pub(crate) api_keys: Fenced<KeyHash, Option<Arc<ApiKeyRecord>>>,
     pub(crate) sessions: Fenced<SessionId, Option<Arc<SessionRecord>>>,
     pub(crate) agents: Fenced<AgentId, Option<Arc<AgentRecord>>>,
     pub(crate) denied: Fenced<TokenId, bool>,
 }
 
-impl Caches {
+impl StoreCaches {
     pub(crate) fn new(config: CacheConfig) -> Self {
         Self {
             api_keys: Fenced::new(config, false),

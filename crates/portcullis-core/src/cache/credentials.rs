@@ -68,7 +68,7 @@ impl quick_cache::Weighter<KeyHash, Arc<Entry>> for Weight {
 const ENTRY_BYTES: u64 = 192;
 
 /// Credentials already resolved. See the module docs.
-pub(crate) struct Resolved {
+pub(crate) struct CredentialCache {
     /// Bearer JWTs, by their exact text.
     bearer: Option<Map<Arc<str>>>,
     /// Cookie JWTs (their actor says `cookie`), by their exact text.
@@ -87,7 +87,7 @@ where
     (items > 0).then(|| Map::with_weighter(items, max_bytes, Weight))
 }
 
-impl Resolved {
+impl CredentialCache {
     /// Caches of at most `max_bytes` (roughly) each, serving entries at most `ttl`; none at
     /// all when `max_bytes` is 0.
     pub(crate) fn new(max_bytes: u64, ttl: Duration) -> Self {
