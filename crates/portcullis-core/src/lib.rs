@@ -25,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod key_hash;
 pub mod key_issuance;
 pub mod lifecycle;
 pub mod password;

@@ -1,4 +1,4 @@
-//! The [`Authenticator`]: turns one presented credential into an [`Actor`], or the reason it
+//! The [`Authenticator`]: turns one presented credential into an [`Actor`](crate::Actor), or the reason it
 //! cannot. Framework-free; the Tower layer extracts credentials and calls it.
 
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! The two caches on the request path, and what they share (their configuration, and the
 //! invalidations that empty them):
 //!
-//! - [`credentials`]: the resolved-credential cache — the [`Actor`](crate::Actor) a credential
+//! - `credentials`: the resolved-credential cache — the [`Actor`](crate::Actor) a credential
 //!   resolved to, keyed by the exact credential, so a repeat skips verification and lookups.
-//! - [`stores`]: the store caches — the records (API keys, sessions, agents, denied `jti`s)
+//! - `stores`: the store caches — the records (API keys, sessions, agents, denied `jti`s)
 //!   the slow path reads, in front of the stores.
 //!
 //! A revocation bumps the first and fences the second.

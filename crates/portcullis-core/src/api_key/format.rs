@@ -1,18 +1,10 @@
-//! API keys: `<prefix>_<43 random base62 chars><6-char checksum>`.
-//!
-//! The random part carries 256 bits (43 × log2 62 ≈ 256.0). The checksum is CRC-32 of
-//! everything before it, so a typo or a forged key dies in [`parse`] before any lookup.
-//! Keys are stored only as their SHA-256 [`KeyHash`].
+//! An API key as a string: `<prefix>_<43 random base62 chars><6-char checksum>`, generated
+//! and parsed here; nothing else in the crate knows its layout.
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::clock::UnixTime;
-use crate::error::{ApiKeyFormatError, AuthError};
-use crate::ids::{AgentId, ApiKeyId, OrgId, UserId};
-use crate::permission::PermissionSet;
+use crate::error::ApiKeyFormatError;
+use crate::key_hash::KeyHash;
 use crate::secret::SecretString;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -76,57 +68,6 @@ impl fmt::Debug for ApiKeyPrefix {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("an API key prefix is 1 to 16 lowercase ASCII letters or digits")]
 pub struct InvalidPrefix;
-
-/// SHA-256 of a whole API key (or of a refresh token): what the stores keep.
-/// Compared in constant time; `Debug` shows only the first bytes.
-#[derive(Clone, Copy, Eq)]
-pub struct KeyHash(pub [u8; 32]);
-
-impl KeyHash {
-    /// SHA-256 of `data`.
-    pub fn of(data: &[u8]) -> Self {
-        Self(Sha256::digest(data).into())
-    }
-
-    /// Lowercase hex, for storage.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// From lowercase or uppercase hex.
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 || !hex.is_ascii() {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(Self(out))
-    }
-}
-
-impl PartialEq for KeyHash {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl std::hash::Hash for KeyHash {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl fmt::Debug for KeyHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "KeyHash({:02x}{:02x}{:02x}{:02x}…)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
-    }
-}
 
 /// A freshly generated key: shown to its owner once, then only its hash is kept.
 #[derive(Debug)]
@@ -237,113 +178,6 @@ fn checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {
     out
 }
 
-/// Who owns a key: a user (the key acts as itself) or an agent (the key acts as the agent).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyOwner {
-    /// A user's key.
-    User(UserId),
-    /// An agent's key.
-    Agent(AgentId),
-}
-
-/// Who made a key: the actor that asked — its id as `whoami` names it, or, for an actor that
-/// came with an API key, that key's id — and the user behind it, if any (a user, or the owner of
-/// the user's key that asked). An actor manages the keys it made; a user also those its keys
-/// made (see [`crate::key_issuance`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyCreator {
-    /// The creating actor's id (user, API key, agent or `board`).
-    pub actor: String,
-    /// The user accountable for it, if any.
-    pub user: Option<UserId>,
-}
-
-impl KeyCreator {
-    /// A key a user made directly.
-    pub fn user(id: UserId) -> Self {
-        Self {
-            actor: id.as_str().to_owned(),
-            user: Some(id),
-        }
-    }
-}
-
-impl From<UserId> for KeyCreator {
-    fn from(id: UserId) -> Self {
-        Self::user(id)
-    }
-}
-
-impl From<&str> for KeyCreator {
-    fn from(id: &str) -> Self {
-        Self::user(UserId::from(id))
-    }
-}
-
-/// Which keys a listing asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeysOf {
-    /// Those the actor with this id made.
-    Actor(String),
-    /// Those a user made, directly or through its keys.
-    User(UserId),
-}
-
-impl KeysOf {
-    /// True when `record` is one of them.
-    pub fn matches(&self, record: &ApiKeyRecord) -> bool {
-        match self {
-            Self::Actor(id) => record.created_by.actor == *id,
-            Self::User(u) => record.created_by.user.as_ref() == Some(u),
-        }
-    }
-}
-
-/// A stored key. Holds no key material but its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    /// Public id.
-    pub id: ApiKeyId,
-    /// The owner's label for it.
-    pub name: String,
-    /// SHA-256 of the key.
-    pub hash: KeyHash,
-    /// `<prefix>_<8 chars>`, for listings.
-    pub display_prefix: String,
-    /// Who made it.
-    pub created_by: KeyCreator,
-    /// Whom it acts as.
-    pub owner: KeyOwner,
-    /// The organisation.
-    pub org_id: OrgId,
-    /// What it may do.
-    pub permissions: PermissionSet,
-    /// When created.
-    pub created_at: UnixTime,
-    /// When it stops working, if ever.
-    pub expires_at: Option<UnixTime>,
-    /// Disabled keys are refused with `api_key_disabled`.
-    pub enabled: bool,
-    /// Its own rate limit, if any.
-    pub rate_limit_per_minute: Option<u32>,
-    /// Last use, written behind.
-    pub last_used_at: Option<UnixTime>,
-}
-
-impl ApiKeyRecord {
-    /// Whether the key may be used at `now`: disabled beats expired (the owner's explicit act
-    /// is the more useful thing to report).
-    pub fn check_usable(&self, now: UnixTime) -> Result<(), AuthError> {
-        if !self.enabled {
-            return Err(AuthError::ApiKeyDisabled);
-        }
-        match self.expires_at {
-            Some(exp) if now >= exp => Err(AuthError::ApiKeyExpired),
-            _ => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,42 +264,6 @@ mod tests {
         for bad in ["", "CK", "c_k", "toolongprefix1234", "cé"] {
             assert_eq!(ApiKeyPrefix::new(bad), Err(InvalidPrefix), "{bad}");
         }
-    }
-
-    #[test]
-    fn key_hash_hex_round_trips_and_debug_is_short() {
-        let h = KeyHash::of(b"x");
-        assert_eq!(KeyHash::from_hex(&h.to_hex()), Some(h));
-        assert_eq!(KeyHash::from_hex("zz"), None);
-        assert_eq!(KeyHash::from_hex(&"é".repeat(32)), None);
-        let shown = format!("{h:?}");
-        assert!(shown.starts_with("KeyHash(") && !shown.contains(&h.to_hex()[..16]));
-    }
-
-    #[test]
-    fn disabled_beats_expired_and_expiry_is_exclusive() {
-        let rec = ApiKeyRecord {
-            id: "k".into(),
-            name: "n".into(),
-            hash: KeyHash::of(b"k"),
-            display_prefix: "ck_x".into(),
-            created_by: "u".into(),
-            owner: KeyOwner::User("u".into()),
-            org_id: "o".into(),
-            permissions: PermissionSet::EMPTY,
-            created_at: 0,
-            expires_at: Some(100),
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
-        };
-        assert_eq!(rec.check_usable(99), Ok(()));
-        assert_eq!(rec.check_usable(100), Err(AuthError::ApiKeyExpired));
-        let disabled = ApiKeyRecord {
-            enabled: false,
-            ..rec
-        };
-        assert_eq!(disabled.check_usable(100), Err(AuthError::ApiKeyDisabled));
     }
 
     proptest! {
