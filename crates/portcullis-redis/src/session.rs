@@ -255,10 +255,6 @@ impl SessionStore for RedisSessionStore {
         }
     }
 
-    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.load(id).await?.map(|(s, _)| s))
-    }
-
     async fn load_versioned(
         &self,
         id: &SessionId,

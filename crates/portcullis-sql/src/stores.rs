@@ -201,10 +201,6 @@ impl SessionStore for SqlSessionStore {
         dispatch!(&self.pool, session_create(&session))
     }
 
-    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.load_versioned(id).await?.map(|(s, _)| s))
-    }
-
     /// The row and its `version` column, which every write to the row increments.
     async fn load_versioned(
         &self,

@@ -188,10 +188,6 @@ impl SessionStore for MemorySessionStore {
         Ok(())
     }
 
-    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(lock(&self.inner).get(id).map(|(s, _)| s.clone()))
-    }
-
     async fn load_versioned(
         &self,
         id: &SessionId,

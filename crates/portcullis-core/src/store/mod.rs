@@ -85,8 +85,10 @@ pub const MAX_REFRESH_ATTEMPTS: u32 = 64;
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session.
     async fn create(&self, session: SessionRecord) -> Result<(), StoreError>;
-    /// The session `id`.
-    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session `id`: [`load_versioned`](Self::load_versioned) without the version.
+    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.load_versioned(id).await?.map(|(session, _)| session))
+    }
     /// The session `id` and its version: a number that every write to the session (swap,
     /// revoke, revoke-all) changes, so that [`swap`](Self::swap) can tell whether anyone
     /// wrote since this read.
@@ -239,9 +241,6 @@ mod tests {
     impl SessionStore for AlwaysLoses {
         async fn create(&self, session: SessionRecord) -> Result<(), StoreError> {
             self.inner.create(session).await
-        }
-        async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-            self.inner.get(id).await
         }
         async fn load_versioned(
             &self,
