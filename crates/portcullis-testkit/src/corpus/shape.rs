@@ -212,7 +212,10 @@ pub fn tampered_tokens() -> Table {
             "tab is not SP",
             INVALID_TOKEN,
             move |fx| bearer(format!("{}\t", pick(fx))),
-        );
+        )
+        // An HTTP/1.1 parser strips a field value's trailing whitespace (RFC 9110 §5.5): the
+        // layer behind it receives the token alone.
+        .on_server(accepted);
         t.add(
             format!("{kind} token + a trailing comma"),
             "",
