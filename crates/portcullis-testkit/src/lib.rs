@@ -9,7 +9,7 @@
 //! - [`fixture`]: what a harness hands the corpus — secrets, kids, valid tokens and keys, ids —
 //!   and the claims forged from them.
 //! - [`case`]: a case (name, credential built from the fixture, expected outcome), tables of them,
-//!   the check of one reply and the runner over a [`Harness`](case::Harness).
+//!   the check of one reply and the runner over a [`Harness`].
 //! - [`corpus`]: the tables themselves, described once.
 //!
 //! The kit imports nothing from `portcullis-core`: tokens are forged from the secrets a harness
