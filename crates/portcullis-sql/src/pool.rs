@@ -166,14 +166,7 @@ async fn open_sqlite(url: &str, settings: PoolSettings, lazy: bool) -> Result<Sq
             .synchronous(SqliteSynchronous::Normal);
         pool = pool.max_connections(settings.max_connections.max(1));
     }
-    let pool = if lazy {
-        pool.connect_lazy_with(options)
-    } else {
-        pool.connect_with(options)
-            .await
-            .map_err(|e| unavailable(&e))?
-    };
-    Ok(SqlPool::Sqlite(pool))
+    connect(pool, options, lazy).await.map(SqlPool::Sqlite)
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -197,19 +190,29 @@ async fn open_postgres(
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections.max(1))
         .acquire_timeout(settings.acquire_timeout);
-    let pool = if lazy {
-        pool.connect_lazy_with(options)
-    } else {
-        pool.connect_with(options)
-            .await
-            .map_err(|e| unavailable(&e))?
-    };
-    Ok(SqlPool::Postgres(pool))
+    connect(pool, options, lazy).await.map(SqlPool::Postgres)
 }
 
 #[cfg(not(feature = "postgres"))]
 async fn open_postgres(_: &str, _: PoolSettings, _: bool) -> Result<SqlPool, StoreError> {
     Err(not_built("postgres"))
+}
+
+/// Opens `pool` with `options`: at once (the database must answer now), or lazily (the
+/// first query connects).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn connect<DB: sqlx::Database>(
+    pool: sqlx::pool::PoolOptions<DB>,
+    options: <DB::Connection as sqlx::Connection>::Options,
+    lazy: bool,
+) -> Result<sqlx::Pool<DB>, StoreError> {
+    if lazy {
+        Ok(pool.connect_lazy_with(options))
+    } else {
+        pool.connect_with(options)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
 }
 
 #[cfg(test)]
