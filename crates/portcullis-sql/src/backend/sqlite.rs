@@ -1,0 +1,27 @@
+//! SQLite: its migrations and its write lock.
+
+use super::Backend;
+use crate::migrate::Migration;
+
+impl Backend for sqlx::Sqlite {
+    const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            description: "init",
+            sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            description: "key creators",
+            sql: include_str!("../../migrations/sqlite/0002_key_creators.sql"),
+        },
+    ];
+    /// An immediate transaction takes SQLite's write lock at once, so two processes
+    /// migrating the same file run one after the other instead of deadlocking.
+    const MIGRATION_BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const MIGRATION_LOCK: Option<&'static str> = None;
+
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
