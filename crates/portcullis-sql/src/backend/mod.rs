@@ -30,6 +30,25 @@ pub(crate) trait Backend: sqlx::Database {
     fn rows_affected(done: &Self::QueryResult) -> u64;
 }
 
+/// The migration scripts in `migrations/<$dir>/`: the same versions for every backend.
+macro_rules! migrations {
+    ($dir:literal) => {
+        &[
+            Migration {
+                version: 1,
+                description: "init",
+                sql: include_str!(concat!("../../migrations/", $dir, "/0001_init.sql")),
+            },
+            Migration {
+                version: 2,
+                description: "key creators",
+                sql: include_str!(concat!("../../migrations/", $dir, "/0002_key_creators.sql")),
+            },
+        ]
+    };
+}
+use migrations;
+
 /// The tables whose rows expire (see [`Ops::purge_expired`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ExpiringTable {

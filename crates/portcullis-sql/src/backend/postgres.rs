@@ -1,21 +1,10 @@
 //! PostgreSQL: its migrations and the advisory lock they run under.
 
-use super::Backend;
+use super::{Backend, migrations};
 use crate::migrate::Migration;
 
 impl Backend for sqlx::Postgres {
-    const MIGRATIONS: &'static [Migration] = &[
-        Migration {
-            version: 1,
-            description: "init",
-            sql: include_str!("../../migrations/postgres/0001_init.sql"),
-        },
-        Migration {
-            version: 2,
-            description: "key creators",
-            sql: include_str!("../../migrations/postgres/0002_key_creators.sql"),
-        },
-    ];
+    const MIGRATIONS: &'static [Migration] = migrations!("postgres");
     const MIGRATION_BEGIN: &'static str = "BEGIN";
     /// Instances starting together queue on this lock (held until the transaction ends)
     /// rather than racing to create the same tables. The key is arbitrary but fixed.

@@ -1,21 +1,10 @@
 //! SQLite: its migrations and its write lock.
 
-use super::Backend;
+use super::{Backend, migrations};
 use crate::migrate::Migration;
 
 impl Backend for sqlx::Sqlite {
-    const MIGRATIONS: &'static [Migration] = &[
-        Migration {
-            version: 1,
-            description: "init",
-            sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-        },
-        Migration {
-            version: 2,
-            description: "key creators",
-            sql: include_str!("../../migrations/sqlite/0002_key_creators.sql"),
-        },
-    ];
+    const MIGRATIONS: &'static [Migration] = migrations!("sqlite");
     /// An immediate transaction takes SQLite's write lock at once, so two processes
     /// migrating the same file run one after the other instead of deadlocking.
     const MIGRATION_BEGIN: &'static str = "BEGIN IMMEDIATE";
