@@ -1,24 +1,13 @@
 //! The sample application's own data: org-scoped `sessions` (conversations) and `memories`,
 //! in the same database as the auth tables. Every query names the org, so another org's id is
-//! simply not found.
+//! simply not found. The SQL is the same on both backends (SQLite accepts `$1` placeholders);
+//! [`with_pool!`] runs it on whichever pool the server was given.
 
 use portcullis::OrgScope;
 use portcullis::StoreError;
-use portcullis::sql::SqlPool;
+use portcullis::sql::{SqlPool, with_pool};
 use serde::Serialize;
 use sqlx::Row;
-
-/// Runs `$body` with `$p` bound to whichever pool `$pool` is. The SQL is the same on both
-/// backends (SQLite accepts `$1` placeholders).
-macro_rules! on_pool {
-    ($pool:expr, |$p:ident| $body:expr) => {
-        match $pool {
-            SqlPool::Sqlite($p) => $body,
-            SqlPool::Postgres($p) => $body,
-            _ => Err(StoreError::Unavailable("unsupported database".into())),
-        }
-    };
-}
 
 /// The tables, created if missing (idempotent; runs after the library's migrations).
 const SCHEMA: &[&str] = &[
@@ -135,7 +124,7 @@ impl Data {
             return tx.commit().await.map_err(err);
         }
         for sql in SCHEMA {
-            on_pool!(&self.pool, |p| sqlx::query(sql)
+            with_pool!(&self.pool, |p| sqlx::query(sql)
                 .execute(p)
                 .await
                 .map(|_| ())
@@ -146,7 +135,7 @@ impl Data {
 
     /// Stores a new session.
     pub async fn create_session(&self, s: &Session, now: i64) -> Result<(), StoreError> {
-        on_pool!(&self.pool, |p| sqlx::query(
+        with_pool!(&self.pool, |p| sqlx::query(
             "INSERT INTO app_sessions (id, org_id, title, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5)"
         )
@@ -167,7 +156,7 @@ impl Data {
             "SELECT {SESSION_COLS} FROM app_sessions \
              WHERE ($1 IS NULL OR org_id = $1) ORDER BY created_at, id"
         );
-        on_pool!(&self.pool, |p| {
+        with_pool!(&self.pool, |p| {
             let rows = sqlx::query(&sql)
                 .bind(bind(scope))
                 .fetch_all(p)
@@ -188,7 +177,7 @@ impl Data {
         let sql = format!(
             "SELECT {SESSION_COLS} FROM app_sessions WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         );
-        on_pool!(&self.pool, |p| {
+        with_pool!(&self.pool, |p| {
             let row = sqlx::query(&sql)
                 .bind(bind(scope))
                 .bind(id)
@@ -206,7 +195,7 @@ impl Data {
         id: &str,
         title: &str,
     ) -> Result<bool, StoreError> {
-        on_pool!(&self.pool, |p| sqlx::query(
+        with_pool!(&self.pool, |p| sqlx::query(
             "UPDATE app_sessions SET title = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
         .bind(bind(scope))
@@ -220,7 +209,7 @@ impl Data {
 
     /// Deletes a session; false when `scope` does not see it.
     pub async fn delete_session(&self, scope: OrgScope<'_>, id: &str) -> Result<bool, StoreError> {
-        on_pool!(&self.pool, |p| sqlx::query(
+        with_pool!(&self.pool, |p| sqlx::query(
             "DELETE FROM app_sessions WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
         .bind(bind(scope))
@@ -238,7 +227,7 @@ impl Data {
         created_by: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        on_pool!(&self.pool, |p| sqlx::query(
+        with_pool!(&self.pool, |p| sqlx::query(
             "INSERT INTO app_memories (id, org_id, content, session_id, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)"
         )
@@ -268,7 +257,7 @@ impl Data {
              AND ($2 IS NULL OR LOWER(content) LIKE $2 ESCAPE '\\') \
              ORDER BY created_at, id"
         );
-        on_pool!(&self.pool, |p| {
+        with_pool!(&self.pool, |p| {
             let rows = sqlx::query(&sql)
                 .bind(bind(scope))
                 .bind(&pattern)
@@ -290,7 +279,7 @@ impl Data {
         let sql = format!(
             "SELECT {MEMORY_COLS} FROM app_memories WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         );
-        on_pool!(&self.pool, |p| {
+        with_pool!(&self.pool, |p| {
             let row = sqlx::query(&sql)
                 .bind(bind(scope))
                 .bind(id)
@@ -308,7 +297,7 @@ impl Data {
         id: &str,
         content: &str,
     ) -> Result<bool, StoreError> {
-        on_pool!(&self.pool, |p| sqlx::query(
+        with_pool!(&self.pool, |p| sqlx::query(
             "UPDATE app_memories SET content = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
         .bind(bind(scope))
@@ -322,7 +311,7 @@ impl Data {
 
     /// Deletes a memory; false when `scope` does not see it.
     pub async fn delete_memory(&self, scope: OrgScope<'_>, id: &str) -> Result<bool, StoreError> {
-        on_pool!(&self.pool, |p| sqlx::query(
+        with_pool!(&self.pool, |p| sqlx::query(
             "DELETE FROM app_memories WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         )
         .bind(bind(scope))

@@ -45,6 +45,7 @@ compile_error!(
 
 mod backend;
 mod codec;
+mod dispatch;
 mod error;
 mod last_used;
 mod migrate;
@@ -60,3 +61,9 @@ pub use users::{UserRecord, UserStore};
 
 /// The sqlx this crate is built on, for building an [`SqlPool`] from a pool of your own.
 pub use sqlx;
+
+/// What [`with_pool!`] expands to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::dispatch::{Absent, PgPool, SqlitePool, Typed, typed};
+}

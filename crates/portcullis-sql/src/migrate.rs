@@ -12,7 +12,8 @@ use portcullis_core::clock::{Clock, SystemClock, UnixTime};
 use sha2::{Digest, Sha256};
 
 use crate::SqlPool;
-use crate::backend::dispatch;
+use crate::backend::Ops;
+use crate::with_pool;
 
 /// Brings the database's schema up to date: applies, in order, every migration not applied
 /// yet. Call it once at start, before serving; running it again is a no-op.
@@ -29,7 +30,7 @@ use crate::backend::dispatch;
 /// Versions applied by a newer release are tolerated (logged), so that an older instance
 /// can still start during a rolling upgrade.
 pub async fn migrate(pool: &SqlPool) -> Result<(), StoreError> {
-    dispatch!(pool, migrate())
+    with_pool!(pool, |p| Ops::migrate(p).await)
 }
 
 /// One migration script.

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use portcullis_core::StoreError;
 
+use crate::backend::Ops;
 use crate::error::{redact, unavailable};
+use crate::with_pool;
 
 /// A connection pool to one of the supported databases.
 ///
@@ -91,17 +93,12 @@ impl SqlPool {
 
     /// Closes every connection; queries after this fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(p) => p.close().await,
-            #[cfg(feature = "postgres")]
-            Self::Postgres(p) => p.close().await,
-        }
+        with_pool!(self, |p| p.close().await)
     }
 
     /// Checks that the database answers (for readiness probes).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        crate::backend::dispatch!(self, ping())
+        with_pool!(self, |p| Ops::ping(p).await)
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -13,9 +13,10 @@ use portcullis_core::store::{
     AgentDirectory, AgentRecord, ApiKeyStore, Denylist, SessionStore, Stores,
 };
 
-use crate::backend::{ExpiringTable, dispatch};
+use crate::backend::{ExpiringTable, Ops};
 use crate::pool::{PoolSettings, SqlPool};
 use crate::users::UserStore;
+use crate::with_pool;
 
 /// Every store of one SQL database: the four core stores and the users.
 ///
@@ -87,14 +88,24 @@ impl SqlStores {
     /// Every API key of every org, oldest first — for operators' tools (`portcullis keys
     /// list`), never for a request: no actor lists another's keys.
     pub async fn all_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        dispatch!(&self.pool, api_key_list_all())
+        with_pool!(&self.pool, |p| Ops::api_key_list_all(p).await)
     }
 
     /// Deletes sessions and denylist entries that expired at or before `now` (they can
     /// never matter again); returns how many rows went. Call it now and then.
     pub async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let sessions = dispatch!(&self.pool, purge_expired(ExpiringTable::Sessions, now))?;
-        let denied = dispatch!(&self.pool, purge_expired(ExpiringTable::DeniedTokens, now))?;
+        let sessions = with_pool!(&self.pool, |p| Ops::purge_expired(
+            p,
+            ExpiringTable::Sessions,
+            now
+        )
+        .await)?;
+        let denied = with_pool!(&self.pool, |p| Ops::purge_expired(
+            p,
+            ExpiringTable::DeniedTokens,
+            now
+        )
+        .await)?;
         Ok(sessions + denied)
     }
 
@@ -135,27 +146,28 @@ impl SqlApiKeyStore {
 #[async_trait]
 impl ApiKeyStore for SqlApiKeyStore {
     async fn insert(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
-        dispatch!(&self.pool, api_key_insert(&record))
+        with_pool!(&self.pool, |p| Ops::api_key_insert(p, &record).await)
     }
 
     async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
-        dispatch!(&self.pool, api_key_find_by_hash(hash))
+        with_pool!(&self.pool, |p| Ops::api_key_find_by_hash(p, hash).await)
     }
 
     async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
-        dispatch!(&self.pool, api_key_get(id))
+        with_pool!(&self.pool, |p| Ops::api_key_get(p, id).await)
     }
 
     async fn list(&self, of: &KeysOf) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        dispatch!(&self.pool, api_key_list(of))
+        with_pool!(&self.pool, |p| Ops::api_key_list(p, of).await)
     }
 
     async fn set_enabled(&self, id: &ApiKeyId, enabled: bool) -> Result<bool, StoreError> {
-        dispatch!(&self.pool, api_key_set_enabled(id, enabled))
+        with_pool!(&self.pool, |p| Ops::api_key_set_enabled(p, id, enabled)
+            .await)
     }
 
     async fn delete(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
-        dispatch!(&self.pool, api_key_delete(id))
+        with_pool!(&self.pool, |p| Ops::api_key_delete(p, id).await)
     }
 
     /// One transaction for the batch, one update per distinct key (its latest time).
@@ -174,11 +186,11 @@ impl ApiKeyStore for SqlApiKeyStore {
             .collect();
         // A fixed order keeps concurrent batches from locking rows in opposite orders.
         batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        dispatch!(&self.pool, api_key_touch(&batch))
+        with_pool!(&self.pool, |p| Ops::api_key_touch(p, &batch).await)
     }
 
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, api_key_count(org))
+        with_pool!(&self.pool, |p| Ops::api_key_count(p, org).await)
     }
 }
 
@@ -198,7 +210,7 @@ impl SqlSessionStore {
 #[async_trait]
 impl SessionStore for SqlSessionStore {
     async fn create(&self, session: SessionRecord) -> Result<(), StoreError> {
-        dispatch!(&self.pool, session_create(&session))
+        with_pool!(&self.pool, |p| Ops::session_create(p, &session).await)
     }
 
     /// The row and its `version` column, which every write to the row increments.
@@ -206,7 +218,7 @@ impl SessionStore for SqlSessionStore {
         &self,
         id: &SessionId,
     ) -> Result<Option<(SessionRecord, u64)>, StoreError> {
-        dispatch!(&self.pool, session_get_versioned(id))
+        with_pool!(&self.pool, |p| Ops::session_get_versioned(p, id).await)
     }
 
     /// One `UPDATE … WHERE id = $1 AND version = $2`: the database makes it atomic.
@@ -220,19 +232,22 @@ impl SessionStore for SqlSessionStore {
         let Ok(version) = i64::try_from(expected_version) else {
             return Ok(false);
         };
-        dispatch!(&self.pool, session_swap(id, version, new))
+        with_pool!(&self.pool, |p| Ops::session_swap(p, id, version, new).await)
     }
 
     async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
-        dispatch!(&self.pool, session_revoke(id))
+        with_pool!(&self.pool, |p| Ops::session_revoke(p, id).await)
     }
 
     async fn revoke_all_for_user(&self, user: &UserId, now: UnixTime) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, session_revoke_all_for_user(user, now))
+        with_pool!(&self.pool, |p| Ops::session_revoke_all_for_user(
+            p, user, now
+        )
+        .await)
     }
 
     async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, session_count_live(now, org))
+        with_pool!(&self.pool, |p| Ops::session_count_live(p, now, org).await)
     }
 }
 
@@ -252,19 +267,19 @@ impl SqlAgentDirectory {
 #[async_trait]
 impl AgentDirectory for SqlAgentDirectory {
     async fn insert(&self, agent: AgentRecord) -> Result<(), StoreError> {
-        dispatch!(&self.pool, agent_insert(&agent))
+        with_pool!(&self.pool, |p| Ops::agent_insert(p, &agent).await)
     }
 
     async fn get(&self, id: &AgentId) -> Result<Option<AgentRecord>, StoreError> {
-        dispatch!(&self.pool, agent_get(id))
+        with_pool!(&self.pool, |p| Ops::agent_get(p, id).await)
     }
 
     async fn terminate(&self, id: &AgentId) -> Result<bool, StoreError> {
-        dispatch!(&self.pool, agent_terminate(id))
+        with_pool!(&self.pool, |p| Ops::agent_terminate(p, id).await)
     }
 
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, agent_count(org))
+        with_pool!(&self.pool, |p| Ops::agent_count(p, org).await)
     }
 }
 
@@ -284,10 +299,10 @@ impl SqlDenylist {
 #[async_trait]
 impl Denylist for SqlDenylist {
     async fn deny(&self, jti: &TokenId, expires_at: UnixTime) -> Result<(), StoreError> {
-        dispatch!(&self.pool, deny(jti, expires_at))
+        with_pool!(&self.pool, |p| Ops::deny(p, jti, expires_at).await)
     }
 
     async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError> {
-        dispatch!(&self.pool, is_denied(jti, now))
+        with_pool!(&self.pool, |p| Ops::is_denied(p, jti, now).await)
     }
 }

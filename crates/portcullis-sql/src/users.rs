@@ -10,7 +10,8 @@ use portcullis_core::ids::{OrgId, UserId};
 use portcullis_core::users::{Account, Users};
 
 use crate::SqlPool;
-use crate::backend::dispatch;
+use crate::backend::Ops;
+use crate::with_pool;
 
 /// A user account.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,17 +75,17 @@ impl UserStore {
 
     /// Stores a new user; a taken id or email is a [`StoreError::Conflict`].
     pub async fn create(&self, user: &UserRecord) -> Result<(), StoreError> {
-        dispatch!(&self.pool, user_create(user))
+        with_pool!(&self.pool, |p| Ops::user_create(p, user).await)
     }
 
     /// The user whose email is exactly `email`.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
-        dispatch!(&self.pool, user_find_by_email(email))
+        with_pool!(&self.pool, |p| Ops::user_find_by_email(p, email).await)
     }
 
     /// The user `id`.
     pub async fn get(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        dispatch!(&self.pool, user_get(id))
+        with_pool!(&self.pool, |p| Ops::user_get(p, id).await)
     }
 
     /// Replaces a user's password hash; false when there is no such user.
@@ -93,12 +94,17 @@ impl UserStore {
         id: &UserId,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        dispatch!(&self.pool, user_set_password_hash(id, password_hash))
+        with_pool!(&self.pool, |p| Ops::user_set_password_hash(
+            p,
+            id,
+            password_hash
+        )
+        .await)
     }
 
     /// How many users there are in `org`, or in every org.
     pub async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        dispatch!(&self.pool, user_count(org))
+        with_pool!(&self.pool, |p| Ops::user_count(p, org).await)
     }
 }
 
