@@ -156,3 +156,69 @@ impl IntoResponse for ApiError {
 
 /// `Result` of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::PermissionList;
+    use portcullis_core::seed::{AdminRead, MemoryDelete};
+
+    fn challenge(e: ApiError) -> (StatusCode, Option<String>) {
+        let res = e.into_response();
+        let challenge = res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (res.status(), challenge)
+    }
+
+    #[test]
+    fn the_challenge_follows_from_the_error() {
+        let catalog = PermissionCatalog::seed();
+        let bare = Some(r#"Bearer realm="portcullis""#.to_owned());
+        let invalid = Some(r#"Bearer realm="portcullis", error="invalid_token""#.to_owned());
+        let login = LifecycleError::Auth(AuthError::InvalidCredentials);
+        assert_eq!(
+            challenge(ApiError::from_lifecycle(login, &catalog)),
+            (StatusCode::UNAUTHORIZED, bare.clone())
+        );
+        assert_eq!(
+            challenge(AuthError::MissingCredentials.into()),
+            (StatusCode::UNAUTHORIZED, bare)
+        );
+        let revoked = LifecycleError::Auth(AuthError::TokenRevoked);
+        assert_eq!(
+            challenge(ApiError::from_lifecycle(revoked, &catalog)),
+            (StatusCode::UNAUTHORIZED, invalid.clone())
+        );
+        assert_eq!(
+            challenge(AuthError::TokenRevoked.into()),
+            (StatusCode::UNAUTHORIZED, invalid)
+        );
+    }
+
+    #[test]
+    fn a_lifecycle_403_is_named_through_the_catalog() {
+        let catalog = PermissionCatalog::seed();
+        let need = <(MemoryDelete, AdminRead)>::SET;
+        let e = LifecycleError::Auth(AuthError::insufficient_permissions(need));
+        assert_eq!(
+            challenge(ApiError::from_lifecycle(e, &catalog)),
+            (
+                StatusCode::FORBIDDEN,
+                Some(
+                    r#"Bearer error="insufficient_scope", scope="admin:read memory:delete""#.into()
+                )
+            )
+        );
+        // Nothing the catalog knows: nothing named.
+        let unknown = PermissionSet::from_bit(100);
+        assert_eq!(
+            challenge(ApiError::forbidden(unknown, &catalog)),
+            (
+                StatusCode::FORBIDDEN,
+                Some(r#"Bearer error="insufficient_scope""#.into())
+            )
+        );
+    }
+}
