@@ -245,6 +245,27 @@ fn parts_with(actor: Option<portcullis_core::Actor>) -> http::request::Parts {
     req.into_parts().0
 }
 
+/// Checks that `r` reports `status` and `code` and that its response has them, with the
+/// challenge `challenge`; the response's problem document.
+async fn rendered_as_it_says(
+    r: portcullis_axum::AuthRejection,
+    status: StatusCode,
+    code: &str,
+    challenge: &str,
+) -> serde_json::Value {
+    use axum::response::IntoResponse;
+    assert_eq!((r.status(), r.code()), (status, Some(code)), "{r:?}");
+    let res = r.into_response();
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()["www-authenticate"], challenge);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["code"], code);
+    json
+}
+
 #[tokio::test]
 async fn rejections_say_their_status_and_code_and_render_as_before() {
     use axum::extract::FromRequestParts;
@@ -283,16 +304,13 @@ async fn rejections_say_their_status_and_code_and_render_as_before() {
         panic!("expected Unauthenticated, got {anonymous:?}");
     };
     assert_eq!(refusal.error(), &AuthError::MissingCredentials);
-    assert_eq!(
-        (anonymous.status(), anonymous.code()),
-        (StatusCode::UNAUTHORIZED, Some("missing_credentials"))
-    );
-    let res = anonymous.into_response();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        res.headers()["www-authenticate"],
-        r#"Bearer realm="portcullis""#
-    );
+    rendered_as_it_says(
+        anonymous,
+        StatusCode::UNAUTHORIZED,
+        "missing_credentials",
+        r#"Bearer realm="portcullis""#,
+    )
+    .await;
 
     // Both missing, named in the route's order (not the catalog's).
     let forbidden = Admin::from_request_parts(&mut parts_with(Some(reader.clone())), &())
@@ -306,21 +324,13 @@ async fn rejections_say_their_status_and_code_and_render_as_before() {
     };
     assert_eq!(*missing, <(SessionCreate, AdminWrite)>::SET);
     assert_eq!(names.to_string(), "session:create admin:write");
-    assert_eq!(
-        (forbidden.status(), forbidden.code()),
-        (StatusCode::FORBIDDEN, Some("insufficient_permissions"))
-    );
-    let res = forbidden.into_response();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        res.headers()["www-authenticate"],
-        r#"Bearer error="insufficient_scope", scope="session:create admin:write""#
-    );
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(json["code"], "insufficient_permissions");
+    let json = rendered_as_it_says(
+        forbidden,
+        StatusCode::FORBIDDEN,
+        "insufficient_permissions",
+        r#"Bearer error="insufficient_scope", scope="session:create admin:write""#,
+    )
+    .await;
     assert_eq!(
         json["detail"],
         "missing permissions: session:create admin:write"

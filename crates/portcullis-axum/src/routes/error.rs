@@ -175,26 +175,23 @@ mod tests {
     #[test]
     fn the_challenge_follows_from_the_error() {
         let catalog = PermissionCatalog::seed();
-        let bare = Some(r#"Bearer realm="portcullis""#.to_owned());
-        let invalid = Some(r#"Bearer realm="portcullis", error="invalid_token""#.to_owned());
-        let login = LifecycleError::Auth(AuthError::InvalidCredentials);
-        assert_eq!(
-            challenge(ApiError::from_lifecycle(login, &catalog)),
-            (StatusCode::UNAUTHORIZED, bare.clone())
-        );
-        assert_eq!(
-            challenge(AuthError::MissingCredentials.into()),
-            (StatusCode::UNAUTHORIZED, bare)
-        );
-        let revoked = LifecycleError::Auth(AuthError::TokenRevoked);
-        assert_eq!(
-            challenge(ApiError::from_lifecycle(revoked, &catalog)),
-            (StatusCode::UNAUTHORIZED, invalid.clone())
-        );
-        assert_eq!(
-            challenge(AuthError::TokenRevoked.into()),
-            (StatusCode::UNAUTHORIZED, invalid)
-        );
+        let bare = r#"Bearer realm="portcullis""#;
+        let invalid = r#"Bearer realm="portcullis", error="invalid_token""#;
+        let lifecycle = |e| ApiError::from_lifecycle(LifecycleError::Auth(e), &catalog);
+        let cases = [
+            (lifecycle(AuthError::InvalidCredentials), bare),
+            (AuthError::MissingCredentials.into(), bare),
+            (lifecycle(AuthError::TokenRevoked), invalid),
+            (AuthError::TokenRevoked.into(), invalid),
+        ];
+        for (e, want) in cases {
+            let what = format!("{e:?}");
+            assert_eq!(
+                challenge(e),
+                (StatusCode::UNAUTHORIZED, Some(want.to_owned())),
+                "{what}"
+            );
+        }
     }
 
     #[test]
