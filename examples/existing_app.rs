@@ -219,7 +219,7 @@ fn team(actor: &Actor) -> ApiResult<&str> {
     actor
         .org_id()
         .map(OrgId::as_str)
-        .ok_or_else(|| ApiError::presented(AuthError::OrgForbidden))
+        .ok_or(ApiError::Auth(AuthError::OrgForbidden))
 }
 
 /// A database failure of the app's own queries: 503, as Portcullis answers its own.

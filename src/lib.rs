@@ -51,8 +51,8 @@ pub use portcullis_core::{
     token, users,
 };
 pub use portcullis_tower::{
-    AuthLayer, AuthLayerBuilder, AuthService, Fallback, Policy, PolicyError, ProblemContext,
-    Renderer, ResponseFuture, cookies, credentials, loopback, policy, render,
+    AuthLayer, AuthLayerBuilder, AuthService, Fallback, Policy, PolicyError, Renderer,
+    ResponseFuture, cookies, credentials, loopback, policy, render,
 };
 
 #[cfg(feature = "axum")]

@@ -47,8 +47,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use portcullis_core::ids::OrgId;
-use portcullis_core::{Actor, AuthError, OrgScope, PermissionList, PermissionSet};
-use portcullis_tower::{ProblemContext, Renderer};
+use portcullis_core::{Actor, AuthError, OrgScope, PermissionList, PermissionNames};
+use portcullis_tower::Renderer;
 
 /// What a handler gets when the route needs any authenticated actor.
 ///
@@ -182,37 +182,94 @@ impl CurrentOrg {
     }
 }
 
-/// Why an extractor refused.
+/// Why an extractor refused. Like axum's own rejections it has a [`status`](Self::status) and
+/// is its own response ([`IntoResponse`]): a 401 or 403 rendered as the layer renders its
+/// refusals (with the application's [`Renderer`] when the layer has a custom one), or the 500
+/// of a route without the layer.
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use portcullis_axum::AuthRejection;
+///
+/// fn describe(r: &AuthRejection) -> String {
+///     match r {
+///         AuthRejection::MissingLayer => "misconfigured".into(),
+///         AuthRejection::Unauthenticated(_) => "log in first".into(),
+///         AuthRejection::Forbidden(f) => format!("not allowed: {}", f.error().code()),
+///         _ => r.status().to_string(),
+///     }
+/// }
+/// assert_eq!(AuthRejection::MissingLayer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+/// assert_eq!(AuthRejection::MissingLayer.code(), None);
+/// # let _ = describe;
+/// ```
 #[derive(Debug)]
-pub struct AuthRejection(Rejection);
-
-#[derive(Debug)]
-enum Rejection {
-    /// No [`Actor`] in the request: the layer is not installed on this route.
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// 500: no [`Actor`] in the request — the layer is not installed on this route.
     MissingLayer,
-    /// A 401 or 403, rendered like every other refusal.
-    Refused {
-        error: AuthError,
-        scope: Option<String>,
-        renderer: Option<Renderer>,
-    },
+    /// 401 `missing_credentials`: the layer let an anonymous request through and the route
+    /// needs an actor.
+    Unauthenticated(Refusal),
+    /// 403 `insufficient_permissions`, naming the permissions missing.
+    Forbidden(Refusal),
 }
 
-impl AuthRejection {
-    /// The error, unless the layer is missing.
-    pub fn error(&self) -> Option<&AuthError> {
-        match &self.0 {
-            Rejection::MissingLayer => None,
-            Rejection::Refused { error, .. } => Some(error),
+/// A 401 or 403 of an extractor: the error, and the renderer it is answered with.
+#[derive(Debug)]
+pub struct Refusal {
+    error: AuthError,
+    /// The layer's renderer when it is a custom one (in the request's extensions).
+    renderer: Option<Renderer>,
+}
+
+impl Refusal {
+    fn new(parts: &Parts, error: AuthError) -> Self {
+        Self {
+            error,
+            renderer: parts.extensions.get::<Renderer>().cloned(),
         }
     }
 
-    fn refused(parts: &Parts, error: AuthError, scope: Option<String>) -> Self {
-        Self(Rejection::Refused {
-            error,
-            scope,
-            renderer: parts.extensions.get::<Renderer>().cloned(),
-        })
+    /// The refusal.
+    pub fn error(&self) -> &AuthError {
+        &self.error
+    }
+
+    /// The refusal, by value.
+    pub fn into_error(self) -> AuthError {
+        self.error
+    }
+
+    /// Its response, rendered as the layer renders its own refusals.
+    fn into_response(self) -> Response {
+        self.renderer
+            .unwrap_or_default()
+            .render::<Body>(&self.error)
+    }
+}
+
+impl AuthRejection {
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        match self.error() {
+            None => StatusCode::INTERNAL_SERVER_ERROR,
+            Some(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+        }
+    }
+
+    /// The error, unless the layer is missing.
+    pub fn error(&self) -> Option<&AuthError> {
+        match self {
+            Self::MissingLayer => None,
+            Self::Unauthenticated(r) | Self::Forbidden(r) => Some(r.error()),
+        }
+    }
+
+    /// The contract's `code` of the response, unless the layer is missing (that 500 is plain
+    /// text, [`MISSING_LAYER`]).
+    pub fn code(&self) -> Option<&'static str> {
+        self.error().map(AuthError::code)
     }
 }
 
@@ -223,21 +280,11 @@ pub const MISSING_LAYER: &str = "portcullis: no Actor in the request extensions:
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        match self.0 {
-            Rejection::MissingLayer => {
+        match self {
+            Self::MissingLayer => {
                 (StatusCode::INTERNAL_SERVER_ERROR, MISSING_LAYER).into_response()
             }
-            Rejection::Refused {
-                error,
-                scope,
-                renderer,
-            } => renderer.unwrap_or_default().render::<Body>(
-                &error,
-                ProblemContext {
-                    credential_presented: false,
-                    scope: scope.as_deref(),
-                },
-            ),
+            Self::Unauthenticated(r) | Self::Forbidden(r) => r.into_response(),
         }
     }
 }
@@ -245,25 +292,27 @@ impl IntoResponse for AuthRejection {
 /// The authenticated actor, or the rejection.
 fn authenticated(parts: &Parts) -> Result<&Actor, AuthRejection> {
     match parts.extensions.get::<Actor>() {
-        None => Err(AuthRejection(Rejection::MissingLayer)),
-        Some(Actor::Anonymous) => Err(AuthRejection::refused(
+        None => Err(AuthRejection::MissingLayer),
+        Some(Actor::Anonymous) => Err(AuthRejection::Unauthenticated(Refusal::new(
             parts,
             AuthError::MissingCredentials,
-            None,
-        )),
+        ))),
         Some(actor) => Ok(actor),
     }
 }
 
-fn scope<P: PermissionList>(set: PermissionSet) -> String {
-    let mut s = String::new();
-    P::names_in(set, &mut |name| {
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        s.push_str(name);
-    });
-    s
+/// 403 `insufficient_permissions` for `missing`, named with `P`'s names in `P`'s order.
+fn forbidden<P: PermissionList>(
+    parts: &Parts,
+    missing: portcullis_core::PermissionSet,
+) -> AuthRejection {
+    AuthRejection::Forbidden(Refusal::new(
+        parts,
+        AuthError::InsufficientPermissions {
+            missing,
+            names: PermissionNames::of::<P>(missing),
+        },
+    ))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentActor {
@@ -281,7 +330,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentActor {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
         match parts.extensions.get::<Actor>() {
-            None => Err(AuthRejection(Rejection::MissingLayer)),
+            None => Err(AuthRejection::MissingLayer),
             Some(Actor::Anonymous) => Ok(None),
             Some(actor) => Ok(Some(Self(actor.clone()))),
         }
@@ -297,12 +346,7 @@ impl<S: Send + Sync, P: PermissionList> FromRequestParts<S> for RequirePermissio
         if missing.is_empty() {
             Ok(Self(actor.clone(), PhantomData))
         } else {
-            let scope = scope::<P>(missing);
-            Err(AuthRejection::refused(
-                parts,
-                AuthError::InsufficientPermissions { missing },
-                Some(scope),
-            ))
+            Err(forbidden::<P>(parts, missing))
         }
     }
 }
@@ -315,11 +359,7 @@ impl<S: Send + Sync, P: PermissionList> FromRequestParts<S> for RequireAnyPermis
         if actor.permissions().intersects(P::SET) {
             Ok(Self(actor.clone(), PhantomData))
         } else {
-            Err(AuthRejection::refused(
-                parts,
-                AuthError::InsufficientPermissions { missing: P::SET },
-                Some(scope::<P>(P::SET)),
-            ))
+            Err(forbidden::<P>(parts, P::SET))
         }
     }
 }

@@ -235,3 +235,112 @@ async fn user_token(auth: &Authenticator) -> String {
         .expose()
         .to_owned()
 }
+
+/// A request head holding `actor` (none: the layer is missing), as the layer leaves it.
+fn parts_with(actor: Option<portcullis_core::Actor>) -> http::request::Parts {
+    let mut req = Request::get("/").body(()).unwrap();
+    if let Some(actor) = actor {
+        req.extensions_mut().insert(actor);
+    }
+    req.into_parts().0
+}
+
+/// Checks that `r` reports `status` and `code` and that its response has them, with the
+/// challenge `challenge`; the response's problem document.
+async fn rendered_as_it_says(
+    r: portcullis_axum::AuthRejection,
+    status: StatusCode,
+    code: &str,
+    challenge: &str,
+) -> serde_json::Value {
+    use axum::response::IntoResponse;
+    assert_eq!((r.status(), r.code()), (status, Some(code)), "{r:?}");
+    let res = r.into_response();
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()["www-authenticate"], challenge);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["code"], code);
+    json
+}
+
+#[tokio::test]
+async fn rejections_say_their_status_and_code_and_render_as_before() {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    use portcullis_axum::AuthRejection;
+    use portcullis_core::{Actor, AuthError, AuthMethod, PermissionList, UserActor};
+
+    let reader = Actor::User(std::sync::Arc::new(UserActor {
+        id: "u-1".into(),
+        org_id: "acme".into(),
+        role: "reader".into(),
+        permissions: MemoryRead::SET,
+        all_orgs: false,
+        session_id: "s-1".into(),
+        method: AuthMethod::Jwt,
+    }));
+    type Admin = RequirePermissions<(SessionCreate, AdminWrite)>;
+
+    let missing = Admin::from_request_parts(&mut parts_with(None), &())
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, AuthRejection::MissingLayer));
+    assert_eq!(
+        (missing.status(), missing.code(), missing.error()),
+        (StatusCode::INTERNAL_SERVER_ERROR, None, None)
+    );
+    assert_eq!(
+        missing.into_response().status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    let anonymous = Admin::from_request_parts(&mut parts_with(Some(Actor::Anonymous)), &())
+        .await
+        .unwrap_err();
+    let AuthRejection::Unauthenticated(refusal) = &anonymous else {
+        panic!("expected Unauthenticated, got {anonymous:?}");
+    };
+    assert_eq!(refusal.error(), &AuthError::MissingCredentials);
+    rendered_as_it_says(
+        anonymous,
+        StatusCode::UNAUTHORIZED,
+        "missing_credentials",
+        r#"Bearer realm="portcullis""#,
+    )
+    .await;
+
+    // Both missing, named in the route's order (not the catalog's).
+    let forbidden = Admin::from_request_parts(&mut parts_with(Some(reader.clone())), &())
+        .await
+        .unwrap_err();
+    let AuthRejection::Forbidden(refusal) = &forbidden else {
+        panic!("expected Forbidden, got {forbidden:?}");
+    };
+    let AuthError::InsufficientPermissions { missing, names } = refusal.error() else {
+        panic!("expected insufficient_permissions, got {refusal:?}");
+    };
+    assert_eq!(*missing, <(SessionCreate, AdminWrite)>::SET);
+    assert_eq!(names.to_string(), "session:create admin:write");
+    let json = rendered_as_it_says(
+        forbidden,
+        StatusCode::FORBIDDEN,
+        "insufficient_permissions",
+        r#"Bearer error="insufficient_scope", scope="session:create admin:write""#,
+    )
+    .await;
+    assert_eq!(
+        json["detail"],
+        "missing permissions: session:create admin:write"
+    );
+
+    // Holding one of them is enough for RequireAnyPermission.
+    let any = RequireAnyPermission::<(AdminWrite, MemoryRead)>::from_request_parts(
+        &mut parts_with(Some(reader)),
+        &(),
+    )
+    .await;
+    assert!(any.is_ok());
+}

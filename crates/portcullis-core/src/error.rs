@@ -1,7 +1,7 @@
 //! Every way authentication or authorization can fail. Each [`AuthError`] variant is one
 //! outcome `code` of the contract and maps to exactly one HTTP status, here and nowhere else.
 
-use crate::permission::PermissionSet;
+use crate::permission::{PermissionNames, PermissionSet};
 
 /// Why a JWT was refused. Each reason is distinct so tests and logs can tell them apart;
 /// clients only see the [`AuthError`] code it maps to.
@@ -97,9 +97,16 @@ pub enum AuthError {
     /// 401 `missing_credentials`: the route needs an actor and none was presented.
     #[error("authentication required")]
     MissingCredentials,
-    /// 401 `invalid_credentials`: wrong email or password.
+    /// 401 `invalid_credentials`: wrong email or password (a login, nothing presented as a
+    /// token: the challenge is bare).
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// 401 `invalid_credentials` too: an `Authorization` header of a scheme other than
+    /// `Bearer` (Basic, Digest, …) — a credential presented, but not one this service accepts,
+    /// so the challenge says `error="invalid_token"`. Its text is the login's, so that clients
+    /// see one `detail` for one `code`.
+    #[error("invalid email or password")]
+    UnsupportedScheme,
     /// 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(TokenError),
@@ -124,11 +131,16 @@ pub enum AuthError {
     /// 401 `agent_terminated`.
     #[error("agent has been terminated")]
     AgentTerminated,
-    /// 403 `insufficient_permissions`; `missing` is what the route needed and the actor lacks.
+    /// 403 `insufficient_permissions`; `missing` is what the route needed and the actor lacks,
+    /// `names` how the response names it (`scope="…"` and the `detail`), empty when nothing
+    /// named it: the extractors name `missing` with the route's permission types, the routes
+    /// with the [`PermissionCatalog`](crate::PermissionCatalog).
     #[error("insufficient permissions")]
     InsufficientPermissions {
         /// The permissions lacking.
         missing: PermissionSet,
+        /// Their names for the client, in the order to show them; may be empty.
+        names: PermissionNames,
     },
     /// 401 `invalid_credentials` too: several credentials that name different actors.
     /// (Kept apart from `InvalidCredentials` so logs can tell a bad login from a conflict.)
@@ -170,7 +182,9 @@ impl AuthError {
     pub const fn code(&self) -> &'static str {
         match self {
             Self::MissingCredentials => "missing_credentials",
-            Self::InvalidCredentials | Self::ConflictingCredentials => "invalid_credentials",
+            Self::InvalidCredentials | Self::UnsupportedScheme | Self::ConflictingCredentials => {
+                "invalid_credentials"
+            }
             Self::InvalidToken(_) => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::TokenRevoked => "token_revoked",
@@ -199,6 +213,24 @@ impl AuthError {
             Self::Unavailable(_) => 503,
             _ => 401,
         }
+    }
+
+    /// 403 `insufficient_permissions` lacking `missing`, named by nobody yet (the response
+    /// names nothing until a route's types or a catalog name it).
+    pub fn insufficient_permissions(missing: PermissionSet) -> Self {
+        Self::InsufficientPermissions {
+            missing,
+            names: PermissionNames::default(),
+        }
+    }
+
+    /// True for a 401 that refuses a credential the client presented — a token, a key, two
+    /// credentials that disagree, an `Authorization` header of another scheme: its challenge
+    /// then says `error="invalid_token"` (RFC 6750 §3.1). False for `missing_credentials`
+    /// (nothing presented), for a login's `invalid_credentials` (an email and a password are
+    /// not a bearer credential) and for every status but 401.
+    pub const fn credential_presented(&self) -> bool {
+        self.status() == 401 && !matches!(self, Self::MissingCredentials | Self::InvalidCredentials)
     }
 
     /// A short, fixed title for the problem document.
@@ -243,6 +275,7 @@ mod tests {
         let cases = [
             (AuthError::MissingCredentials, 401, "missing_credentials"),
             (AuthError::InvalidCredentials, 401, "invalid_credentials"),
+            (AuthError::UnsupportedScheme, 401, "invalid_credentials"),
             (
                 AuthError::ConflictingCredentials,
                 401,
@@ -263,6 +296,7 @@ mod tests {
             (
                 AuthError::InsufficientPermissions {
                     missing: PermissionSet::EMPTY,
+                    names: PermissionNames::default(),
                 },
                 403,
                 "insufficient_permissions",
@@ -288,6 +322,39 @@ mod tests {
         ];
         for (err, status, code) in cases {
             assert_eq!((err.status(), err.code()), (status, code), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_401_of_a_presented_credential_says_so() {
+        let presented = [
+            AuthError::UnsupportedScheme,
+            AuthError::ConflictingCredentials,
+            AuthError::InvalidToken(TokenError::Malformed),
+            AuthError::TokenExpired,
+            AuthError::TokenRevoked,
+            AuthError::WrongTokenType,
+            AuthError::InvalidApiKey,
+            AuthError::ApiKeyExpired,
+            AuthError::ApiKeyDisabled,
+            AuthError::AgentTerminated,
+        ];
+        for err in presented {
+            assert!(err.credential_presented(), "{err:?}");
+        }
+        let not = [
+            AuthError::MissingCredentials,
+            AuthError::InvalidCredentials,
+            AuthError::CsrfFailed,
+            AuthError::OrgForbidden,
+            AuthError::InsufficientPermissions {
+                missing: PermissionSet::EMPTY,
+                names: PermissionNames::default(),
+            },
+            AuthError::Unavailable(StoreError::CapacityExceeded),
+        ];
+        for err in not {
+            assert!(!err.credential_presented(), "{err:?}");
         }
     }
 

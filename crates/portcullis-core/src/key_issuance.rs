@@ -99,7 +99,7 @@ pub fn grant(
     let created_by = creator(actor).ok_or(AuthError::MissingCredentials)?;
     let missing = actor.permissions().missing(req.permissions);
     if !missing.is_empty() {
-        return Err(AuthError::InsufficientPermissions { missing }.into());
+        return Err(AuthError::insufficient_permissions(missing).into());
     }
     let requested_expiry = match req.expires_in_secs {
         None => None,
@@ -137,11 +137,11 @@ pub fn grant(
             }
             let missing = actor.permissions().missing(AdminWrite::SET);
             if !missing.is_empty() {
-                return Err(AuthError::InsufficientPermissions { missing }.into());
+                return Err(AuthError::insufficient_permissions(missing).into());
             }
             let beyond = agent_permissions.missing(req.permissions);
             if !beyond.is_empty() {
-                return Err(AuthError::InsufficientPermissions { missing: beyond }.into());
+                return Err(AuthError::insufficient_permissions(beyond).into());
             }
             (KeyOwner::Agent(agent.id.clone()), agent.org_id.clone())
         }
@@ -318,9 +318,9 @@ mod tests {
         };
         assert_eq!(
             grant(&viewer, &for_agent, 0, AGENTS, &"d".into()),
-            Err(KeyIssueError::Refused(AuthError::InsufficientPermissions {
-                missing: AdminWrite::SET
-            }))
+            Err(KeyIssueError::Refused(AuthError::insufficient_permissions(
+                AdminWrite::SET
+            )))
         );
         let admin = user(PermissionSet::ALL, "acme");
         let g = grant(&admin, &for_agent, 0, AGENTS, &"d".into()).unwrap();

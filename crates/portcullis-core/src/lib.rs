@@ -50,8 +50,8 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use config::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError};
 pub use error::{ApiKeyFormatError, AuthError, RateLimitInfo, StoreError, TokenError};
 pub use permission::{
-    Permission, PermissionCatalog, PermissionDef, PermissionGroup, PermissionList, PermissionSet,
-    seed,
+    Permission, PermissionCatalog, PermissionDef, PermissionGroup, PermissionList, PermissionNames,
+    PermissionSet, seed,
 };
 pub use roles::Roles;
 pub use secret::{Secret, SecretString};

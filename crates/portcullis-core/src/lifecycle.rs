@@ -240,7 +240,7 @@ fn require<P: PermissionList>(actor: &Actor) -> LifecycleResult<()> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(AuthError::InsufficientPermissions { missing }.into())
+        Err(AuthError::insufficient_permissions(missing).into())
     }
 }
 

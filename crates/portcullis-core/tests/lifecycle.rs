@@ -184,7 +184,7 @@ fn auth_err<T: std::fmt::Debug>(r: Result<T, LifecycleError>) -> AuthError {
 
 fn missing(r: Result<impl std::fmt::Debug, LifecycleError>) -> PermissionSet {
     match auth_err(r) {
-        AuthError::InsufficientPermissions { missing } => missing,
+        AuthError::InsufficientPermissions { missing, .. } => missing,
         other => panic!("expected insufficient_permissions, got {other:?}"),
     }
 }

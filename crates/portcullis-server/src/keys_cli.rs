@@ -45,7 +45,7 @@ async fn create(s: &AppState, args: KeysCreateArgs) -> Result<(), String> {
         .await
         .map_err(|e| match e {
             LifecycleError::NotFound => format!("no user with email {email}"),
-            LifecycleError::Auth(AuthError::InsufficientPermissions { missing }) => {
+            LifecycleError::Auth(AuthError::InsufficientPermissions { missing, .. }) => {
                 let names: Vec<_> = s.auth.catalog().names(missing).collect();
                 format!("{email} does not hold: {}", names.join(", "))
             }

@@ -168,7 +168,7 @@ fn authorization<'a>(
     let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         // Basic, Digest, …: a credential, but not one this service accepts.
-        return Err(AuthError::InvalidCredentials);
+        return Err(AuthError::UnsupportedScheme);
     }
     let token = rest.trim_matches(' ');
     if token.is_empty() || token.contains(' ') {
@@ -307,7 +307,7 @@ mod tests {
     fn other_schemes_and_malformed_bearers_are_errors_not_absence() {
         assert_eq!(
             ex(&[("authorization", b"Basic dXNlcjpwYXNz")]),
-            Err(AuthError::InvalidCredentials)
+            Err(AuthError::UnsupportedScheme)
         );
         let malformed = Err(AuthError::InvalidToken(TokenError::Malformed));
         assert_eq!(ex(&[("authorization", b"Bearer")]), malformed);

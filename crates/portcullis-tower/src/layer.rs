@@ -25,7 +25,7 @@ use tower_service::Service;
 
 use crate::credentials::{self, Sources};
 use crate::policy::{Fallback, Policy, PolicyError};
-use crate::render::{ProblemContext, Renderer};
+use crate::render::Renderer;
 
 /// Resolves every request to an [`Actor`] and inserts it into the request's extensions.
 ///
@@ -312,13 +312,7 @@ where
             },
             Err(e) => ResponseFuture {
                 state: State::Rejected {
-                    response: Some(shared.renderer.render(
-                        &e,
-                        ProblemContext {
-                            credential_presented: presented,
-                            scope: None,
-                        },
-                    )),
+                    response: Some(shared.renderer.render(&e)),
                 },
             },
         }
@@ -499,14 +493,7 @@ where
                         Ok(actor) => actor,
                         Err(_) if *public => Actor::Anonymous,
                         Err(e) => {
-                            let response = shared.renderer.render(
-                                &e,
-                                ProblemContext {
-                                    credential_presented: true,
-                                    scope: None,
-                                },
-                            );
-                            return Poll::Ready(Ok(response));
+                            return Poll::Ready(Ok(shared.renderer.render(&e)));
                         }
                     };
                     let body = body.take().expect("ResponseFuture polled after completion");

@@ -36,4 +36,4 @@ pub mod render;
 pub use layer::{AuthLayer, AuthLayerBuilder, AuthService, ResponseFuture};
 pub use policy::{Fallback, Policy, PolicyError};
 pub use portcullis_core::{Actor, AuthError, Authenticator};
-pub use render::{ProblemContext, Renderer};
+pub use render::Renderer;

@@ -3,6 +3,10 @@
 //! 401 and on 403 `insufficient_permissions`, `Retry-After` and `RateLimit-*` on 429,
 //! `Retry-After` on 503. Applications may replace the body (not the status or headers) with
 //! [`Renderer::with_body`].
+//!
+//! Everything follows from the [`AuthError`]: its status and `code`, whether a 401's challenge
+//! says `error="invalid_token"` ([`AuthError::credential_presented`]), and the `scope` of a 403
+//! (the `names` of [`AuthError::InsufficientPermissions`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -17,15 +21,6 @@ pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
 
-/// What the renderer knows about a refusal beyond the error itself.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProblemContext<'a> {
-    /// A credential was presented (adds `error="invalid_token"` to a 401's challenge).
-    pub credential_presented: bool,
-    /// Space-separated names of the missing permissions, for 403 `insufficient_permissions`.
-    pub scope: Option<&'a str>,
-}
-
 /// The problem document of a refusal, as given to a custom body function.
 #[derive(Debug, Clone)]
 pub struct Problem<'a> {
@@ -37,7 +32,7 @@ pub struct Problem<'a> {
     pub title: &'static str,
     /// Human-readable detail. Never contains a credential or a secret.
     pub detail: String,
-    /// The missing permissions, if any.
+    /// The missing permissions' names, space-separated, if the error names any.
     pub scope: Option<&'a str>,
 }
 
@@ -140,15 +135,37 @@ impl Renderer {
         self.body.is_some() || self.realm.is_some()
     }
 
-    /// The response for `err`.
-    pub fn render<B: From<Bytes>>(&self, err: &AuthError, ctx: ProblemContext<'_>) -> Response<B> {
+    /// The response for `err`: status, `code`, challenge and scope all follow from it.
+    ///
+    /// ```
+    /// use portcullis_core::{AuthError, PermissionList, PermissionNames, seed::MemoryRead};
+    /// use portcullis_tower::Renderer;
+    /// let err = AuthError::InsufficientPermissions {
+    ///     missing: MemoryRead::SET,
+    ///     names: PermissionNames::of::<MemoryRead>(MemoryRead::SET),
+    /// };
+    /// let res: http::Response<bytes::Bytes> = Renderer::default().render(&err);
+    /// assert_eq!(res.status(), 403);
+    /// assert_eq!(
+    ///     res.headers()["www-authenticate"],
+    ///     r#"Bearer error="insufficient_scope", scope="memory:read""#
+    /// );
+    /// ```
+    pub fn render<B: From<Bytes>>(&self, err: &AuthError) -> Response<B> {
         let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let scope = match err {
+            AuthError::InsufficientPermissions { names, .. } if !names.is_empty() => {
+                Some(names.to_string())
+            }
+            _ => None,
+        };
+        let scope = scope.as_deref();
         let problem = Problem {
             status,
             code: err.code(),
             title: err.title(),
-            detail: detail(err, ctx.scope),
-            scope: ctx.scope,
+            detail: detail(err, scope),
+            scope,
         };
         let (content_type, body) = match &self.body {
             Some(f) => f(err, &problem),
@@ -162,7 +179,7 @@ impl Renderer {
         match err {
             AuthError::InsufficientPermissions { .. } => {
                 let mut v = String::from(r#"Bearer error="insufficient_scope""#);
-                if let Some(scope) = ctx.scope {
+                if let Some(scope) = scope {
                     let _ = write!(v, r#", scope="{scope}""#);
                 }
                 if let Ok(v) = HeaderValue::from_str(&v) {
@@ -191,7 +208,7 @@ impl Renderer {
             _ if status == StatusCode::UNAUTHORIZED => {
                 headers.insert(
                     WWW_AUTHENTICATE,
-                    match (&self.realm, ctx.credential_presented) {
+                    match (&self.realm, err.credential_presented()) {
                         (None, true) => INVALID_TOKEN_CHALLENGE,
                         (None, false) => BARE_CHALLENGE,
                         (Some(r), true) => r.invalid_token.clone(),
@@ -274,10 +291,13 @@ fn problem_json(p: &Problem<'_>) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_core::{RateLimitInfo, StoreError, TokenError};
+    use portcullis_core::seed::{MemoryCreate, SessionRead};
+    use portcullis_core::{
+        PermissionList, PermissionNames, PermissionSet, RateLimitInfo, StoreError, TokenError,
+    };
 
-    fn render(err: AuthError, ctx: ProblemContext<'_>) -> Response<Bytes> {
-        Renderer::default().render(&err, ctx)
+    fn render(err: AuthError) -> Response<Bytes> {
+        Renderer::default().render(&err)
     }
 
     fn json(r: &Response<Bytes>) -> serde_json::Value {
@@ -286,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_401_without_credentials_has_a_bare_challenge() {
-        let r = render(AuthError::MissingCredentials, ProblemContext::default());
+        let r = render(AuthError::MissingCredentials);
         assert_eq!(r.status(), 401);
         assert_eq!(
             r.headers()[WWW_AUTHENTICATE],
@@ -302,11 +322,7 @@ mod tests {
 
     #[test]
     fn a_401_with_a_credential_says_invalid_token() {
-        let ctx = ProblemContext {
-            credential_presented: true,
-            scope: None,
-        };
-        let r = render(AuthError::InvalidToken(TokenError::BadSignature), ctx);
+        let r = render(AuthError::InvalidToken(TokenError::BadSignature));
         assert_eq!(
             r.headers()[WWW_AUTHENTICATE],
             r#"Bearer realm="portcullis", error="invalid_token""#
@@ -315,29 +331,56 @@ mod tests {
     }
 
     #[test]
-    fn a_403_names_the_missing_scope() {
-        let ctx = ProblemContext {
-            credential_presented: true,
-            scope: Some("memory:create session:read"),
-        };
-        let r = render(
-            AuthError::InsufficientPermissions {
-                missing: portcullis_core::PermissionSet::EMPTY,
-            },
-            ctx,
+    fn invalid_credentials_says_invalid_token_only_for_another_scheme() {
+        let login = render(AuthError::InvalidCredentials);
+        let basic = render(AuthError::UnsupportedScheme);
+        assert_eq!(
+            login.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="portcullis""#
         );
+        assert_eq!(
+            basic.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="portcullis", error="invalid_token""#
+        );
+        assert_eq!(login.status(), basic.status());
+        assert_eq!(login.body(), basic.body(), "one code, one body");
+        assert_eq!(json(&basic)["code"], "invalid_credentials");
+    }
+
+    #[test]
+    fn a_403_names_the_missing_scope() {
+        type Need = (MemoryCreate, SessionRead);
+        let r = render(AuthError::InsufficientPermissions {
+            missing: Need::SET,
+            names: PermissionNames::of::<Need>(Need::SET),
+        });
         assert_eq!(r.status(), 403);
         assert_eq!(
             r.headers()[WWW_AUTHENTICATE],
             r#"Bearer error="insufficient_scope", scope="memory:create session:read""#
         );
         assert_eq!(json(&r)["code"], "insufficient_permissions");
-        let csrf = render(AuthError::CsrfFailed, ctx);
+        assert_eq!(
+            json(&r)["detail"],
+            "missing permissions: memory:create session:read"
+        );
+        let csrf = render(AuthError::CsrfFailed);
         assert_eq!(
             (csrf.status().as_u16(), json(&csrf)["code"].as_str()),
             (403, Some("csrf_failed"))
         );
         assert!(csrf.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn a_403_without_names_names_nothing() {
+        let r = render(AuthError::insufficient_permissions(PermissionSet::EMPTY));
+        assert_eq!(r.status(), 403);
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope""#
+        );
+        assert_eq!(json(&r)["detail"], "insufficient permissions");
     }
 
     #[test]
@@ -348,7 +391,7 @@ mod tests {
             reset_secs: 7,
             retry_after_secs: 1,
         };
-        let r = render(AuthError::RateLimited(info), ProblemContext::default());
+        let r = render(AuthError::RateLimited(info));
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[RETRY_AFTER], "1");
         assert_eq!(r.headers()["ratelimit-limit"], "60");
@@ -362,7 +405,7 @@ mod tests {
         let err = AuthError::Unavailable(StoreError::Unavailable(
             "postgres://admin:hunter2@db".into(),
         ));
-        let r = render(err, ProblemContext::default());
+        let r = render(err);
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[RETRY_AFTER], "5");
         assert_eq!(json(&r)["code"], "auth_unavailable");
@@ -377,13 +420,7 @@ mod tests {
                 format!("denied: {}", p.code).into(),
             )
         });
-        let r: Response<Bytes> = renderer.render(
-            &AuthError::TokenExpired,
-            ProblemContext {
-                credential_presented: true,
-                scope: None,
-            },
-        );
+        let r: Response<Bytes> = renderer.render(&AuthError::TokenExpired);
         assert_eq!(r.status(), 401);
         assert_eq!(r.body(), "denied: token_expired");
         assert_eq!(r.headers()[CONTENT_TYPE], "text/plain");
@@ -402,8 +439,7 @@ mod tests {
         );
         let acme = Renderer::default().with_realm("acme").unwrap();
         assert!(acme.is_custom());
-        let r: Response<Bytes> =
-            acme.render(&AuthError::MissingCredentials, ProblemContext::default());
+        let r: Response<Bytes> = acme.render(&AuthError::MissingCredentials);
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.headers()[WWW_AUTHENTICATE], r#"Bearer realm="acme""#);
         for bad in ["", "a\"b", "a\\b", "caf\u{e9}", "a\nb"] {

@@ -155,10 +155,10 @@ pub async fn refresh(
         Some(t) => t,
         None => {
             let token = credentials::cookie(&headers, REFRESH_COOKIE)
-                .map_err(ApiError::presented)?
-                .ok_or(ApiError::auth(AuthError::MissingCredentials))?;
+                .map_err(ApiError::Auth)?
+                .ok_or(ApiError::Auth(AuthError::MissingCredentials))?;
             if !credentials::csrf_matches(&headers) {
-                return Err(ApiError::presented(AuthError::CsrfFailed));
+                return Err(ApiError::Auth(AuthError::CsrfFailed));
             }
             token.to_owned()
         }

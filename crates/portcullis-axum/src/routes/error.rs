@@ -8,22 +8,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::lifecycle::{Lifecycle, LifecycleError};
 use portcullis_core::{AuthError, PermissionCatalog, PermissionSet, StoreError};
-use portcullis_tower::ProblemContext;
 use portcullis_tower::render::{self, Renderer};
 
 /// A refusal or failure of one request.
 #[derive(Debug)]
 pub enum ApiError {
-    /// An auth failure; `presented` says whether a credential was presented (the 401 challenge
-    /// then carries `error="invalid_token"`), `scope` names missing permissions for a 403.
-    Auth {
-        /// The refusal.
-        error: AuthError,
-        /// A credential was presented.
-        presented: bool,
-        /// The missing permissions' names, space-separated.
-        scope: Option<String>,
-    },
+    /// An auth failure, rendered as the layer renders it: the 401 challenge and the 403
+    /// `scope` follow from the error ([`ApiError::forbidden`] names missing permissions).
+    Auth(AuthError),
     /// 400 `invalid_request`: the text says what is wrong (never echoing a secret).
     BadRequest(String),
     /// 404 `not_found`.
@@ -44,33 +36,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// An auth refusal where no credential was presented.
-    pub fn auth(error: AuthError) -> Self {
-        Self::Auth {
-            error,
-            presented: false,
-            scope: None,
-        }
-    }
-
-    /// An auth refusal of a presented credential (`error="invalid_token"` on a 401).
-    pub fn presented(error: AuthError) -> Self {
-        Self::Auth {
-            error,
-            presented: true,
-            scope: None,
-        }
-    }
-
     /// 403 `insufficient_permissions` naming what is missing (nothing named when `missing`
     /// is empty: the route needs a kind of actor, not a permission).
     pub fn forbidden(missing: PermissionSet, catalog: &PermissionCatalog) -> Self {
-        let scope = catalog.names(missing).collect::<Vec<_>>().join(" ");
-        Self::Auth {
-            error: AuthError::InsufficientPermissions { missing },
-            presented: true,
-            scope: (!scope.is_empty()).then_some(scope),
-        }
+        Self::Auth(AuthError::InsufficientPermissions {
+            missing,
+            names: catalog.names(missing).collect(),
+        })
     }
 
     /// 400 `invalid_request`.
@@ -85,17 +57,12 @@ impl ApiError {
     }
 
     /// The response to a [`LifecycleError`], naming missing permissions with `catalog`.
-    /// Credentials count as presented except for `invalid_credentials` (a wrong password is not
-    /// a bad token) and `missing_credentials`.
     pub fn from_lifecycle(e: LifecycleError, catalog: &PermissionCatalog) -> Self {
         match e {
-            LifecycleError::Auth(AuthError::InsufficientPermissions { missing }) => {
+            LifecycleError::Auth(AuthError::InsufficientPermissions { missing, .. }) => {
                 Self::forbidden(missing, catalog)
             }
-            LifecycleError::Auth(
-                e @ (AuthError::InvalidCredentials | AuthError::MissingCredentials),
-            ) => Self::auth(e),
-            LifecycleError::Auth(e) => Self::presented(e),
+            LifecycleError::Auth(e) => Self::Auth(e),
             LifecycleError::Invalid(why) => Self::BadRequest(why),
             LifecycleError::NotFound => Self::NotFound,
             LifecycleError::Conflict(what) => Self::Conflict(what),
@@ -121,14 +88,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => Self::Conflict(what),
-            other => Self::auth(AuthError::Unavailable(other)),
+            other => Self::Auth(AuthError::Unavailable(other)),
         }
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        Self::auth(e)
+        Self::Auth(e)
     }
 }
 
@@ -139,21 +106,11 @@ fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            Self::Auth {
-                error,
-                presented,
-                scope,
-            } => {
+            Self::Auth(error) => {
                 if let AuthError::Unavailable(e) = &error {
                     tracing::warn!(error = %e, "store unavailable");
                 }
-                Renderer::default().render(
-                    &error,
-                    ProblemContext {
-                        credential_presented: presented,
-                        scope: scope.as_deref(),
-                    },
-                )
+                Renderer::default().render(&error)
             }
             Self::BadRequest(detail) => {
                 problem(StatusCode::BAD_REQUEST, "invalid_request", &detail)
@@ -199,3 +156,66 @@ impl IntoResponse for ApiError {
 
 /// `Result` of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::PermissionList;
+    use portcullis_core::seed::{AdminRead, MemoryDelete};
+
+    fn challenge(e: ApiError) -> (StatusCode, Option<String>) {
+        let res = e.into_response();
+        let challenge = res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (res.status(), challenge)
+    }
+
+    #[test]
+    fn the_challenge_follows_from_the_error() {
+        let catalog = PermissionCatalog::seed();
+        let bare = r#"Bearer realm="portcullis""#;
+        let invalid = r#"Bearer realm="portcullis", error="invalid_token""#;
+        let lifecycle = |e| ApiError::from_lifecycle(LifecycleError::Auth(e), &catalog);
+        let cases = [
+            (lifecycle(AuthError::InvalidCredentials), bare),
+            (AuthError::MissingCredentials.into(), bare),
+            (lifecycle(AuthError::TokenRevoked), invalid),
+            (AuthError::TokenRevoked.into(), invalid),
+        ];
+        for (e, want) in cases {
+            let what = format!("{e:?}");
+            assert_eq!(
+                challenge(e),
+                (StatusCode::UNAUTHORIZED, Some(want.to_owned())),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lifecycle_403_is_named_through_the_catalog() {
+        let catalog = PermissionCatalog::seed();
+        let need = <(MemoryDelete, AdminRead)>::SET;
+        let e = LifecycleError::Auth(AuthError::insufficient_permissions(need));
+        assert_eq!(
+            challenge(ApiError::from_lifecycle(e, &catalog)),
+            (
+                StatusCode::FORBIDDEN,
+                Some(
+                    r#"Bearer error="insufficient_scope", scope="admin:read memory:delete""#.into()
+                )
+            )
+        );
+        // Nothing the catalog knows: nothing named.
+        let unknown = PermissionSet::from_bit(100);
+        assert_eq!(
+            challenge(ApiError::forbidden(unknown, &catalog)),
+            (
+                StatusCode::FORBIDDEN,
+                Some(r#"Bearer error="insufficient_scope""#.into())
+            )
+        );
+    }
+}

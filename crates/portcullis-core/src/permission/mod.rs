@@ -7,11 +7,13 @@
 
 mod catalog;
 mod declare;
+mod names;
 pub mod seed;
 mod set;
 
 pub use catalog::{PermissionCatalog, PermissionClash};
 pub use declare::{Permission, PermissionDef, PermissionGroup, PermissionList};
+pub use names::PermissionNames;
 pub use set::PermissionSet;
 
 #[cfg(test)]
