@@ -6,7 +6,7 @@ use super::{PermissionList, PermissionSet};
 
 /// Names of permissions, in the order they were given: what a 403 shows the client
 /// (`scope="memory:read session:read"`). Built from a route's [`PermissionList`] (its order)
-/// or from a [`PermissionCatalog`] (sorted), or empty when nothing names the permissions.
+/// or from a [`PermissionCatalog`](super::PermissionCatalog) (sorted), or empty when nothing names the permissions.
 ///
 /// ```
 /// use portcullis_core::{PermissionCatalog, PermissionNames, PermissionList};
