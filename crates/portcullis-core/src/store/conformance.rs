@@ -560,3 +560,20 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@all stores (let stores = $factory.await;));
     };
 }
+
+/// The tests of a suite whose checks take what `$factory` (a future of `Option<…>`) yields:
+/// one `#[tokio::test]` per check of `store::conformance::$suite`, returning at once when the
+/// factory yields `None`. Used by the limits' and the invalidation suites' macros.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __optional_conformance_tests {
+    ($suite:ident; $factory:expr; $($name:ident),+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let Some(subject) = $factory.await else {
+                return;
+            };
+            $crate::store::conformance::$suite::$name(subject).await;
+        }
+    )+};
+}

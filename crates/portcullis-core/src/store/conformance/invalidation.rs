@@ -302,17 +302,8 @@ impl InvalidationBus for MemoryInvalidationBus {
 /// returns at once (the factory says SKIPPED, and fails instead under CI).
 #[macro_export]
 macro_rules! invalidation_conformance_tests {
-    (@tests $factory:expr; $($name:ident),+) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $name() {
-            let Some(instances) = $factory.await else {
-                return;
-            };
-            $crate::store::conformance::invalidation::$name(instances).await;
-        }
-    )+};
     (optional: $factory:expr) => {
-        $crate::invalidation_conformance_tests!(@tests $factory;
+        $crate::__optional_conformance_tests!(invalidation; $factory;
             invalidation_reaches_every_subscriber_before_publish_returns,
             invalidation_stops_at_a_dropped_subscription,
             invalidation_gap_when_a_message_cannot_be_applied);

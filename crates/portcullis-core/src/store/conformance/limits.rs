@@ -173,20 +173,11 @@ pub async fn login_throttle_concurrent_checks_take_exactly_the_limit(throttle: L
 /// yields `None` returns at once (the factory says SKIPPED; under CI it should fail instead).
 #[macro_export]
 macro_rules! limit_conformance_tests {
-    (@tests $factory:expr; $($name:ident),+) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $name() {
-            let Some(subject) = $factory.await else {
-                return;
-            };
-            $crate::store::conformance::limits::$name(subject).await;
-        }
-    )+};
     (optional: limiter = $limiter:expr, throttle = $throttle:expr $(,)?) => {
-        $crate::limit_conformance_tests!(@tests $limiter;
+        $crate::__optional_conformance_tests!(limits; $limiter;
             rate_limit_refuses_over_the_limit, rate_limit_keys_are_independent,
             rate_limit_refills_on_the_clock, rate_limit_concurrent_requests_never_exceed_the_limit);
-        $crate::limit_conformance_tests!(@tests $throttle;
+        $crate::__optional_conformance_tests!(limits; $throttle;
             login_throttle_refuses_the_eleventh_check,
             login_throttle_concurrent_checks_take_exactly_the_limit);
     };
