@@ -4,6 +4,8 @@
 //! (`target/<profile>/portcullis`); `PORTCULLIS_BIN` overrides it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod contract;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

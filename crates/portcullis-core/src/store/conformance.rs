@@ -1,11 +1,17 @@
 //! The conformance suite every store backend must pass, written once.
 //!
 //! A backend crate runs it with [`store_conformance_tests!`](crate::store_conformance_tests),
-//! giving an async factory that returns fresh, isolated [`Stores`]:
+//! giving an async factory that returns fresh, isolated [`Stores`]; a backend that may be
+//! unreachable (a server) gives one that returns `Option<Stores>`, so that its tests are
+//! skipped rather than run on something else:
 //!
 //! ```text
 //! portcullis_core::store_conformance_tests!(async { my_backend::fresh_stores().await });
+//! portcullis_core::store_conformance_tests!(optional: async { my_server::connect().await });
 //! ```
+//!
+//! The limits ([`limits`]) and the cross-instance invalidations ([`invalidation`]) have
+//! suites of their own, in the same style.
 
 // A test suite: a store call that fails is a failed test, so unwrapping is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,6 +24,9 @@ use crate::error::{AuthError, StoreError};
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use crate::permission::seed;
 use crate::session::{RefreshRejection, SessionRecord};
+
+pub mod invalidation;
+pub mod limits;
 
 fn now() -> u64 {
     SystemClock.now()
@@ -514,21 +523,57 @@ pub async fn denylist_expiry(s: &Stores) {
 /// Runs every conformance check as its own `#[tokio::test]` against the stores `$factory`
 /// (an expression evaluating to a future of [`Stores`]) makes. Needs `tokio` with the
 /// `macros` and `rt-multi-thread` features in the caller's dev-dependencies.
+///
+/// `optional: $factory`, a future of `Option<Stores>`, is for backends that may be
+/// unreachable: a test whose factory yields `None` returns at once without checking anything
+/// (the factory says so, `SKIPPED …` on stderr, and fails instead where the backend must be
+/// there, under CI). Never substitute other stores for a missing backend: the tests would pass
+/// proving nothing about it.
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($factory:expr) => {
-        $crate::store_conformance_tests!(@tests $factory;
+    (@all $stores:ident $setup:tt) => {
+        $crate::store_conformance_tests!(@tests $stores $setup;
             api_key_create_and_lookup, api_key_expiry, api_key_disable, api_key_revoke,
             api_key_touch, api_key_count, session_rotation_and_reuse, session_revoke_and_revoke_all,
             session_revoke_all_uses_given_now, session_swap_is_compare_and_swap, session_expiry,
             concurrent_refresh_race, concurrent_refresh_within_grace, agent_terminate,
             denylist_expiry);
     };
-    (@tests $factory:expr; $($name:ident),+) => {$(
+    (@tests $stores:ident $setup:tt; $($name:ident),+) => {$(
+        $crate::store_conformance_tests!(@test $stores $setup $name);
+    )+};
+    (@test $stores:ident ($($setup:tt)*) $name:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $name() {
-            let stores = $factory.await;
-            $crate::store::conformance::$name(&stores).await;
+            $($setup)*
+            $crate::store::conformance::$name(&$stores).await;
+        }
+    };
+    (optional: $factory:expr) => {
+        $crate::store_conformance_tests!(@all stores (
+            let Some(stores) = $factory.await else {
+                return;
+            };
+        ));
+    };
+    ($factory:expr) => {
+        $crate::store_conformance_tests!(@all stores (let stores = $factory.await;));
+    };
+}
+
+/// The tests of a suite whose checks take what `$factory` (a future of `Option<…>`) yields:
+/// one `#[tokio::test]` per check of `store::conformance::$suite`, returning at once when the
+/// factory yields `None`. Used by the limits' and the invalidation suites' macros.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __optional_conformance_tests {
+    ($suite:ident; $factory:expr; $($name:ident),+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let Some(subject) = $factory.await else {
+                return;
+            };
+            $crate::store::conformance::$suite::$name(subject).await;
         }
     )+};
 }

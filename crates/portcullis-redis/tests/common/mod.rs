@@ -3,6 +3,13 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
+use portcullis_core::StoreError;
+use portcullis_core::cache::InvalidationSink;
+use portcullis_core::store::conformance::invalidation::{
+    InvalidationBus, OnGap, OnMessage, Subscription,
+};
 use portcullis_redis::RedisStores;
 
 /// The Redis the tests use: `PORTCULLIS_TEST_REDIS_URL`, else the local default.
@@ -44,4 +51,38 @@ pub fn redacted(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// One instance's invalidator, as the invalidation conformance suite drives it.
+pub struct Instance(pub RedisStores);
+
+#[async_trait::async_trait]
+impl InvalidationBus for Instance {
+    fn sink(&self) -> Arc<dyn InvalidationSink> {
+        Arc::new(self.0.invalidator())
+    }
+
+    async fn subscribe(
+        &self,
+        on_message: OnMessage,
+        on_gap: OnGap,
+    ) -> Result<Subscription, StoreError> {
+        let subscription = self
+            .0
+            .invalidator()
+            .on_gap(on_gap)
+            .subscribe(on_message)
+            .await?;
+        Ok(Box::new(subscription))
+    }
+}
+
+/// `N` instances (each its own connections) on one fresh prefix; `None` as [`connect`].
+pub async fn instances<const N: usize>() -> Option<[Arc<dyn InvalidationBus>; N]> {
+    let prefix = fresh_prefix();
+    let mut made: Vec<Arc<dyn InvalidationBus>> = Vec::with_capacity(N);
+    for _ in 0..N {
+        made.push(Arc::new(Instance(connect_prefix(&prefix).await?)));
+    }
+    made.try_into().ok()
 }

@@ -1,0 +1,375 @@
+//! The sample server's HTTP contract (`/work/shared/CONTRACT.md`), end to end: every test starts
+//! the real `portcullis` binary on SQLite in a temporary directory and talks HTTP to it.
+//! The contract's tests are split by concern over the `server_*` files named in
+//! `common::contract`; this one: API keys: shown once, listed, scoped, disabled, deleted, expired, rate limited.
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, assert_problem};
+
+use common::contract::*;
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn api_key_is_shown_once_and_never_listed() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let before = now();
+    let created = create_key(
+        &srv,
+        Cred::Bearer(&admin),
+        json!({"name": "deploy", "permissions": ["session:list", "session:read"]}),
+    )
+    .await;
+    let key = str_of(&created, "api_key");
+    let key_id = str_of(&created, "key_id");
+    assert!(key.starts_with("ck_"), "{key}");
+    let prefix = str_of(&created, "prefix");
+    assert!(key.starts_with(&prefix), "prefix {prefix} of {key}");
+    assert!(prefix.len() < key.len());
+    assert_eq!(
+        perms(&created),
+        sorted(&["session:list", "session:read"]),
+        "{created}"
+    );
+    assert!(created["expires_at"].is_null(), "{created}");
+    // The key works.
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
+
+    let res = get(&srv, "/api-keys", Cred::Bearer(&admin)).await;
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(&key), "the list shows the key: {text}");
+    assert!(
+        !text.contains(&key[prefix.len()..]),
+        "the list shows the key's secret: {text}"
+    );
+    let list: Value = serde_json::from_str(&text).unwrap();
+    let items = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {text}"));
+    assert_eq!(items.len(), 1, "{text}");
+    let item = &items[0];
+    assert_eq!(item["key_id"], key_id.as_str(), "{item}");
+    assert_eq!(item["name"], "deploy", "{item}");
+    assert_eq!(item["prefix"], prefix.as_str(), "{item}");
+    assert_eq!(item["enabled"], true, "{item}");
+    assert!(item["expires_at"].is_null(), "{item}");
+    assert!(item["agent_id"].is_null(), "{item}");
+    assert!(item["rate_limit_per_minute"].is_null(), "{item}");
+    let created_at = item["created_at"].as_u64().unwrap();
+    assert!(
+        created_at + 5 >= before && created_at <= now() + 5,
+        "{item}"
+    );
+    assert!(
+        item["last_used_at"].is_null() || item["last_used_at"].is_u64(),
+        "{item}"
+    );
+    assert_eq!(perms(item), sorted(&["session:list", "session:read"]));
+    for field in item.as_object().unwrap().keys() {
+        assert!(
+            !field.contains("hash") && field != "api_key" && field != "key" && field != "secret",
+            "the list has a field {field}: {item}"
+        );
+    }
+    assert_log_free_of(&srv, &[&key]);
+}
+
+#[tokio::test]
+async fn api_key_listing_shows_only_the_callers_keys() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (admin_key_id, _) = key_with(&srv, &admin, &["session:read"]).await;
+    let (_, user) = new_user(&srv, &admin, "ida@example.com", "user", "default").await;
+    let (user_key_id, _) = key_with(&srv, &user, &["memory:read"]).await;
+    let mine = expect(get(&srv, "/api-keys", Cred::Bearer(&user)).await, 200).await;
+    assert_eq!(ids(&mine, "key_id"), vec![user_key_id.clone()], "{mine}");
+    let theirs = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
+    assert_eq!(
+        ids(&theirs, "key_id"),
+        vec![admin_key_id.clone()],
+        "{theirs}"
+    );
+    // Another owner's key: 404, and it stays as it was.
+    assert_problem(
+        patch(
+            &srv,
+            &format!("/api-keys/{admin_key_id}"),
+            Cred::Bearer(&user),
+            json!({"enabled": false}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        delete(
+            &srv,
+            &format!("/api-keys/{admin_key_id}"),
+            Cred::Bearer(&user),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let theirs = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
+    assert_eq!(theirs[0]["enabled"], true, "{theirs}");
+}
+
+#[tokio::test]
+async fn api_key_asking_for_more_than_the_caller_holds_is_forbidden() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (_, viewer) = new_user(&srv, &admin, "jan@example.com", "viewer", "default").await;
+    // A subset is fine.
+    create_key(
+        &srv,
+        Cred::Bearer(&viewer),
+        json!({"name": "ro", "permissions": ["memory:read", "session:list"]}),
+    )
+    .await;
+    assert_403_scope(
+        post(
+            &srv,
+            "/api-keys",
+            Cred::Bearer(&viewer),
+            json!({"name": "rw", "permissions": ["memory:read", "session:create"]}),
+        )
+        .await,
+        "session:create",
+    )
+    .await;
+    // A key creating a key: the same rule against the key's own permissions.
+    let (_, key) = key_with(&srv, &admin, &["memory:read"]).await;
+    create_key(
+        &srv,
+        Cred::Key(&key),
+        json!({"name": "child", "permissions": ["memory:read"]}),
+    )
+    .await;
+    assert_403_scope(
+        post(
+            &srv,
+            "/api-keys",
+            Cred::Key(&key),
+            json!({"name": "child", "permissions": ["memory:read", "memory:create"]}),
+        )
+        .await,
+        "memory:create",
+    )
+    .await;
+    // An unknown permission is malformed input.
+    assert_problem(
+        post(
+            &srv,
+            "/api-keys",
+            Cred::Bearer(&admin),
+            json!({"name": "x", "permissions": ["memory:fly"]}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn api_key_permissions_are_enforced_with_the_missing_scope() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (_, key) = key_with(&srv, &admin, &["memory:read"]).await;
+    assert_403_scope(
+        post(
+            &srv,
+            "/api/v1/sessions",
+            Cred::Key(&key),
+            json!({"title": "t"}),
+        )
+        .await,
+        "session:create",
+    )
+    .await;
+    assert_403_scope(
+        get(&srv, "/admin/stats", Cred::Key(&key)).await,
+        "admin:read",
+    )
+    .await;
+    assert_403_scope(
+        get(&srv, "/api/v1/memories", Cred::Key(&key)).await,
+        "memory:list",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn disabled_api_key_is_api_key_disabled_until_enabled_again() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (key_id, key) = key_with(&srv, &admin, &["session:list"]).await;
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
+    let off = expect(
+        patch(
+            &srv,
+            &format!("/api-keys/{key_id}"),
+            Cred::Bearer(&admin),
+            json!({"enabled": false}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(off["enabled"], false, "{off}");
+    assert_eq!(off["key_id"], key_id.as_str(), "{off}");
+    assert!(!off.to_string().contains(&key), "{off}");
+    let body = assert_401(
+        get(&srv, "/api/v1/sessions", Cred::Key(&key)).await,
+        "api_key_disabled",
+        true,
+    )
+    .await;
+    assert!(!body.to_string().contains(&key));
+    assert_401(
+        get(&srv, "/api/v1/sessions", Cred::Bearer(&key)).await,
+        "api_key_disabled",
+        true,
+    )
+    .await;
+    let on = expect(
+        patch(
+            &srv,
+            &format!("/api-keys/{key_id}"),
+            Cred::Bearer(&admin),
+            json!({"enabled": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(on["enabled"], true, "{on}");
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
+}
+
+#[tokio::test]
+async fn deleted_api_key_is_invalid_api_key_at_once() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (key_id, key) = key_with(&srv, &admin, &["session:list"]).await;
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
+    expect(
+        delete(&srv, &format!("/api-keys/{key_id}"), Cred::Bearer(&admin)).await,
+        204,
+    )
+    .await;
+    let body = assert_401(
+        get(&srv, "/api/v1/sessions", Cred::Key(&key)).await,
+        "invalid_api_key",
+        true,
+    )
+    .await;
+    assert!(!body.to_string().contains(&key));
+    let list = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
+    assert!(ids(&list, "key_id").is_empty(), "{list}");
+    assert_problem(
+        delete(&srv, &format!("/api-keys/{key_id}"), Cred::Bearer(&admin)).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_or_unknown_api_keys_are_invalid_api_key() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (_, key) = key_with(&srv, &admin, &["session:list"]).await;
+    // One character changed: a checksum failure or an unknown key.
+    let last = key.chars().last().unwrap();
+    let flipped = format!(
+        "{}{}",
+        &key[..key.len() - 1],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+    for bad in [
+        "ck_garbage",
+        "ck_",
+        flipped.as_str(),
+        "ck_0000000000000000000000000000000000000000",
+    ] {
+        let body = assert_401(
+            get(&srv, "/api/v1/sessions", Cred::Key(bad)).await,
+            "invalid_api_key",
+            true,
+        )
+        .await;
+        if bad.len() > 5 {
+            assert!(!body.to_string().contains(bad), "{body}");
+        }
+        assert_401(
+            get(&srv, "/api/v1/sessions", Cred::Bearer(bad)).await,
+            "invalid_api_key",
+            true,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn expired_api_key_is_api_key_expired() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let before = now();
+    let created = create_key(
+        &srv,
+        Cred::Bearer(&admin),
+        json!({"name": "short-lived", "permissions": ["session:list"], "expires_in_seconds": 1}),
+    )
+    .await;
+    let expires_at = created["expires_at"].as_u64().unwrap();
+    assert!(
+        expires_at > before && expires_at <= now() + 2,
+        "expires_at {expires_at}"
+    );
+    let key = str_of(&created, "api_key");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_401(
+        get(&srv, "/api/v1/sessions", Cred::Key(&key)).await,
+        "api_key_expired",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn api_key_over_its_rate_limit_is_429_with_headers() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let created = create_key(
+        &srv,
+        Cred::Bearer(&admin),
+        json!({"name": "slow", "permissions": ["session:list"], "rate_limit_per_minute": 2}),
+    )
+    .await;
+    let key = str_of(&created, "api_key");
+    for _ in 0..2 {
+        expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
+    }
+    assert_429(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 2).await;
+    // The limit is the key's: the admin's own requests go on.
+    expect(
+        get(&srv, "/api/v1/sessions", Cred::Bearer(&admin)).await,
+        200,
+    )
+    .await;
+    let list = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
+    assert_eq!(list[0]["rate_limit_per_minute"], 2, "{list}");
+}
