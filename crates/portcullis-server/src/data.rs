@@ -97,6 +97,22 @@ macro_rules! memory_row {
     };
 }
 
+/// The row `id` of a `SELECT … WHERE id = $2 AND ($1 IS NULL OR org_id = $1)`, decoded by
+/// `$row`, if `scope` sees it.
+macro_rules! fetch_one {
+    ($self:ident, $sql:expr, $scope:expr, $id:expr, $row:ident) => {
+        with_pool!(&$self.pool, |p| {
+            let row = sqlx::query($sql)
+                .bind(bind($scope))
+                .bind($id)
+                .fetch_optional(p)
+                .await
+                .map_err(err)?;
+            row.map(|r| Ok($row!(r))).transpose()
+        })
+    };
+}
+
 const SESSION_COLS: &str = "id, org_id, title, created_by";
 const MEMORY_COLS: &str = "id, org_id, content, session_id";
 
@@ -177,15 +193,7 @@ impl Data {
         let sql = format!(
             "SELECT {SESSION_COLS} FROM app_sessions WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         );
-        with_pool!(&self.pool, |p| {
-            let row = sqlx::query(&sql)
-                .bind(bind(scope))
-                .bind(id)
-                .fetch_optional(p)
-                .await
-                .map_err(err)?;
-            row.map(|r| Ok(session_row!(r))).transpose()
-        })
+        fetch_one!(self, &sql, scope, id, session_row)
     }
 
     /// Renames a session; false when `scope` does not see it.
@@ -195,29 +203,24 @@ impl Data {
         id: &str,
         title: &str,
     ) -> Result<bool, StoreError> {
-        with_pool!(&self.pool, |p| sqlx::query(
-            "UPDATE app_sessions SET title = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
+        self.change_one(
+            "UPDATE app_sessions SET title = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)",
+            scope,
+            id,
+            Some(title),
         )
-        .bind(bind(scope))
-        .bind(id)
-        .bind(title)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected() > 0)
-        .map_err(err))
     }
 
     /// Deletes a session; false when `scope` does not see it.
     pub async fn delete_session(&self, scope: OrgScope<'_>, id: &str) -> Result<bool, StoreError> {
-        with_pool!(&self.pool, |p| sqlx::query(
-            "DELETE FROM app_sessions WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
+        self.change_one(
+            "DELETE FROM app_sessions WHERE id = $2 AND ($1 IS NULL OR org_id = $1)",
+            scope,
+            id,
+            None,
         )
-        .bind(bind(scope))
-        .bind(id)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected() > 0)
-        .map_err(err))
     }
 
     /// Stores a new memory.
@@ -279,15 +282,7 @@ impl Data {
         let sql = format!(
             "SELECT {MEMORY_COLS} FROM app_memories WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
         );
-        with_pool!(&self.pool, |p| {
-            let row = sqlx::query(&sql)
-                .bind(bind(scope))
-                .bind(id)
-                .fetch_optional(p)
-                .await
-                .map_err(err)?;
-            row.map(|r| Ok(memory_row!(r))).transpose()
-        })
+        fetch_one!(self, &sql, scope, id, memory_row)
     }
 
     /// Rewrites a memory; false when `scope` does not see it.
@@ -297,29 +292,46 @@ impl Data {
         id: &str,
         content: &str,
     ) -> Result<bool, StoreError> {
-        with_pool!(&self.pool, |p| sqlx::query(
-            "UPDATE app_memories SET content = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
+        self.change_one(
+            "UPDATE app_memories SET content = $3 WHERE id = $2 AND ($1 IS NULL OR org_id = $1)",
+            scope,
+            id,
+            Some(content),
         )
-        .bind(bind(scope))
-        .bind(id)
-        .bind(content)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected() > 0)
-        .map_err(err))
     }
 
     /// Deletes a memory; false when `scope` does not see it.
     pub async fn delete_memory(&self, scope: OrgScope<'_>, id: &str) -> Result<bool, StoreError> {
-        with_pool!(&self.pool, |p| sqlx::query(
-            "DELETE FROM app_memories WHERE id = $2 AND ($1 IS NULL OR org_id = $1)"
+        self.change_one(
+            "DELETE FROM app_memories WHERE id = $2 AND ($1 IS NULL OR org_id = $1)",
+            scope,
+            id,
+            None,
         )
-        .bind(bind(scope))
-        .bind(id)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected() > 0)
-        .map_err(err))
+    }
+
+    /// Runs an `UPDATE` or `DELETE` of the row `id` if `scope` sees it: `$1` is the scope,
+    /// `$2` the id, `$3` the new value (if any). True when a row changed.
+    async fn change_one(
+        &self,
+        sql: &str,
+        scope: OrgScope<'_>,
+        id: &str,
+        value: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        with_pool!(&self.pool, |p| {
+            let mut query = sqlx::query(sql).bind(bind(scope)).bind(id);
+            if let Some(value) = value {
+                query = query.bind(value);
+            }
+            query
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected() > 0)
+                .map_err(err)
+        })
     }
 }
 
