@@ -10,7 +10,7 @@ use crate::permission::{PermissionCatalog, PermissionSet};
 use crate::rate_limit::RateLimiter;
 use crate::resolved::Resolved;
 use crate::store::Stores;
-use crate::token::{AgentTokens, UserTokens};
+use crate::token::{AgentTokens, TokenFamilies, UserTokens};
 
 mod builder;
 mod refresh;
@@ -93,8 +93,7 @@ pub struct Authenticator(Arc<Inner>);
 
 struct Inner {
     config: AuthConfig,
-    user_tokens: UserTokens,
-    agent_tokens: AgentTokens,
+    tokens: TokenFamilies,
     stores: Stores,
     rate_limiter: Arc<dyn RateLimiter>,
     clock: SharedClock,
@@ -189,12 +188,12 @@ impl Authenticator {
 
     /// User token minting and verification.
     pub fn user_tokens(&self) -> &UserTokens {
-        &self.0.user_tokens
+        self.0.tokens.users()
     }
 
     /// Agent token minting and verification.
     pub fn agent_tokens(&self) -> &AgentTokens {
-        &self.0.agent_tokens
+        self.0.tokens.agents()
     }
 
     /// The stores.
