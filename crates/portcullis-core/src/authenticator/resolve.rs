@@ -79,9 +79,11 @@ impl Authenticator {
         token: &str,
         method: AuthMethod,
     ) -> Result<(Actor, UnixTime), AuthError> {
-        let carrier = match method {
-            AuthMethod::Cookie => Carrier::Cookie,
-            _ => Carrier::Bearer,
+        // Only a bearer JWT may be an agent's: cookies carry user tokens.
+        let carrier = if method == AuthMethod::Jwt {
+            Carrier::Bearer
+        } else {
+            Carrier::Cookie
         };
         match self.0.tokens.verify(token, carrier)? {
             VerifiedToken::User(access) => self.resolve_user_token(access, method).await,

@@ -79,7 +79,7 @@ impl VerifyingKey {
         let kid = thumbprint_kid(alg, &jwk)?;
         jwk.common.key_id = Some(kid.to_string());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        let material = VerifyingMaterial::public(alg, PublicKey { decoding, jwk })?;
+        let material = VerifyingMaterial::asymmetric(alg, Arc::new(PublicKey { decoding, jwk }))?;
         Ok(Self::new(kid, material))
     }
 
@@ -165,7 +165,7 @@ impl SigningKey {
         let jwk = Jwk::from_encoding_key(&encoding, alg.to_jwt()).map_err(err)?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(err)?;
         Ok(Self {
-            signing: SigningMaterial::private(alg, encoding)?,
+            signing: SigningMaterial::asymmetric(alg, encoding)?,
             verifying: VerifyingKey::public(alg, decoding, jwk)?,
         })
     }

@@ -21,23 +21,30 @@ pub(crate) struct PublicKey {
     pub(crate) jwk: Jwk,
 }
 
-/// What verifies a signature.
+/// One half of a key, by algorithm: `S` is what the shared-secret algorithm holds, `A` what
+/// each public-key algorithm holds.
 #[derive(Clone)]
-pub(crate) enum VerifyingMaterial {
-    /// The shared secret, as a pre-keyed MAC.
-    Hs256(Arc<HmacSha256>),
-    /// An RSA public key.
-    Rs256(Arc<PublicKey>),
-    /// A P-256 public key.
-    Es256(Arc<PublicKey>),
-    /// An Ed25519 public key.
-    EdDsa(Arc<PublicKey>),
+pub(crate) enum Material<S, A> {
+    /// HMAC-SHA256.
+    Hs256(S),
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256(A),
+    /// ECDSA P-256 with SHA-256.
+    Es256(A),
+    /// Ed25519.
+    EdDsa(A),
 }
 
-impl VerifyingMaterial {
-    /// A public key of the asymmetric algorithm `alg`; HS256 keys are secrets, not public keys.
-    pub(crate) fn public(alg: JwtAlgorithm, key: PublicKey) -> Result<Self, KeyError> {
-        let key = Arc::new(key);
+/// What verifies a signature: the pre-keyed MAC, or a public key.
+pub(crate) type VerifyingMaterial = Material<Arc<HmacSha256>, Arc<PublicKey>>;
+
+/// What makes a signature: the same pre-keyed MAC that verifies, or a private key.
+pub(crate) type SigningMaterial = Material<Arc<HmacSha256>, EncodingKey>;
+
+impl<S, A> Material<S, A> {
+    /// The half `key` of a key of the public-key algorithm `alg`; HS256 keys are secrets, not
+    /// key pairs.
+    pub(crate) fn asymmetric(alg: JwtAlgorithm, key: A) -> Result<Self, KeyError> {
         Ok(match alg {
             JwtAlgorithm::Hs256 => return Err(KeyError::NotPem),
             JwtAlgorithm::Rs256 => Self::Rs256(key),
@@ -46,7 +53,7 @@ impl VerifyingMaterial {
         })
     }
 
-    /// The one algorithm this material verifies.
+    /// The one algorithm this material serves.
     pub(crate) const fn algorithm(&self) -> JwtAlgorithm {
         match self {
             Self::Hs256(_) => JwtAlgorithm::Hs256,
@@ -56,12 +63,19 @@ impl VerifyingMaterial {
         }
     }
 
-    /// The public key, for the asymmetric algorithms.
-    pub(crate) fn public_key(&self) -> Option<&PublicKey> {
+    /// The public-key algorithms' half, if this is one of them.
+    pub(crate) fn asymmetric_half(&self) -> Option<&A> {
         match self {
             Self::Hs256(_) => None,
             Self::Rs256(k) | Self::Es256(k) | Self::EdDsa(k) => Some(k),
         }
+    }
+}
+
+impl VerifyingMaterial {
+    /// The public key, for the public-key algorithms.
+    pub(crate) fn public_key(&self) -> Option<&PublicKey> {
+        self.asymmetric_half().map(|k| &**k)
     }
 
     /// The public key, to relabel (its JWK's `kid`).
@@ -73,40 +87,7 @@ impl VerifyingMaterial {
     }
 }
 
-/// What makes a signature.
-#[derive(Clone)]
-pub(crate) enum SigningMaterial {
-    /// The shared secret: the same pre-keyed MAC that verifies.
-    Hs256(Arc<HmacSha256>),
-    /// An RSA private key.
-    Rs256(EncodingKey),
-    /// A P-256 private key.
-    Es256(EncodingKey),
-    /// An Ed25519 private key.
-    EdDsa(EncodingKey),
-}
-
 impl SigningMaterial {
-    /// A private key of the asymmetric algorithm `alg`.
-    pub(crate) fn private(alg: JwtAlgorithm, key: EncodingKey) -> Result<Self, KeyError> {
-        Ok(match alg {
-            JwtAlgorithm::Hs256 => return Err(KeyError::NotPem),
-            JwtAlgorithm::Rs256 => Self::Rs256(key),
-            JwtAlgorithm::Es256 => Self::Es256(key),
-            JwtAlgorithm::EdDsa => Self::EdDsa(key),
-        })
-    }
-
-    /// The one algorithm this material signs with.
-    pub(crate) const fn algorithm(&self) -> JwtAlgorithm {
-        match self {
-            Self::Hs256(_) => JwtAlgorithm::Hs256,
-            Self::Rs256(_) => JwtAlgorithm::Rs256,
-            Self::Es256(_) => JwtAlgorithm::Es256,
-            Self::EdDsa(_) => JwtAlgorithm::EdDsa,
-        }
-    }
-
     /// The base64url signature of `message`.
     pub(crate) fn sign(&self, message: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
         match self {

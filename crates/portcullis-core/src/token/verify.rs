@@ -18,6 +18,7 @@ use crate::error::TokenError;
 
 /// Largest token accepted, in bytes, unless configured otherwise. Ours are under 1 KiB.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// What a token family requires of every token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenPolicy {
