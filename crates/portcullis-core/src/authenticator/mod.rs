@@ -1,5 +1,5 @@
-//! The [`Authenticator`]: turns one presented credential into an [`Actor`], or the reason it
-//! cannot. Framework-free; the Tower layer extracts credentials and calls it.
+//! The [`Authenticator`]: turns one presented credential into an [`Actor`](crate::Actor), or
+//! the reason it cannot. Framework-free; the Tower layer extracts credentials and calls it.
 
 use std::sync::Arc;
 
