@@ -54,16 +54,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         org_id: &org,
         session_id: &sid,
     })?;
-    let claims = tokens.verify_access(access.token.expose())?;
+    let verified = tokens.verify_access(access.token.expose())?;
     println!(
         "access token verified: sub={} role={} expires_in={}s",
-        claims.sub.as_deref().unwrap_or("?"),
-        claims.role.as_deref().unwrap_or("?"),
-        access.expires_in
+        verified.user_id, verified.role, access.expires_in
     );
 
     // The actor and what it may do.
-    let role = claims.role.as_deref().unwrap_or("viewer");
+    let role = verified.role.as_str();
     let actor = Actor::User(Arc::new(UserActor {
         id: user.clone(),
         org_id: org.clone(),

@@ -468,7 +468,7 @@ fn the_csrf_token_is_compared_in_constant_time() {
 fn hs256_signatures_are_verified_in_constant_time() {
     // The hot path verifies HS256 with a pre-keyed MAC: aws-lc's `hmac::verify` or RustCrypto's
     // `Mac::verify_slice`, both constant-time. It must not compute the tag and compare bytes.
-    let src = source("crates/portcullis-core/src/token/keyring.rs");
+    let src = source("crates/portcullis-core/src/token/hmac.rs");
     let f = item(
         &src,
         "    pub(crate) fn verify(&self, message: &[u8], tag: &[u8]) -> bool {",

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use portcullis_core::token::{
-    AgentTokens, DEFAULT_MAX_TOKEN_BYTES, KeyRing, SigningKey, TokenHeader, TokenPolicy,
-    UserTokenTtl, UserTokens, payload_has_type_claim,
+    AgentTokens, Carrier, DEFAULT_MAX_TOKEN_BYTES, KeyRing, SigningKey, TokenFamilies,
+    TokenHeader, TokenPolicy, UserTokenTtl, UserTokens,
 };
 use portcullis_core::{ManualClock, Secret};
 
@@ -23,11 +23,11 @@ fn policy(aud: &str) -> TokenPolicy {
     }
 }
 
-static TOKENS: LazyLock<(UserTokens, AgentTokens)> = LazyLock::new(|| {
+static TOKENS: LazyLock<TokenFamilies> = LazyLock::new(|| {
     let ring = || KeyRing::new(SigningKey::hs256(&Secret::from(SECRET)));
     // The seeds were minted at 1 800 000 000; keep them unexpired.
     let clock = std::sync::Arc::new(ManualClock::new(1_800_000_100));
-    (
+    TokenFamilies::new(
         UserTokens::new(ring(), policy("portcullis-api"), UserTokenTtl::default())
             .with_clock(clock.clone()),
         AgentTokens::new(ring(), policy("portcullis-agents"), 172_800).with_clock(clock),
@@ -38,10 +38,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else {
         return;
     };
-    let (user, agent) = &*TOKENS;
+    let families = &*TOKENS;
     let _ = TokenHeader::parse(token, DEFAULT_MAX_TOKEN_BYTES);
-    let _ = payload_has_type_claim(token);
-    let _ = user.verify_access(token);
-    let _ = user.verify_refresh(token);
-    let _ = agent.verify(token);
+    let _ = families.verify(token, Carrier::Bearer);
+    let _ = families.verify(token, Carrier::Cookie);
+    let _ = families.users().verify_access(token);
+    let _ = families.users().verify_refresh(token);
+    let _ = families.agents().verify(token);
 });

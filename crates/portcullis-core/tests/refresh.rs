@@ -49,8 +49,8 @@ async fn rotate(auth: &Authenticator, token: &str) -> Result<String, AuthError> 
 async fn each_refresh_rotates_and_the_new_token_carries_its_parent() {
     let (auth, _, r0) = login(10).await;
     let r1 = rotate(&auth, &r0).await.unwrap();
-    let claims = auth.user_tokens().verify_refresh(&r1).unwrap();
-    assert_eq!(claims.prt, Some(KeyHash::of(r0.as_bytes()).to_hex()));
+    let verified = auth.user_tokens().verify_refresh(&r1).unwrap();
+    assert_eq!(verified.parent, Some(KeyHash::of(r0.as_bytes())));
     let r2 = rotate(&auth, &r1).await.unwrap();
     rotate(&auth, &r2).await.unwrap();
 }

@@ -11,6 +11,7 @@ use crate::config::{AuthConfig, ConfigError};
 use crate::permission::{PermissionCatalog, PermissionSet, seed};
 use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
 use crate::store::Stores;
+use crate::token::TokenFamilies;
 
 /// Builds an [`Authenticator`].
 pub struct AuthenticatorBuilder {
@@ -132,8 +133,10 @@ impl AuthenticatorBuilder {
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         Ok(Authenticator(Arc::new(Inner {
-            user_tokens: config.user_tokens().with_clock(clock.clone()),
-            agent_tokens: config.agent_tokens().with_clock(clock.clone()),
+            tokens: TokenFamilies::new(
+                config.user_tokens().with_clock(clock.clone()),
+                config.agent_tokens().with_clock(clock.clone()),
+            ),
             config,
             stores: self.stores.unwrap_or_else(Stores::memory),
             rate_limiter: self

@@ -1,5 +1,5 @@
-//! The [`Authenticator`]: turns one presented credential into an [`Actor`](crate::Actor), or the reason it
-//! cannot. Framework-free; the Tower layer extracts credentials and calls it.
+//! The [`Authenticator`]: turns one presented credential into an [`Actor`](crate::Actor), or
+//! the reason it cannot. Framework-free; the Tower layer extracts credentials and calls it.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::config::{AuthConfig, ConfigError};
 use crate::permission::{PermissionCatalog, PermissionSet};
 use crate::rate_limit::RateLimiter;
 use crate::store::Stores;
-use crate::token::{AgentTokens, UserTokens};
+use crate::token::{AgentTokens, TokenFamilies, UserTokens};
 
 mod builder;
 mod refresh;
@@ -94,8 +94,7 @@ pub struct Authenticator(Arc<Inner>);
 
 struct Inner {
     config: AuthConfig,
-    user_tokens: UserTokens,
-    agent_tokens: AgentTokens,
+    tokens: TokenFamilies,
     stores: Stores,
     rate_limiter: Arc<dyn RateLimiter>,
     clock: SharedClock,
@@ -190,12 +189,12 @@ impl Authenticator {
 
     /// User token minting and verification.
     pub fn user_tokens(&self) -> &UserTokens {
-        &self.0.user_tokens
+        self.0.tokens.users()
     }
 
     /// Agent token minting and verification.
     pub fn agent_tokens(&self) -> &AgentTokens {
-        &self.0.agent_tokens
+        self.0.tokens.agents()
     }
 
     /// The stores.

@@ -5,7 +5,6 @@ use crate::api_key::KeyHash;
 use crate::cache::Invalidation;
 use crate::error::StoreError;
 use crate::error::{AuthError, TokenError};
-use crate::ids::{SessionId, UserId};
 use crate::session::RefreshRejection;
 use crate::store::RefreshResult;
 
@@ -30,15 +29,12 @@ impl Authenticator {
     /// as the parent, which the session's rule rotates again within the grace and treats as
     /// reuse after it.
     pub async fn rotate_refresh(&self, token: &str) -> Result<Rotation, AuthError> {
-        let tokens = &self.0.user_tokens;
-        let claims = tokens.verify_refresh(token)?;
-        let (Some(sub), Some(sid)) = (claims.sub, claims.sid) else {
-            return Err(AuthError::InvalidToken(TokenError::Malformed));
-        };
-        let (user, sid) = (UserId::from(sub), SessionId::from(sid));
+        let tokens = self.user_tokens();
+        let verified = tokens.verify_refresh(token)?;
+        let (user, sid) = (verified.user_id, verified.session_id);
         let sessions = &self.0.stores.sessions;
         let mut presented = KeyHash::of(token.as_bytes());
-        if let Some(parent) = claims.prt.as_deref().and_then(KeyHash::from_hex)
+        if let Some(parent) = verified.parent
             && let Some(session) = sessions.get(&sid).await?
             && session.current != presented
             && session.parent == Some(parent)
@@ -46,7 +42,7 @@ impl Authenticator {
             presented = parent;
         }
         let refresh = tokens
-            .mint_rotated_refresh(&user, &sid, claims.rmb, &presented)
+            .mint_rotated_refresh(&user, &sid, verified.remember_me, &presented)
             .map_err(|e| AuthError::Unavailable(StoreError::Unavailable(e.to_string())))?;
         let next = KeyHash::of(refresh.token.expose().as_bytes());
         let (now, grace) = (self.0.clock.now(), self.0.config.refresh_reuse_grace_secs);

@@ -9,10 +9,10 @@ use crate::api_key::{self, KeyHash, KeyOwner};
 use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::error::{AuthError, TokenError};
-use crate::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
+use crate::ids::{AgentId, SessionId, TokenId};
 use crate::permission::PermissionSet;
 use crate::store::{AgentRecord, AgentStatus};
-use crate::token::{TokenHeader, payload_has_type_claim};
+use crate::token::{AccessToken, AgentToken, Carrier, VerifiedToken};
 
 impl Authenticator {
     /// The actor a credential stands for.
@@ -79,113 +79,68 @@ impl Authenticator {
         token: &str,
         method: AuthMethod,
     ) -> Result<(Actor, UnixTime), AuthError> {
-        // Cookies only ever carry user tokens. Otherwise the header names the family: our own
-        // minted headers by their exact bytes, others by their kid; a token without a kid goes
-        // by its claims' shape.
-        let agent = method == AuthMethod::Jwt && self.is_agent_token(token)?;
-        if agent {
-            self.resolve_agent_token(token).await
+        // Only a bearer JWT may be an agent's: cookies carry user tokens.
+        let carrier = if method == AuthMethod::Jwt {
+            Carrier::Bearer
         } else {
-            self.resolve_user_token(token, method).await
+            Carrier::Cookie
+        };
+        match self.0.tokens.verify(token, carrier)? {
+            VerifiedToken::User(access) => self.resolve_user_token(access, method).await,
+            VerifiedToken::Agent(run) => self.resolve_agent_token(run).await,
         }
-    }
-
-    /// Whether a bearer JWT belongs to the agent family.
-    fn is_agent_token(&self, token: &str) -> Result<bool, AuthError> {
-        let (user_ring, agent_ring) = (
-            self.0.user_tokens.key_ring(),
-            self.0.agent_tokens.key_ring(),
-        );
-        let segment = token.split('.').next().unwrap_or_default();
-        if user_ring.by_header_segment(segment).is_some() {
-            return Ok(false);
-        }
-        if agent_ring.by_header_segment(segment).is_some() {
-            return Ok(true);
-        }
-        let max = self.0.config.user_policy.max_token_bytes;
-        let (header, _) = TokenHeader::parse(token, max)?;
-        Ok(match header.kid.as_deref() {
-            Some(kid) => {
-                user_ring.find(Some(kid)).is_none() && agent_ring.find(Some(kid)).is_some()
-            }
-            None => !payload_has_type_claim(token),
-        })
     }
 
     async fn resolve_user_token(
         &self,
-        token: &str,
+        access: AccessToken,
         method: AuthMethod,
     ) -> Result<(Actor, UnixTime), AuthError> {
-        let claims = self.0.user_tokens.verify_access(token)?;
-        let token_stale_at = self.token_stale_at(claims.registered.exp);
-        // verify_access guarantees these are present.
-        let (Some(sub), Some(sid), Some(org), Some(role), Some(jti)) = (
-            claims.sub,
-            claims.sid,
-            claims.org_id,
-            claims.role,
-            claims.registered.jti,
-        ) else {
-            return Err(AuthError::InvalidToken(TokenError::Malformed));
-        };
+        // When the token stops being acceptable (leeway included).
+        let token_stale_at = access
+            .expires_at
+            .saturating_add(self.0.config.user_policy.leeway_secs);
         let now = self.0.clock.now();
-        let session_id = SessionId::from(sid);
-        let user_id = UserId::from(sub);
         let session = self
-            .session(&session_id)
+            .session(&access.session_id)
             .await?
-            .filter(|s| s.user_id == user_id && s.is_live(now));
+            .filter(|s| s.user_id == access.user_id && s.is_live(now));
         let Some(session) = session else {
             return Err(AuthError::TokenRevoked);
         };
-        if self.is_denied(&TokenId::from(jti), now).await? {
+        if self.is_denied(&access.jti, now).await? {
             return Err(AuthError::TokenRevoked);
         }
         let roles = &self.0.config.roles;
+        let role = access.role;
         let permissions = roles.get(&role).unwrap_or(PermissionSet::EMPTY);
         let actor = Actor::User(Arc::new(UserActor {
-            id: user_id,
-            org_id: OrgId::from(org),
+            id: access.user_id,
+            org_id: access.org_id,
             all_orgs: roles.acts_in_every_org(&role),
             role: role.into(),
             permissions,
-            session_id,
+            session_id: access.session_id,
             method,
         }));
         Ok((actor, token_stale_at.min(session.expires_at)))
     }
 
-    /// When a verified token with this `exp` stops being acceptable (leeway included).
-    fn token_stale_at(&self, exp: Option<crate::token::NumericDate>) -> UnixTime {
-        exp.map_or(0, |e| {
-            e.0.saturating_add(self.0.config.user_policy.leeway_secs)
-        })
-    }
-
-    async fn resolve_agent_token(&self, token: &str) -> Result<(Actor, UnixTime), AuthError> {
-        let claims = self.0.agent_tokens.verify(token)?;
-        let stale_at = claims.registered.exp.map_or(0, |e| {
-            e.0.saturating_add(self.0.config.agent_policy.leeway_secs)
-        });
-        let (Some(sub), Some(company), Some(run)) = (claims.sub, claims.company_id, claims.run_id)
-        else {
-            return Err(AuthError::InvalidToken(TokenError::Malformed));
-        };
+    async fn resolve_agent_token(&self, run: AgentToken) -> Result<(Actor, UnixTime), AuthError> {
+        let stale_at = run
+            .expires_at
+            .saturating_add(self.0.config.agent_policy.leeway_secs);
         let agent = self
-            .live_agent(&AgentId::from(sub))
+            .live_agent(&run.agent_id)
             .await?
             .ok_or(TokenError::UnknownSubject)?;
-        if agent.org_id.as_str() != company {
+        if agent.org_id != run.company_id {
             return Err(TokenError::CompanyMismatch.into());
         }
         // A token without `jti` (as other orchestrators mint) cannot be on the denylist;
         // terminating its agent still ends it.
-        if let Some(jti) = claims.registered.jti
-            && self
-                .is_denied(&TokenId::from(jti), self.0.clock.now())
-                .await?
+        if let Some(jti) = &run.jti
+            && self.is_denied(jti, self.0.clock.now()).await?
         {
             return Err(AuthError::TokenRevoked);
         }
@@ -193,10 +148,10 @@ impl Authenticator {
             id: agent.id.clone(),
             org_id: agent.org_id.clone(),
             permissions: self.0.agent_permissions,
-            run_id: Some(RunId::from(run)),
+            run_id: Some(run.run_id),
             key_id: None,
             method: AuthMethod::Jwt,
-            expires_at: claims.registered.exp.map(|e| e.0),
+            expires_at: Some(run.expires_at),
             rate_limit_per_minute: None,
         }));
         Ok((actor, stale_at))

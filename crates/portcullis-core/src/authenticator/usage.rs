@@ -6,8 +6,8 @@ use crate::ids::ApiKeyId;
 /// Told of every successful API key use, so that `last_used_at` can be written behind, in
 /// batches, off the request path (`portcullis_sql::LastUsedWriter`). Must not block.
 ///
-/// The [`Authenticator`](crate::Authenticator) owns its sink:
-/// [`Authenticator::shutdown`](crate::Authenticator::shutdown) calls
+/// The [`Authenticator`](super::Authenticator) owns its sink:
+/// [`Authenticator::shutdown`](super::Authenticator::shutdown) calls
 /// [`shutdown`](Self::shutdown), so a writer that batches is flushed at exit without the
 /// application keeping a handle to it.
 ///

@@ -1,19 +1,24 @@
-//! The claims of each token kind, as minted and as accepted.
+//! The claims of each token kind on the wire, as minted and as parsed. Private to `token`:
+//! callers see the [verified](super::verified) kinds.
 //!
 //! Every field a token must carry is an `Option` here so that a missing one is reported as
-//! [`TokenError::MissingClaim`] with its name, not as a generic parse failure.
+//! [`TokenError::MissingClaim`] with its name, not as a generic parse failure; turning a
+//! wire struct into its verified kind is where each is required, once.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::verify::ExplicitTyp;
+use super::header::ExplicitTyp;
+use super::verified::{AccessToken, AgentToken, RefreshToken};
+use crate::api_key::KeyHash;
 use crate::clock::UnixTime;
 use crate::error::TokenError;
+use crate::ids::TokenId;
 
 /// A JWT `NumericDate`: seconds since the epoch. Accepts integers and, as RFC 7519 allows,
 /// non-negative finite fractions (truncated); anything else is a malformed token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct NumericDate(pub UnixTime);
+pub(crate) struct NumericDate(pub(crate) UnixTime);
 
 impl<'de> Deserialize<'de> for NumericDate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -34,7 +39,7 @@ impl<'de> Deserialize<'de> for NumericDate {
 /// `aud`: one string or an array of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Audience {
+pub(crate) enum Audience {
     /// `"aud": "x"`
     One(String),
     /// `"aud": ["x", "y"]`
@@ -42,16 +47,8 @@ pub enum Audience {
 }
 
 impl Audience {
-    /// True when `aud` names `expected`.
-    pub fn contains(&self, expected: &str) -> bool {
-        match self {
-            Self::One(a) => a == expected,
-            Self::Many(v) => v.iter().any(|a| a == expected),
-        }
-    }
-
     /// True when `aud` names `base` followed by `suffix` (without building that string).
-    pub fn contains_suffixed(&self, base: &str, suffix: &str) -> bool {
+    pub(crate) fn contains_suffixed(&self, base: &str, suffix: &str) -> bool {
         let is = |a: &str| a.strip_suffix(suffix) == Some(base);
         match self {
             Self::One(a) => is(a),
@@ -65,29 +62,31 @@ pub const REFRESH_AUDIENCE_SUFFIX: &str = ":refresh";
 
 /// The registered claims every kind shares and the verifier checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
+    pub(crate) iss: Option<String>,
     /// Audience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<Audience>,
+    pub(crate) aud: Option<Audience>,
     /// Expiry (required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exp: Option<NumericDate>,
+    pub(crate) exp: Option<NumericDate>,
     /// Not before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<NumericDate>,
+    pub(crate) nbf: Option<NumericDate>,
     /// Issued at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<NumericDate>,
+    pub(crate) iat: Option<NumericDate>,
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
+    pub(crate) jti: Option<String>,
 }
 
 /// The claims of a kind, as the verifier needs to see them.
 pub(crate) trait KindClaims: serde::de::DeserializeOwned {
+    /// What a token of this kind is once verified: its required claims present and typed.
+    type Verified;
     /// The header `typ` this kind is minted with; a header naming another kind is refused.
     const TYP: ExplicitTyp = ExplicitTyp::Generic;
     /// Appended to the policy's audience to make this kind's `aud`.
@@ -97,16 +96,17 @@ pub(crate) trait KindClaims: serde::de::DeserializeOwned {
     const SIBLING_AUDIENCE_SUFFIX: Option<&'static str> = None;
     fn registered(&self) -> &Registered;
     /// Checks the kind's own claims (`type` and the required ones) once the signature and
-    /// registered claims have passed.
-    fn check_kind(&self) -> Result<(), TokenError>;
+    /// registered claims have passed, and keeps them typed; `expires_at` is the `exp` the
+    /// registered checks found.
+    fn into_verified(self, expires_at: UnixTime) -> Result<Self::Verified, TokenError>;
 }
 
-fn require<T>(v: &Option<T>, name: &'static str) -> Result<(), TokenError> {
-    v.as_ref().map(|_| ()).ok_or(TokenError::MissingClaim(name))
+fn require<T>(v: Option<T>, name: &'static str) -> Result<T, TokenError> {
+    v.ok_or(TokenError::MissingClaim(name))
 }
 
-fn require_type(actual: &Option<String>, expected: &str) -> Result<(), TokenError> {
-    match actual.as_deref() {
+fn require_type(actual: Option<&str>, expected: &str) -> Result<(), TokenError> {
+    match actual {
         None => Err(TokenError::MissingClaim("type")),
         Some(t) if t == expected => Ok(()),
         Some(_) => Err(TokenError::WrongType),
@@ -181,114 +181,143 @@ wire!(AgentWire => AgentClaims {
 /// A user's access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "AccessWire")]
-pub struct AccessClaims {
+pub(crate) struct AccessClaims {
     /// The user id.
-    pub sub: Option<String>,
+    pub(crate) sub: Option<String>,
     /// The user's email.
     #[serde(default)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     /// The user's role.
-    pub role: Option<String>,
+    pub(crate) role: Option<String>,
     /// The user's organisation.
-    pub org_id: Option<String>,
+    pub(crate) org_id: Option<String>,
     /// Always `"access"`.
     #[serde(rename = "type")]
-    pub token_type: Option<String>,
+    pub(crate) token_type: Option<String>,
     /// The login session.
-    pub sid: Option<String>,
+    pub(crate) sid: Option<String>,
     /// `iss`, `aud`, `exp`, `nbf`, `iat`, `jti`.
     #[serde(flatten)]
-    pub registered: Registered,
+    pub(crate) registered: Registered,
 }
 
 impl KindClaims for AccessClaims {
+    type Verified = AccessToken;
     const TYP: ExplicitTyp = ExplicitTyp::Access;
     const SIBLING_AUDIENCE_SUFFIX: Option<&'static str> = Some(REFRESH_AUDIENCE_SUFFIX);
     fn registered(&self) -> &Registered {
         &self.registered
     }
-    fn check_kind(&self) -> Result<(), TokenError> {
-        require_type(&self.token_type, "access")?;
-        require(&self.sub, "sub")?;
-        require(&self.role, "role")?;
-        require(&self.org_id, "org_id")?;
-        require(&self.sid, "sid")?;
-        require(&self.registered.jti, "jti")
+    fn into_verified(self, expires_at: UnixTime) -> Result<AccessToken, TokenError> {
+        require_type(self.token_type.as_deref(), "access")?;
+        let sub = require(self.sub, "sub")?;
+        let role = require(self.role, "role")?;
+        let org_id = require(self.org_id, "org_id")?;
+        let sid = require(self.sid, "sid")?;
+        let jti = require(self.registered.jti, "jti")?;
+        Ok(AccessToken {
+            user_id: sub.into(),
+            email: self.email,
+            role,
+            org_id: org_id.into(),
+            session_id: sid.into(),
+            jti: TokenId::from(jti),
+            expires_at,
+        })
     }
 }
 
 /// A refresh token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "RefreshWire")]
-pub struct RefreshClaims {
+pub(crate) struct RefreshClaims {
     /// The user id.
-    pub sub: Option<String>,
+    pub(crate) sub: Option<String>,
     /// Always `"refresh"`.
     #[serde(rename = "type")]
-    pub token_type: Option<String>,
+    pub(crate) token_type: Option<String>,
     /// The login session.
-    pub sid: Option<String>,
+    pub(crate) sid: Option<String>,
     /// Remember-me.
     #[serde(default)]
-    pub rmb: bool,
+    pub(crate) rmb: bool,
     /// For a token issued by a rotation: the SHA-256 (hex) of the refresh token it replaced.
     /// Lets a sibling issued by a concurrent retry within the grace window (two tabs) be
     /// recognised as a retry rather than as reuse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prt: Option<String>,
+    pub(crate) prt: Option<String>,
     /// `iss`, `aud`, `exp`, `nbf`, `iat`, `jti`.
     #[serde(flatten)]
-    pub registered: Registered,
+    pub(crate) registered: Registered,
 }
 
 impl KindClaims for RefreshClaims {
+    type Verified = RefreshToken;
     /// A refresh token is no access token to a service that checks only `iss` and `aud`.
     const AUDIENCE_SUFFIX: &'static str = REFRESH_AUDIENCE_SUFFIX;
     const SIBLING_AUDIENCE_SUFFIX: Option<&'static str> = Some("");
     fn registered(&self) -> &Registered {
         &self.registered
     }
-    fn check_kind(&self) -> Result<(), TokenError> {
-        require_type(&self.token_type, "refresh")?;
-        require(&self.sub, "sub")?;
-        require(&self.sid, "sid")?;
-        require(&self.registered.jti, "jti")
+    fn into_verified(self, expires_at: UnixTime) -> Result<RefreshToken, TokenError> {
+        require_type(self.token_type.as_deref(), "refresh")?;
+        let sub = require(self.sub, "sub")?;
+        let sid = require(self.sid, "sid")?;
+        let jti = require(self.registered.jti, "jti")?;
+        Ok(RefreshToken {
+            user_id: sub.into(),
+            session_id: sid.into(),
+            jti: TokenId::from(jti),
+            remember_me: self.rmb,
+            // A `prt` that is no hash names no parent: the token is presented as itself.
+            parent: self.prt.as_deref().and_then(KeyHash::from_hex),
+            expires_at,
+        })
     }
 }
 
 /// An agent run token, in the shape other agent orchestrators mint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "AgentWire")]
-pub struct AgentClaims {
+pub(crate) struct AgentClaims {
     /// The agent id.
-    pub sub: Option<String>,
+    pub(crate) sub: Option<String>,
     /// The agent's organisation.
-    pub company_id: Option<String>,
+    pub(crate) company_id: Option<String>,
     /// The adapter that runs the agent.
     #[serde(default)]
-    pub adapter_type: Option<String>,
+    pub(crate) adapter_type: Option<String>,
     /// The run.
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
     /// Agent tokens carry no `type`; a token that does is a user token.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub token_type: Option<String>,
+    pub(crate) token_type: Option<String>,
     /// `iss`, `aud`, `exp`, `nbf`, `iat`, `jti`.
     #[serde(flatten)]
-    pub registered: Registered,
+    pub(crate) registered: Registered,
 }
 
 impl KindClaims for AgentClaims {
+    type Verified = AgentToken;
     fn registered(&self) -> &Registered {
         &self.registered
     }
-    fn check_kind(&self) -> Result<(), TokenError> {
+    fn into_verified(self, expires_at: UnixTime) -> Result<AgentToken, TokenError> {
         if self.token_type.is_some() {
             return Err(TokenError::WrongType);
         }
-        require(&self.sub, "sub")?;
-        require(&self.company_id, "company_id")?;
-        // No `jti`: other orchestrators (Paperclip's `createLocalAgentJwt`) mint none; such a
-        // token can only be revoked by terminating its agent.
-        require(&self.run_id, "run_id")
+        let sub = require(self.sub, "sub")?;
+        let company_id = require(self.company_id, "company_id")?;
+        let run_id = require(self.run_id, "run_id")?;
+        Ok(AgentToken {
+            agent_id: sub.into(),
+            company_id: company_id.into(),
+            adapter_type: self.adapter_type,
+            run_id: run_id.into(),
+            // No `jti`: other orchestrators (Paperclip's `createLocalAgentJwt`) mint none; such
+            // a token can only be revoked by terminating its agent.
+            jti: self.registered.jti.map(TokenId::from),
+            expires_at,
+        })
     }
 }

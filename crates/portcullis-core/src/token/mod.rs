@@ -9,48 +9,47 @@
 //!   `jti` optional, extra claims ignored (the shape other orchestrators mint).
 //!
 //! A token of one kind never passes as another: the kinds differ in `type` and `aud`, and the
-//! agent family has its own keys and audience.
+//! agent family has its own keys and audience. A JWT presented to a service is verified in the
+//! family its header names ([`TokenFamilies::verify`]); every verification hands back the
+//! kind's [verified](AccessToken) claims, typed, never the wire's.
+//!
+//! Keys: [`JwtAlgorithm`] (`algorithm`), the crypto backend (`provider`), the pre-keyed
+//! HMAC (`hmac`), key material by algorithm (`material`), key ids (`kid`), private PEM files
+//! (`private_pem`), [`SigningKey`] and [`VerifyingKey`] (`key`), the [`KeyRing`] (`keyring`)
+//! and its JWKS (`jwks`).
 
+mod algorithm;
 mod claims;
+mod header;
+mod hmac;
+mod jwks;
+mod key;
 mod keyring;
+mod kid;
+mod material;
+mod private_pem;
+mod provider;
+mod route;
+mod verified;
 mod verify;
 
 use std::sync::Arc;
 
-pub use claims::{
-    AccessClaims, AgentClaims, Audience, NumericDate, REFRESH_AUDIENCE_SUFFIX, RefreshClaims,
-    Registered,
-};
-pub use keyring::{JwtAlgorithm, KeyError, KeyRing, SigningKey, VerifyingKey};
-pub use verify::{DEFAULT_MAX_TOKEN_BYTES, ExplicitTyp, MintError, TokenHeader, TokenPolicy};
+pub use algorithm::JwtAlgorithm;
+pub use claims::REFRESH_AUDIENCE_SUFFIX;
+pub use header::{ExplicitTyp, TokenHeader};
+pub use key::{KeyError, SigningKey, VerifyingKey};
+pub use keyring::KeyRing;
+pub use route::{Carrier, TokenFamilies};
+pub use verified::{AccessToken, AgentToken, RefreshToken, VerifiedToken};
+pub use verify::{DEFAULT_MAX_TOKEN_BYTES, MintError, TokenPolicy};
 
 use crate::clock::{SharedClock, SystemClock, UnixTime};
 use crate::error::TokenError;
 use crate::ids::{AgentId, OrgId, RunId, SessionId, TokenId, UserId};
 use crate::secret::SecretString;
-use verify::Verifier;
-
-/// True when the (unverified) payload of `token` has a `type` member: how a token without
-/// `kid` is routed to the user family (which has `type`) or the agent family (which has none).
-/// A routing hint only; the chosen family then verifies everything.
-pub fn payload_has_type_claim(token: &str) -> bool {
-    use base64::Engine as _;
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        #[serde(rename = "type")]
-        token_type: Option<serde::de::IgnoredAny>,
-    }
-    token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|json| serde_json::from_slice::<Peek>(&json).ok())
-        .is_some_and(|peek| peek.token_type.is_some())
-}
+use claims::{AccessClaims, AgentClaims, Audience, NumericDate, RefreshClaims, Registered};
+use verify::{HeaderRead, Verifier};
 
 /// A token just minted, with what the caller needs to hand it out and to revoke it.
 #[derive(Debug, Clone)]
@@ -114,8 +113,8 @@ pub struct AccessGrant<'a> {
 /// let minted = tokens.mint_access(AccessGrant {
 ///     user_id: &user, email: "a@example.com", role: "user", org_id: &org, session_id: &sid,
 /// }).unwrap();
-/// let claims = tokens.verify_access(minted.token.expose()).unwrap();
-/// assert_eq!(claims.sub.as_deref(), Some("u1"));
+/// let access = tokens.verify_access(minted.token.expose()).unwrap();
+/// assert_eq!((access.user_id, access.session_id), (user.clone(), sid.clone()));
 /// // A refresh token is not an access token.
 /// let refresh = tokens.mint_refresh(&user, &sid, false).unwrap();
 /// assert_eq!(tokens.verify_access(refresh.token.expose()), Err(TokenError::WrongType));
@@ -188,7 +187,7 @@ impl UserTokens {
     }
 
     /// A refresh token issued by rotating the one whose hash is `parent` (it carries that
-    /// hash as `prt`, see [`RefreshClaims::prt`]).
+    /// hash as `prt`, see [`RefreshToken::parent`]).
     pub fn mint_rotated_refresh(
         &self,
         user_id: &UserId,
@@ -236,14 +235,26 @@ impl UserTokens {
     }
 
     /// Verifies an access token. Session liveness and the denylist are the caller's next step.
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.verifier.verify(token, self.clock.now())
+    pub fn verify_access(&self, token: &str) -> Result<AccessToken, TokenError> {
+        self.verify_access_read(token, HeaderRead::Unread)
+    }
+
+    /// As [`verify_access`](Self::verify_access), with the header as the router read it.
+    fn verify_access_read(
+        &self,
+        token: &str,
+        header: HeaderRead<'_>,
+    ) -> Result<AccessToken, TokenError> {
+        let now = self.clock.now();
+        self.verifier
+            .verify_read::<AccessClaims>(token, header, now)
     }
 
     /// Verifies a refresh token (its `aud` must be the user audience plus `:refresh`).
     /// Rotation rules are the session store's next step.
-    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        self.verifier.verify(token, self.clock.now())
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshToken, TokenError> {
+        self.verifier
+            .verify::<RefreshClaims>(token, self.clock.now())
     }
 }
 
@@ -312,8 +323,14 @@ impl AgentTokens {
     }
 
     /// Verifies a run token. Agent liveness and company are the caller's next step.
-    pub fn verify(&self, token: &str) -> Result<AgentClaims, TokenError> {
-        self.verifier.verify(token, self.clock.now())
+    pub fn verify(&self, token: &str) -> Result<AgentToken, TokenError> {
+        self.verify_read(token, HeaderRead::Unread)
+    }
+
+    /// As [`verify`](Self::verify), with the header as the router read it.
+    fn verify_read(&self, token: &str, header: HeaderRead<'_>) -> Result<AgentToken, TokenError> {
+        let now = self.clock.now();
+        self.verifier.verify_read::<AgentClaims>(token, header, now)
     }
 }
 

@@ -68,6 +68,12 @@ fn access_claims() -> Value {
     })
 }
 
+/// The payload of `token`, as signed (the verified kinds keep only what callers need).
+fn payload(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
 fn with(mut claims: Value, key: &str, value: Value) -> Value {
     claims[key] = value;
     claims
@@ -78,7 +84,7 @@ fn without(mut claims: Value, key: &str) -> Value {
     claims
 }
 
-fn verify_forged(header: Value, claims: Value) -> Result<AccessClaims, TokenError> {
+fn verify_forged(header: Value, claims: Value) -> Result<AccessToken, TokenError> {
     hs_tokens(&clock()).verify_access(&forge_hs256(header, claims, secret().expose()))
 }
 
@@ -113,8 +119,8 @@ fn mint_access(tokens: &UserTokens) -> String {
 #[test]
 fn forged_token_with_valid_claims_is_accepted_by_the_test_helper() {
     // Guards the helpers below: a correctly signed, well-formed token passes.
-    let claims = verify_forged(hs_header(), access_claims()).unwrap();
-    assert_eq!(claims.sub.as_deref(), Some("u1"));
+    let access = verify_forged(hs_header(), access_claims()).unwrap();
+    assert_eq!(access.user_id.as_str(), "u1");
 }
 
 #[test]
@@ -125,9 +131,20 @@ fn minted_access_token_round_trips_with_kid_and_claims() {
     assert_eq!(alg, JwtAlgorithm::Hs256);
     assert_eq!(header.kid.as_deref(), Some(hs_kid().as_str()));
     let c = tokens.verify_access(&token).unwrap();
-    assert_eq!(c.token_type.as_deref(), Some("access"));
-    assert_eq!(c.registered.exp, Some(NumericDate(NOW + 900)));
-    assert_eq!(c.registered.iat, Some(NumericDate(NOW)));
+    assert_eq!(
+        (c.user_id.as_str(), c.role.as_str(), c.org_id.as_str()),
+        ("u1", "user", "acme")
+    );
+    assert_eq!(
+        (c.session_id.as_str(), c.email.as_deref()),
+        ("s1", Some("a@example.com"))
+    );
+    assert_eq!(c.expires_at, NOW + 900);
+    let claims = payload(&token);
+    assert_eq!(claims["type"], "access");
+    assert_eq!(claims["jti"], c.jti.as_str());
+    assert_eq!(claims["exp"], NOW + 900);
+    assert_eq!(claims["iat"], NOW);
 }
 
 #[test]
@@ -358,7 +375,7 @@ fn refresh_token_used_as_access_token_is_wrong_type_and_the_reverse() {
     let access = mint_access(&tokens);
     assert_eq!(tokens.verify_refresh(&access), Err(TokenError::WrongType));
     let claims = tokens.verify_refresh(refresh.token.expose()).unwrap();
-    assert!(!claims.rmb);
+    assert!(!claims.remember_me);
     assert_eq!(refresh.expires_in, 7 * 86_400);
     let remembered = tokens.mint_refresh(&u, &s, true).unwrap();
     assert_eq!(remembered.expires_in, 30 * 86_400);
@@ -366,7 +383,7 @@ fn refresh_token_used_as_access_token_is_wrong_type_and_the_reverse() {
         tokens
             .verify_refresh(remembered.token.expose())
             .unwrap()
-            .rmb
+            .remember_me
     );
 }
 
@@ -450,8 +467,8 @@ fn user_token_is_never_an_agent_token_and_the_reverse() {
         Err(TokenError::MissingClaim("type"))
     );
     let claims = agents.verify(run.token.expose()).unwrap();
-    assert_eq!(claims.company_id.as_deref(), Some("acme"));
-    assert_eq!(claims.run_id.as_deref(), Some("run-1"));
+    assert_eq!(claims.company_id.as_str(), "acme");
+    assert_eq!(claims.run_id.as_str(), "run-1");
 }
 
 #[test]
@@ -583,9 +600,10 @@ fn access_tokens_are_typed_at_jwt_and_refresh_tokens_have_their_own_audience() {
     );
     let claims = tokens.verify_refresh(refresh).unwrap();
     assert_eq!(
-        claims.registered.aud,
-        Some(Audience::One("portcullis-api:refresh".into()))
+        (claims.user_id.as_str(), claims.session_id.as_str()),
+        ("u1", "s1")
     );
+    assert_eq!(payload(refresh)["aud"], "portcullis-api:refresh");
     // A refresh token bearing the access audience (as minted before) is refused.
     let refresh_claims = json!({
         "sub": "u1", "type": "refresh", "sid": "s1", "jti": "j2", "rmb": false,
@@ -666,8 +684,8 @@ fn agent_token_without_jti_and_with_extra_claims_verifies() {
         agent_secret.expose(),
     );
     let verified = agents.verify(&token).unwrap();
-    assert_eq!(verified.registered.jti, None);
-    assert_eq!(verified.run_id.as_deref(), Some("run-1"));
+    assert_eq!(verified.jti, None);
+    assert_eq!(verified.run_id.as_str(), "run-1");
     for required in ["sub", "company_id", "run_id", "exp"] {
         let token = forge_hs256(
             json!({"alg": "HS256", "typ": "JWT"}),
@@ -831,6 +849,217 @@ fn keys_and_minted_tokens_never_show_secrets_in_debug() {
     let (u, o, s) = ("u1".into(), "acme".into(), "s1".into());
     let m = minted.mint_access(grant(&u, &o, &s)).unwrap();
     assert!(!format!("{m:?}").contains(m.token.expose()));
+}
+
+#[test]
+fn hs256_signatures_are_what_jsonwebtoken_makes_and_checks() {
+    // HS256 signs with the key's pre-keyed MAC, not jsonwebtoken: the bytes must not change.
+    let tokens = hs_tokens(&clock());
+    let token = mint_access(&tokens);
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let key = jsonwebtoken::DecodingKey::from_secret(secret().expose());
+    let alg = jsonwebtoken::Algorithm::HS256;
+    assert!(jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg).unwrap());
+    let theirs = jsonwebtoken::EncodingKey::from_secret(secret().expose());
+    assert_eq!(
+        jsonwebtoken::crypto::sign(message.as_bytes(), &theirs, alg).unwrap(),
+        signature
+    );
+}
+
+#[test]
+fn a_keys_algorithm_is_its_material() {
+    let hs = SigningKey::hs256(&secret());
+    assert_eq!(hs.algorithm(), JwtAlgorithm::Hs256);
+    assert_eq!(hs.verifying_key().algorithm(), JwtAlgorithm::Hs256);
+    assert!(hs.verifying_key().material().public_key().is_none());
+    for (alg, private, public) in [
+        (JwtAlgorithm::Rs256, RS_PRIV, RS_PUB),
+        (JwtAlgorithm::Es256, ES_PRIV, ES_PUB),
+        (JwtAlgorithm::EdDsa, ED_PRIV, ED_PUB),
+    ] {
+        let signing = SigningKey::from_private_pem(alg, private).unwrap();
+        assert_eq!(signing.algorithm(), alg);
+        assert_eq!(signing.verifying_key().algorithm(), alg);
+        let verifying = VerifyingKey::from_public_pem(alg, public).unwrap();
+        assert_eq!(verifying.algorithm(), alg);
+        let renamed = verifying.with_kid("renamed");
+        let jwk = &renamed.material().public_key().unwrap().jwk;
+        assert_eq!(jwk.common.key_id.as_deref(), Some("renamed"), "{alg}");
+    }
+    assert_eq!(
+        VerifyingKey::from_public_pem(JwtAlgorithm::Hs256, RS_PUB).unwrap_err(),
+        KeyError::NotPem
+    );
+}
+
+/// A user family on `secret()` and an agent family on its own secret and audience.
+fn families(c: &ManualClock) -> TokenFamilies {
+    let agents = AgentTokens::new(
+        KeyRing::new(SigningKey::hs256(&agent_secret())),
+        TokenPolicy {
+            audience: "portcullis-agents".into(),
+            ..policy()
+        },
+        3600,
+    )
+    .with_clock(Arc::new(c.clone()));
+    TokenFamilies::new(hs_tokens(c), agents)
+}
+
+fn agent_secret() -> Secret {
+    Secret::from("agent-secret-of-at-least-32-bytes!!!")
+}
+
+fn agent_claims() -> Value {
+    json!({
+        "sub": "agent-1", "company_id": "acme", "run_id": "run-1", "jti": "j9",
+        "iat": NOW, "exp": NOW + 3600, "iss": "portcullis", "aud": "portcullis-agents",
+    })
+}
+
+fn mint_run(families: &TokenFamilies) -> String {
+    let (a, o, r) = ("agent-1".into(), "acme".into(), "run-1".into());
+    let grant = AgentGrant {
+        agent_id: &a,
+        company_id: &o,
+        adapter_type: "process",
+        run_id: &r,
+    };
+    families
+        .agents()
+        .mint(grant)
+        .unwrap()
+        .token
+        .expose()
+        .to_owned()
+}
+
+#[test]
+fn families_route_our_own_headers_by_their_bytes() {
+    let c = clock();
+    let families = families(&c);
+    let access = mint_access(families.users());
+    let Ok(VerifiedToken::User(user)) = families.verify(&access, Carrier::Bearer) else {
+        panic!("an access token is the user family's");
+    };
+    assert_eq!(
+        (user.user_id.as_str(), user.jti.as_str().is_empty()),
+        ("u1", false)
+    );
+    assert!(matches!(
+        families.verify(&access, Carrier::Cookie),
+        Ok(VerifiedToken::User(_))
+    ));
+    let run = mint_run(&families);
+    let Ok(VerifiedToken::Agent(agent)) = families.verify(&run, Carrier::Bearer) else {
+        panic!("a run token is the agent family's");
+    };
+    assert_eq!(
+        (agent.agent_id.as_str(), agent.company_id.as_str()),
+        ("agent-1", "acme")
+    );
+    assert_eq!(agent.adapter_type.as_deref(), Some("process"));
+    assert!(agent.jti.is_some(), "we mint run tokens with a jti");
+    assert_eq!(agent.expires_at, NOW + 3600);
+    // Cookies carry user tokens only: the run token meets the user family's keys.
+    assert_eq!(
+        families.verify(&run, Carrier::Cookie),
+        Err(TokenError::UnknownKid)
+    );
+    // A refresh token is the user family's, and not an access token.
+    let (u, s) = ("u1".into(), "s1".into());
+    let refresh = families.users().mint_refresh(&u, &s, false).unwrap();
+    assert_eq!(
+        families.verify(refresh.token.expose(), Carrier::Bearer),
+        Err(TokenError::WrongType)
+    );
+}
+
+#[test]
+fn families_route_other_headers_by_kid_then_by_the_payloads_type() {
+    let c = clock();
+    let families = families(&c);
+    let agent_kid = SigningKey::hs256(&agent_secret()).kid().to_owned();
+    // A kid only the agent ring knows: the agent family.
+    let by_kid = forge_hs256(
+        json!({"alg": "HS256", "kid": agent_kid}),
+        agent_claims(),
+        agent_secret().expose(),
+    );
+    assert!(matches!(
+        families.verify(&by_kid, Carrier::Bearer),
+        Ok(VerifiedToken::Agent(_))
+    ));
+    // A kid the user ring knows: the user family.
+    let user_kid = forge_hs256(hs_header(), access_claims(), secret().expose());
+    assert!(matches!(
+        families.verify(&user_kid, Carrier::Bearer),
+        Ok(VerifiedToken::User(_))
+    ));
+    // A kid neither knows: the user family, which refuses it.
+    let stranger = forge_hs256(
+        json!({"alg": "HS256", "kid": "nope"}),
+        agent_claims(),
+        agent_secret().expose(),
+    );
+    assert_eq!(
+        families.verify(&stranger, Carrier::Bearer),
+        Err(TokenError::UnknownKid)
+    );
+    // No kid: a payload without `type` is a run token (Paperclip's shape), one with it a user's.
+    let no_kid = json!({"alg": "HS256", "typ": "JWT"});
+    let run = forge_hs256(no_kid.clone(), agent_claims(), agent_secret().expose());
+    let Ok(VerifiedToken::Agent(agent)) = families.verify(&run, Carrier::Bearer) else {
+        panic!("a kid-less token without `type` is the agent family's");
+    };
+    assert_eq!(agent.jti.as_ref().map(|j| j.as_str()), Some("j9"));
+    let access = forge_hs256(no_kid.clone(), access_claims(), secret().expose());
+    assert!(matches!(
+        families.verify(&access, Carrier::Bearer),
+        Ok(VerifiedToken::User(_))
+    ));
+    // A run token signed with the user secret but without `type` goes to the agent family,
+    // whose key does not match.
+    let misrouted = forge_hs256(no_kid, agent_claims(), secret().expose());
+    assert_eq!(
+        families.verify(&misrouted, Carrier::Bearer),
+        Err(TokenError::BadSignature)
+    );
+    // And as a cookie, the same token meets the user family: no `type`.
+    let cookie = forge_hs256(json!({"alg": "HS256"}), agent_claims(), secret().expose());
+    assert_eq!(
+        families.verify(&cookie, Carrier::Cookie),
+        Err(TokenError::WrongAudience)
+    );
+}
+
+#[test]
+fn families_screen_the_header_once_with_the_same_errors() {
+    let c = clock();
+    let families = families(&c);
+    for carrier in [Carrier::Bearer, Carrier::Cookie] {
+        let unsigned = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&agent_claims()));
+        assert_eq!(
+            families.verify(&unsigned, carrier),
+            Err(TokenError::AlgNone)
+        );
+        let crit = json!({"alg": "HS256", "crit": ["x"]});
+        let crit = forge_hs256(crit, agent_claims(), agent_secret().expose());
+        assert_eq!(
+            families.verify(&crit, carrier),
+            Err(TokenError::UnknownCrit)
+        );
+        assert_eq!(families.verify("a.b", carrier), Err(TokenError::Malformed));
+        let huge = "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1);
+        assert_eq!(families.verify(&huge, carrier), Err(TokenError::Oversize));
+        let rs = json!({"alg": "RS256"});
+        let rs = forge_hs256(rs, access_claims(), secret().expose());
+        assert_eq!(
+            families.verify(&rs, carrier),
+            Err(TokenError::AlgorithmNotAllowed)
+        );
+    }
 }
 
 mod properties {

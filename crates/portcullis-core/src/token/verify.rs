@@ -1,21 +1,23 @@
-//! The verification pipeline shared by every token kind:
+//! The verification pipeline shared by every token kind, and signing:
 //! size → shape → header (`alg: none`, `crit`, algorithm) → key by `kid` → signature →
 //! `iss`/`aud` → `exp`/`nbf`/`iat` with leeway → the kind's own claims.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use serde::Deserialize;
 
-use super::claims::KindClaims;
-use super::keyring::{JwtAlgorithm, KeyRing, VerifyingKey};
+use super::algorithm::JwtAlgorithm;
+use super::claims::{KindClaims, Registered};
+use super::header::{ExplicitTyp, MAX_HEADER_BYTES, TokenHeader};
+use super::hmac::HmacSha256;
+use super::key::VerifyingKey;
+use super::keyring::KeyRing;
+use super::material::VerifyingMaterial;
 use crate::clock::UnixTime;
 use crate::error::TokenError;
 
 /// Largest token accepted, in bytes, unless configured otherwise. Ours are under 1 KiB.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Largest header accepted, in bytes (base64url), checked before decoding it.
-const MAX_HEADER_BYTES: usize = 1024;
 
 /// What a token family requires of every token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,100 +32,15 @@ pub struct TokenPolicy {
     pub max_token_bytes: usize,
 }
 
-/// The parts of a JOSE header the verifier reads. Unknown members are ignored; `crit` is
-/// honoured by refusing it, since we implement no extensions.
-#[derive(Debug, Deserialize)]
-pub struct TokenHeader {
-    /// `alg`, as written.
-    pub alg: String,
-    /// `kid`, if any.
-    #[serde(default)]
-    pub kid: Option<String>,
-    /// `typ`, if any (RFC 9068 access tokens carry `at+jwt`).
-    #[serde(default)]
-    pub typ: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
-
-/// What a header's `typ` says about a token's kind (explicit typing, RFC 8725 §3.11).
-///
-/// `typ` is not required on verification: the kinds are told apart by signed claims every
-/// issuer sets (`type`, and `aud`, which differs for refresh tokens), while tokens minted by
-/// other tools with our keys — which the contract accepts (a token without `kid`, PyJWT) — and
-/// tokens minted before access tokens were typed carry the generic `JWT`. What `typ` adds is
-/// for others: a service verifying our access tokens through the JWKS by RFC 9068. But when a
-/// header does name a kind, it must be the kind being verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExplicitTyp {
-    /// No `typ`, `JWT`, or anything that names no kind.
-    Generic,
-    /// `at+jwt` or `application/at+jwt` (RFC 9068), any case.
-    Access,
-    /// Another `…+jwt` type (a logout token, an ID token, …): never one of ours.
-    Other,
-}
-
-impl ExplicitTyp {
-    /// Classifies a header's `typ` (media types are case-insensitive and may omit
-    /// `application/`, RFC 7515 §4.1.9).
-    pub fn of(typ: Option<&str>) -> Self {
-        let Some(typ) = typ else {
-            return Self::Generic;
-        };
-        let lower = typ.to_ascii_lowercase();
-        let bare = lower.strip_prefix("application/").unwrap_or(&lower);
-        match bare {
-            "at+jwt" => Self::Access,
-            t if t.ends_with("+jwt") => Self::Other,
-            _ => Self::Generic,
-        }
-    }
-
-    /// The `typ` value we write for this kind.
-    pub(crate) const fn header_value(self) -> &'static str {
-        match self {
-            Self::Access => "at+jwt",
-            Self::Generic | Self::Other => "JWT",
-        }
-    }
-
-    /// Whether a header typed `self` may carry a token of a kind typed `kind`.
-    pub(crate) fn allows(self, kind: Self) -> bool {
-        self == Self::Generic || self == kind
-    }
-}
-
-impl TokenHeader {
-    /// Parses and screens the header of `token`: size, shape, `alg: none`, `crit`, and an
-    /// algorithm we support. No key is touched.
-    pub fn parse(token: &str, max_token_bytes: usize) -> Result<(Self, JwtAlgorithm), TokenError> {
-        if token.len() > max_token_bytes {
-            return Err(TokenError::Oversize);
-        }
-        let mut parts = token.split('.');
-        let (Some(h), Some(_), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        if h.len() > MAX_HEADER_BYTES {
-            return Err(TokenError::Oversize);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(h)
-            .map_err(|_| TokenError::Malformed)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| TokenError::Malformed)?;
-        let header: Self = serde_json::from_str(text).map_err(|_| TokenError::Malformed)?;
-        if header.alg.eq_ignore_ascii_case("none") {
-            return Err(TokenError::AlgNone);
-        }
-        if header.crit.is_some() {
-            return Err(TokenError::UnknownCrit);
-        }
-        let alg = JwtAlgorithm::from_name(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
-        Ok((header, alg))
-    }
+/// How far a token's header has been read before verification.
+#[derive(Clone, Copy)]
+pub(crate) enum HeaderRead<'a> {
+    /// Not at all: the verifier recognises our own header or parses it.
+    Unread,
+    /// Our own minted header, recognised in this family's ring: its key and `typ`.
+    Minted(&'a VerifyingKey, ExplicitTyp),
+    /// Someone else's header, parsed and screened once (by the router).
+    Parsed(&'a TokenHeader, JwtAlgorithm),
 }
 
 /// A key ring with the policy of its token family: verifies and signs.
@@ -158,24 +75,48 @@ impl Verifier {
         Ok(key)
     }
 
+    /// Verifies `token` as a token of kind `C`, reading its header here.
     pub(crate) fn verify<C: KindClaims>(
         &self,
         token: &str,
         now: UnixTime,
-    ) -> Result<C, TokenError> {
+    ) -> Result<C::Verified, TokenError> {
+        self.verify_read::<C>(token, HeaderRead::Unread, now)
+    }
+
+    /// Verifies `token` as a token of kind `C`, with its header as far as it has been read.
+    pub(crate) fn verify_read<C: KindClaims>(
+        &self,
+        token: &str,
+        header: HeaderRead<'_>,
+        now: UnixTime,
+    ) -> Result<C::Verified, TokenError> {
         if token.len() > self.policy.max_token_bytes {
             return Err(TokenError::Oversize);
         }
         let seg = Segments::split(token)?;
-        let (key, typ) = self.key_for_segment(seg.header, token)?;
+        let (key, typ) = match header {
+            HeaderRead::Unread => self.key_for_segment(seg.header, token)?,
+            HeaderRead::Minted(key, typ) => (key, typ),
+            HeaderRead::Parsed(header, alg) => (
+                self.key_for(header, alg)?,
+                ExplicitTyp::of(header.typ.as_deref()),
+            ),
+        };
         if !typ.allows(C::TYP) {
             return Err(TokenError::WrongType);
         }
         verify_signature(key, &seg)?;
         let claims: C = decode_json(seg.payload)?;
-        self.check_registered::<C>(claims.registered(), now)?;
-        claims.check_kind()?;
-        Ok(claims)
+        let expires_at = self.check_registered::<C>(claims.registered(), now)?;
+        claims.into_verified(expires_at)
+    }
+
+    /// Our own minted header, if `segment` is one this family's keys write: the key and the
+    /// header's `typ`.
+    pub(crate) fn minted(&self, segment: &str) -> Option<HeaderRead<'_>> {
+        let (key, typ) = self.ring.by_header_segment_typed(segment)?;
+        Some(HeaderRead::Minted(key, typ))
     }
 
     /// The key for a token's header segment, and the header's `typ`: our own minted headers
@@ -194,12 +135,13 @@ impl Verifier {
         Ok((self.key_for(&header, alg)?, typ))
     }
 
-    /// `iss`, `aud` (the policy's audience with the kind's suffix) and the times.
+    /// `iss`, `aud` (the policy's audience with the kind's suffix) and the times; the `exp`
+    /// they passed.
     fn check_registered<C: KindClaims>(
         &self,
-        r: &super::claims::Registered,
+        r: &Registered,
         now: UnixTime,
-    ) -> Result<(), TokenError> {
+    ) -> Result<UnixTime, TokenError> {
         let leeway = self.policy.leeway_secs;
         let exp = r.exp.ok_or(TokenError::MissingClaim("exp"))?;
         let iss = r.iss.as_deref().ok_or(TokenError::MissingClaim("iss"))?;
@@ -223,7 +165,7 @@ impl Verifier {
         if r.iat.is_some_and(|iat| iat.0 > now.saturating_add(leeway)) {
             return Err(TokenError::IssuedInFuture);
         }
-        Ok(())
+        Ok(exp.0)
     }
 
     /// Signs `claims` with the active key under the header typed `typ`: exactly the header
@@ -240,9 +182,9 @@ impl Verifier {
             key.verifying_key().header_segment(typ),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let signature =
-            jsonwebtoken::crypto::sign(token.as_bytes(), key.encoding(), key.algorithm().to_jwt())
-                .map_err(|e| MintError(e.to_string()))?;
+        let signature = key
+            .sign(token.as_bytes())
+            .map_err(|e| MintError(e.to_string()))?;
         token.push('.');
         token.push_str(&signature);
         Ok(token)
@@ -279,25 +221,16 @@ impl<'t> Segments<'t> {
 
 /// Checks the signature with `key` (whose algorithm is the only one it verifies).
 fn verify_signature(key: &VerifyingKey, seg: &Segments<'_>) -> Result<(), TokenError> {
-    if let Some(mac) = key.hmac() {
-        // An HS256 signature is 32 bytes: 43 base64url characters.
-        let mut sig = [0u8; 32];
-        if seg.signature.len() != 43 {
-            return Err(TokenError::BadSignature);
-        }
-        URL_SAFE_NO_PAD
-            .decode_slice(seg.signature, &mut sig)
-            .map_err(|_| TokenError::Malformed)?;
-        return if mac.verify(seg.signing_input.as_bytes(), &sig) {
-            Ok(())
-        } else {
-            Err(TokenError::BadSignature)
-        };
-    }
+    let public = match key.material() {
+        VerifyingMaterial::Hs256(mac) => return verify_hs256(mac, seg),
+        VerifyingMaterial::Rs256(public)
+        | VerifyingMaterial::Es256(public)
+        | VerifyingMaterial::EdDsa(public) => public,
+    };
     match jsonwebtoken::crypto::verify(
         seg.signature,
         seg.signing_input.as_bytes(),
-        key.decoding(),
+        &public.decoding,
         key.algorithm().to_jwt(),
     ) {
         Ok(true) => Ok(()),
@@ -309,6 +242,23 @@ fn verify_signature(key: &VerifyingKey, seg: &Segments<'_>) -> Result<(), TokenE
             }
             _ => TokenError::Malformed,
         }),
+    }
+}
+
+/// Checks an HS256 signature with the key's pre-keyed MAC, in constant time.
+fn verify_hs256(mac: &HmacSha256, seg: &Segments<'_>) -> Result<(), TokenError> {
+    // An HS256 signature is 32 bytes: 43 base64url characters.
+    let mut sig = [0u8; 32];
+    if seg.signature.len() != 43 {
+        return Err(TokenError::BadSignature);
+    }
+    URL_SAFE_NO_PAD
+        .decode_slice(seg.signature, &mut sig)
+        .map_err(|_| TokenError::Malformed)?;
+    if mac.verify(seg.signing_input.as_bytes(), &sig) {
+        Ok(())
+    } else {
+        Err(TokenError::BadSignature)
     }
 }
 
