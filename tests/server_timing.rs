@@ -398,7 +398,7 @@ fn item<'a>(src: &'a str, start: &str, end: &str) -> &'a str {
 fn key_hashes_compare_in_constant_time() {
     // API-key hashes and refresh-token hashes (the session's `current` and `parent`) are
     // compared with `==` on `KeyHash`: its PartialEq must be subtle's, not a derived one.
-    let src = source("crates/portcullis-core/src/api_key.rs");
+    let src = source("crates/portcullis-core/src/key_hash.rs");
     let eq = item(&src, "impl PartialEq for KeyHash", "}");
     assert!(
         eq.contains(".ct_eq("),
