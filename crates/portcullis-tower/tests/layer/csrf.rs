@@ -179,11 +179,11 @@ async fn bearer_and_api_key_posts_are_exempt_from_csrf() {
         .await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
     let r = fx.send(post(PRIVATE, &[("x-api-key", &key)])).await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    assert_api_key_actor(&r, id.as_str());
     let r = fx
         .send(post(PRIVATE, &[("authorization", &bearer(&key))]))
         .await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    assert_api_key_actor(&r, id.as_str());
     // A bearer decides even with the same user's cookie alongside.
     let r = fx
         .send(post(

@@ -27,9 +27,7 @@ async fn board_fallback_without_credentials_is_the_board() {
 async fn board_fallback_still_honours_real_credentials() {
     let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     let (_, token) = fx.login("u-alice").await;
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
 
@@ -63,9 +61,7 @@ async fn a_present_but_bad_credential_with_board_fallback_is_401_never_the_board
         assert_401(&r, code);
     }
     fx.clock.advance(ACCESS_TTL + LEEWAY);
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_401(&r, "token_expired");
 }
 
@@ -239,9 +235,7 @@ async fn require_auth_off_leaves_a_protected_path_anonymous_without_credentials(
     assert_401(&r, "invalid_credentials");
     // And a good one resolves.
     let (_, token) = fx.login("u-alice").await;
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
 
