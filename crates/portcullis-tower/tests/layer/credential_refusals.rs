@@ -15,9 +15,7 @@ async fn an_access_token_past_exp_and_the_leeway_is_token_expired() {
     let r = fx.get_with_bearer(&token).await;
     assert_401(&r, "token_expired");
     fx.clock.advance(3600);
-    let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-        .await;
+    let r = fx.get_private(&[("cookie", &access_cookie(&token))]).await;
     assert_401(&r, "token_expired");
 }
 
@@ -29,13 +27,13 @@ async fn an_agent_token_past_exp_and_the_leeway_is_token_expired() {
     let h = bearer(run.token.expose());
     fx.clock.advance(60 + LEEWAY - 1);
     assert_actor(
-        &fx.send(get(PRIVATE, &[("authorization", &h)])).await,
+        &fx.get_private(&[("authorization", &h)]).await,
         "agent",
         Some("agent-7"),
         Some("jwt"),
     );
     fx.clock.advance(2);
-    let r = fx.send(get(PRIVATE, &[("authorization", &h)])).await;
+    let r = fx.get_private(&[("authorization", &h)]).await;
     assert_401(&r, "token_expired");
 }
 
@@ -45,19 +43,18 @@ async fn a_revoked_session_is_token_revoked() {
     let (sid, token) = fx.login("u-alice").await;
     let h = bearer(&token);
     assert_actor(
-        &fx.send(get(PRIVATE, &[("authorization", &h)])).await,
+        &fx.get_private(&[("authorization", &h)]).await,
         "user",
         Some("u-alice"),
         Some("jwt"),
     );
     assert!(fx.auth.revoke_session(&sid).await.unwrap());
     assert_401(
-        &fx.send(get(PRIVATE, &[("authorization", &h)])).await,
+        &fx.get_private(&[("authorization", &h)]).await,
         "token_revoked",
     );
     assert_401(
-        &fx.send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-            .await,
+        &fx.get_private(&[("cookie", &access_cookie(&token))]).await,
         "token_revoked",
     );
 }
@@ -148,9 +145,7 @@ async fn a_refresh_token_as_bearer_or_cookie_is_wrong_token_type() {
     let r = fx.get_with_bearer(refresh).await;
     assert_401(&r, "wrong_token_type");
     assert_no_leak(&r, &[refresh]);
-    let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(refresh))]))
-        .await;
+    let r = fx.get_private(&[("cookie", &access_cookie(refresh))]).await;
     assert_401(&r, "wrong_token_type");
 }
 
@@ -164,10 +159,7 @@ async fn an_unknown_api_key_is_invalid_api_key() {
     // Well formed, right checksum, never stored.
     let stranger = api_key::generate(&ApiKeyPrefix::default());
     let key = stranger.key.expose();
-    for r in [
-        fx.get_with_api_key(key).await,
-        fx.get_with_bearer(key).await,
-    ] {
+    for r in fx.get_with_key_both_ways(key).await {
         assert_401(&r, "invalid_api_key");
         assert_no_leak(&r, &[key]);
     }
@@ -194,10 +186,7 @@ async fn an_api_key_with_a_bad_checksum_or_shape_is_invalid_api_key() {
         if bad == key {
             continue;
         }
-        for r in [
-            fx.get_with_api_key(bad).await,
-            fx.get_with_bearer(bad).await,
-        ] {
+        for r in fx.get_with_key_both_ways(bad).await {
             assert_401(&r, "invalid_api_key");
         }
     }
@@ -213,10 +202,7 @@ async fn an_api_key_with_a_bad_checksum_or_shape_is_invalid_api_key() {
 async fn api_keys_disabled_by_config_refuse_even_valid_keys() {
     let fx = Fx::with_config(config().api_keys_enabled(false));
     let (key, _) = fx.user_key("u-alice").await;
-    for r in [
-        fx.get_with_api_key(&key).await,
-        fx.get_with_bearer(&key).await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         assert_401(&r, "invalid_api_key");
     }
     // JWTs still work.
@@ -245,10 +231,7 @@ async fn an_expired_api_key_is_api_key_expired() {
     fx.clock.advance(59);
     assert_api_key_actor(&fx.get_with_api_key(&key).await, id.as_str());
     fx.clock.advance(1);
-    for r in [
-        fx.get_with_api_key(&key).await,
-        fx.get_with_bearer(&key).await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         assert_401(&r, "api_key_expired");
     }
 }
@@ -258,10 +241,7 @@ async fn a_disabled_api_key_is_api_key_disabled() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
     assert!(fx.auth.set_api_key_enabled(&id, false).await.unwrap());
-    for r in [
-        fx.get_with_api_key(&key).await,
-        fx.get_with_bearer(&key).await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         assert_401(&r, "api_key_disabled");
     }
     assert!(fx.auth.set_api_key_enabled(&id, true).await.unwrap());
@@ -318,7 +298,7 @@ async fn basic_and_other_authorization_schemes_are_invalid_credentials() {
         "Token abc",
         "Negotiate YIIB",
     ] {
-        let r = fx.send(get(PRIVATE, &[("authorization", value)])).await;
+        let r = fx.get_private(&[("authorization", value)]).await;
         assert_401(&r, "invalid_credentials");
         assert_no_leak(&r, &["dXNlcjpwYXNz"]);
     }
@@ -330,51 +310,39 @@ async fn two_valid_credentials_of_different_actors_are_invalid_credentials() {
     let (alices_key, _) = fx.user_key("u-alice").await;
     let (_, bobs_token) = fx.login("u-bob").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &alices_key),
-                ("authorization", &bearer(&bobs_token)),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &alices_key),
+            ("authorization", &bearer(&bobs_token)),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
 
     // Bearer and cookie of two different users.
     let (_, alices_token) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&alices_token)),
-                ("cookie", &access_cookie(&bobs_token)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&alices_token)),
+            ("cookie", &access_cookie(&bobs_token)),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
 
     // Two different keys, and a user key with an agent token.
     let (bobs_key, _) = fx.user_key("u-bob").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &alices_key),
-                ("authorization", &bearer(&bobs_key)),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &alices_key),
+            ("authorization", &bearer(&bobs_key)),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &alices_key),
-                ("authorization", &bearer(run.token.expose())),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &alices_key),
+            ("authorization", &bearer(run.token.expose())),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
 }
@@ -386,18 +354,12 @@ async fn any_bad_credential_among_several_refuses_the_request() {
     let (_, token) = fx.login("u-alice").await;
     // A good key, a garbage bearer.
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", &key), ("authorization", "Bearer garbage")],
-        ))
+        .get_private(&[("x-api-key", &key), ("authorization", "Bearer garbage")])
         .await;
     assert_401(&r, "invalid_token");
     // A bad key, a good bearer.
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", "ck_typo"), ("authorization", &bearer(&token))],
-        ))
+        .get_private(&[("x-api-key", "ck_typo"), ("authorization", &bearer(&token))])
         .await;
     assert_401(&r, "invalid_api_key");
     // A good bearer, an expired cookie.
@@ -405,21 +367,15 @@ async fn any_bad_credential_among_several_refuses_the_request() {
     fx.clock.advance(ACCESS_TTL + LEEWAY);
     let (_, fresh) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&fresh)),
-                ("cookie", &access_cookie(&old)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&fresh)),
+            ("cookie", &access_cookie(&old)),
+        ])
         .await;
     assert_401(&r, "token_expired");
     // A good bearer, an empty X-API-Key.
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", ""), ("authorization", &bearer(&fresh))],
-        ))
+        .get_private(&[("x-api-key", ""), ("authorization", &bearer(&fresh))])
         .await;
     assert_401(&r, "invalid_api_key");
 }

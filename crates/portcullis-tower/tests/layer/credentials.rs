@@ -23,7 +23,7 @@ async fn bearer_scheme_is_case_insensitive() {
     let (_, token) = fx.login("u-alice").await;
     for scheme in ["bearer", "BEARER", "bEaReR"] {
         let h = format!("{scheme} {token}");
-        let r = fx.send(get(PRIVATE, &[("authorization", &h)])).await;
+        let r = fx.get_private(&[("authorization", &h)]).await;
         assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
     }
 }
@@ -33,7 +33,7 @@ async fn access_cookie_resolves_to_the_user_with_method_cookie() {
     let fx = Fx::new();
     let (sid, token) = fx.login("u-alice").await;
     let cookie = format!("theme=dark; {}; lang=en", access_cookie(&token));
-    let r = fx.send(get(PRIVATE, &[("cookie", &cookie)])).await;
+    let r = fx.get_private(&[("cookie", &cookie)]).await;
     let actor = assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
     assert_eq!(actor["session_id"], sid.as_str());
 }
@@ -61,10 +61,7 @@ async fn agent_owned_api_key_resolves_to_the_agent() {
     let fx = Fx::new();
     let agent = fx.agent("agent-7").await;
     let (key, id) = fx.key_with(KeyOwner::Agent(agent), |_| {}).await;
-    for r in [
-        fx.get_with_api_key(&key).await,
-        fx.get_with_bearer(&key).await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         let actor = assert_actor(&r, "agent", Some("agent-7"), Some("api_key"));
         assert_eq!(actor["key_id"], id.as_str());
         assert_eq!(actor["run_id"], Value::Null);
@@ -88,22 +85,16 @@ async fn the_same_credential_in_two_sources_counts_once() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", &key), ("authorization", &bearer(&key))],
-        ))
+        .get_private(&[("x-api-key", &key), ("authorization", &bearer(&key))])
         .await;
     assert_api_key_actor(&r, id.as_str());
 
     let (_, token) = fx.login("u-bob").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&token)),
-                ("cookie", &access_cookie(&token)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&token)),
+            ("cookie", &access_cookie(&token)),
+        ])
         .await;
     // The bearer comes first in the contract's order.
     assert_actor(&r, "user", Some("u-bob"), Some("jwt"));
@@ -115,13 +106,10 @@ async fn two_credentials_of_the_same_actor_are_accepted_and_the_first_decides() 
     let (_, phone) = fx.login("u-alice").await;
     let (_, laptop) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&phone)),
-                ("cookie", &access_cookie(&laptop)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&phone)),
+            ("cookie", &access_cookie(&laptop)),
+        ])
         .await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 
@@ -130,13 +118,10 @@ async fn two_credentials_of_the_same_actor_are_accepted_and_the_first_decides() 
     let (key, key_id) = fx.key_with(KeyOwner::Agent(agent), |_| {}).await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &key),
-                ("authorization", &bearer(run.token.expose())),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &key),
+            ("authorization", &bearer(run.token.expose())),
+        ])
         .await;
     let actor = assert_actor(&r, "agent", Some("agent-7"), Some("api_key"));
     assert_eq!(actor["key_id"], key_id.as_str());
@@ -158,10 +143,7 @@ async fn a_token_inside_the_leeway_is_still_accepted() {
 #[tokio::test]
 async fn no_credential_on_a_protected_path_is_missing_credentials_with_a_bare_challenge() {
     let fx = Fx::new();
-    for r in [
-        fx.send(get(PRIVATE, &[])).await,
-        fx.send(post(PRIVATE, &[])).await,
-    ] {
+    for r in [fx.get_private(&[]).await, fx.send(post(PRIVATE, &[])).await] {
         let doc = assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
         assert_eq!(doc["title"], "Unauthorized");
         assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -214,7 +196,7 @@ async fn a_tampered_signature_is_invalid_token() {
     let r = fx.get_with_bearer(&tampered).await;
     assert_401(&r, "invalid_token");
     let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(&tampered))]))
+        .get_private(&[("cookie", &access_cookie(&tampered))])
         .await;
     assert_401(&r, "invalid_token");
 }
@@ -309,10 +291,7 @@ async fn an_agent_token_in_the_cookie_is_invalid_token() {
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("cookie", &access_cookie(run.token.expose()))],
-        ))
+        .get_private(&[("cookie", &access_cookie(run.token.expose()))])
         .await;
     assert_401(&r, "invalid_token");
 }

@@ -50,9 +50,7 @@ async fn a_cookie_already_resolved_still_needs_the_csrf_token_on_a_post() {
         .send(post(PRIVATE, &[("cookie", &cookies(&token, CSRF))]))
         .await;
     assert_csrf_failed(&r);
-    let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-        .await;
+    let r = fx.get_private(&[("cookie", &access_cookie(&token))]).await;
     assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
 }
 

@@ -54,11 +54,8 @@ async fn a_failing_session_store_is_auth_unavailable_never_200() {
     let minted = fx.access("u-alice", &SessionId::random());
     for r in [
         fx.get_with_bearer(minted.token.expose()).await,
-        fx.send(get(
-            PRIVATE,
-            &[("cookie", &access_cookie(minted.token.expose()))],
-        ))
-        .await,
+        fx.get_private(&[("cookie", &access_cookie(minted.token.expose()))])
+            .await,
     ] {
         assert_503(&r);
     }
@@ -72,10 +69,7 @@ async fn a_failing_denylist_is_auth_unavailable_for_users_and_agents() {
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     assert_503(&fx.get_with_bearer(&token).await);
-    assert_503(
-        &fx.send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-            .await,
-    );
+    assert_503(&fx.get_private(&[("cookie", &access_cookie(&token))]).await);
     assert_503(&fx.get_with_bearer(run.token.expose()).await);
 }
 
@@ -84,10 +78,7 @@ async fn a_failing_api_key_store_is_auth_unavailable() {
     let fx = Fx::with_stores(stores_with(|s| s.api_keys = Arc::new(Down)));
     let key = api_key::generate(&ApiKeyPrefix::default());
     let key = key.key.expose();
-    for r in [
-        fx.get_with_api_key(key).await,
-        fx.get_with_bearer(key).await,
-    ] {
+    for r in fx.get_with_key_both_ways(key).await {
         assert_503(&r);
         assert_no_leak(&r, &[key]);
     }

@@ -146,15 +146,27 @@ impl Fx {
         send_with(self.layer(), req).await
     }
 
+    /// `GET PRIVATE` with `headers`.
+    async fn get_private(&self, headers: &[(&str, &str)]) -> Reply {
+        self.send(get(PRIVATE, headers)).await
+    }
+
     /// `GET PRIVATE` with `Authorization: Bearer <token>`.
     async fn get_with_bearer(&self, token: &str) -> Reply {
-        self.send(get(PRIVATE, &[("authorization", &bearer(token))]))
-            .await
+        self.get_private(&[("authorization", &bearer(token))]).await
     }
 
     /// `GET PRIVATE` with `X-API-Key: <key>`.
     async fn get_with_api_key(&self, key: &str) -> Reply {
-        self.send(get(PRIVATE, &[("x-api-key", key)])).await
+        self.get_private(&[("x-api-key", key)]).await
+    }
+
+    /// `key` sent both ways a key may come: as `X-API-Key`, then as `Authorization: Bearer`.
+    async fn get_with_key_both_ways(&self, key: &str) -> [Reply; 2] {
+        [
+            self.get_with_api_key(key).await,
+            self.get_with_bearer(key).await,
+        ]
     }
 
     /// [`send`](Self::send) for the logging test. Other tests run in parallel threads with no
