@@ -7,12 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
 use portcullis_core::cache::Invalidation;
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
 use portcullis_core::session::SessionRecord;
-use portcullis_core::store::{AgentRecord, AgentStatus};
-use portcullis_core::testing;
 use portcullis_core::token::{AccessGrant, AgentGrant};
 use portcullis_core::{Actor, AuthError, Authenticator, Clock, Credential, ManualClock, Secret};
 

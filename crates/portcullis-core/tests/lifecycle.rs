@@ -470,7 +470,7 @@ async fn change_password_revokes_every_session_and_the_new_password_logs_in() {
             .unwrap();
     assert_eq!(revoked, 2);
     for t in [&tokens, &other] {
-        f.assert_revoked(&t).await;
+        f.assert_revoked(t).await;
     }
     let old = f.lc.login("ada@example.com", PASSWORD, false).await;
     assert_eq!(auth_err(old), AuthError::InvalidCredentials);

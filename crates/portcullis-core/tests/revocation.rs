@@ -10,12 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
 use portcullis_core::cache::{Invalidation, InvalidationSink};
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use portcullis_core::session::SessionRecord;
-use portcullis_core::store::{AgentRecord, AgentStatus};
-use portcullis_core::testing;
 use portcullis_core::token::AccessGrant;
 use portcullis_core::{AuthError, Authenticator, Credential, Secret, StoreError};
 
