@@ -11,6 +11,9 @@
 //!   authenticator's session store, for `oneshot` calls through the real `AuthLayer`.
 //! - [`TestActor::issue_api_key`]: a real API key with exactly the permissions set, in the
 //!   authenticator's key store (for permissions no role grants).
+//! - [`api_key_record`]`(id, hash)`: a stored key's record with the usual test values, to
+//!   change with struct-update syntax (`ApiKeyRecord { enabled: false, ..api_key_record(…) }`)
+//!   before inserting it into a store.
 //!
 //! ```
 //! use portcullis_core::{Authenticator, Credential, PermissionList, testing, seed::MemoryCreate};
@@ -34,7 +37,7 @@ use crate::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
 use crate::authenticator::Authenticator;
 use crate::error::StoreError;
 use crate::ids::{AgentId, ApiKeyId, OrgId, SessionId, UserId};
-use crate::permission::PermissionSet;
+use crate::permission::{PermissionSet, seed};
 use crate::secret::SecretString;
 use crate::session::SessionRecord;
 use crate::token::{AccessGrant, MintError};
@@ -57,6 +60,36 @@ pub fn actor() -> TestActor {
         permissions: None,
         role: None,
         all_orgs: false,
+    }
+}
+
+/// A key record with the usual test values: id and hash as given, named `k`, display prefix
+/// `ck_test`, made by and acting as user `u` in org `acme`, with [`seed::MEMORY_ALL`],
+/// created at 0, enabled, never expiring, with no rate limit of its own and never used.
+/// Change what a test is about with struct-update syntax.
+///
+/// ```
+/// use portcullis_core::api_key::{ApiKeyRecord, KeyHash};
+/// use portcullis_core::testing;
+/// let disabled = ApiKeyRecord { enabled: false, ..testing::api_key_record("k1", KeyHash::of(b"k1")) };
+/// assert_eq!(disabled.org_id.as_str(), "acme");
+/// assert!(!disabled.enabled);
+/// ```
+pub fn api_key_record(id: impl Into<ApiKeyId>, hash: KeyHash) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        name: "k".into(),
+        hash,
+        display_prefix: "ck_test".into(),
+        created_by: "u".into(),
+        owner: KeyOwner::User("u".into()),
+        org_id: "acme".into(),
+        permissions: seed::MEMORY_ALL,
+        created_at: 0,
+        expires_at: None,
+        enabled: true,
+        rate_limit_per_minute: None,
+        last_used_at: None,
     }
 }
 

@@ -3,17 +3,16 @@
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
 use portcullis_core::cache::Invalidation;
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
 use portcullis_core::session::SessionRecord;
-use portcullis_core::store::{AgentRecord, AgentStatus};
 use portcullis_core::token::{AccessGrant, AgentGrant};
-use portcullis_core::{
-    Actor, AuthConfig, AuthError, Authenticator, Clock, Credential, ManualClock, Secret, seed,
-};
+use portcullis_core::{Actor, AuthError, Authenticator, Clock, Credential, ManualClock, Secret};
 
 const T0: u64 = 1_800_000_000;
 
@@ -27,13 +26,7 @@ struct Fx {
 
 async fn fx() -> Fx {
     let clock = ManualClock::new(T0);
-    let config = AuthConfig::builder()
-        .jwt_secret(Secret::random(32))
-        .agent_secret(Secret::random(32))
-        .build()
-        .unwrap();
-    let auth = Authenticator::builder()
-        .config(config)
+    let auth = common::authenticator(common::config().agent_secret(Secret::random(32)))
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();
@@ -70,25 +63,17 @@ fn access(fx: &Fx) -> String {
 }
 
 async fn key(fx: &Fx, owner: KeyOwner, rate_limit: Option<u32>) -> (String, ApiKeyId) {
-    let generated = api_key::generate(&fx.auth.config().api_key_prefix);
-    let id = ApiKeyId::random();
-    let record = ApiKeyRecord {
-        id: id.clone(),
-        name: "k".into(),
-        hash: generated.hash,
-        display_prefix: generated.display_prefix.clone(),
+    let (key, id, _) = common::insert_key(&fx.auth, |usual| ApiKeyRecord {
         created_by: fx.user.clone().into(),
         owner,
         org_id: fx.org.clone(),
-        permissions: seed::MEMORY_ALL,
         created_at: T0,
         expires_at: Some(T0 + 60),
-        enabled: true,
         rate_limit_per_minute: rate_limit,
-        last_used_at: None,
-    };
-    fx.auth.stores().api_keys.insert(record).await.unwrap();
-    (generated.key.expose().to_owned(), id)
+        ..usual
+    })
+    .await;
+    (key, id)
 }
 
 #[tokio::test]
@@ -237,14 +222,7 @@ async fn a_rate_limited_key_is_never_served_from_the_cache() {
 async fn terminating_an_agent_kills_its_cached_run_token_and_key_at_once() {
     let fx = fx().await;
     let agent = AgentId::from("agent-1");
-    let record = AgentRecord {
-        id: agent.clone(),
-        org_id: fx.org.clone(),
-        name: "a".into(),
-        status: AgentStatus::Active,
-        created_at: T0,
-    };
-    fx.auth.stores().agents.insert(record).await.unwrap();
+    common::insert_agent(&fx.auth, &agent, &fx.org, T0).await;
     let run = RunId::from("run-1");
     let minted = fx
         .auth

@@ -3,6 +3,8 @@
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,8 +19,8 @@ use portcullis_core::store::{AgentStatus, Stores};
 use portcullis_core::throttle::MAX_CHECKS;
 use portcullis_core::users::{Account, MemoryUsers, Users};
 use portcullis_core::{
-    Actor, ActorKind, AuthConfig, AuthError, Authenticator, Credential, ManualClock,
-    PermissionList, PermissionSet, Secret, StoreError,
+    Actor, ActorKind, AuthError, Authenticator, Credential, ManualClock, PermissionList,
+    PermissionSet, StoreError,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -87,13 +89,7 @@ struct Fx {
 
 fn fx() -> Fx {
     let clock = ManualClock::new(T0);
-    let config = AuthConfig::builder()
-        .jwt_secret(Secret::random(32))
-        .refresh_reuse_grace_secs(GRACE)
-        .build()
-        .unwrap();
-    let auth = Authenticator::builder()
-        .config(config)
+    let auth = common::authenticator(common::config().refresh_reuse_grace_secs(GRACE))
         .stores(Stores::memory())
         .clock(Arc::new(clock.clone()))
         .build()
@@ -133,6 +129,14 @@ impl Fx {
 
     async fn bearer(&self, token: &str) -> Result<Actor, AuthError> {
         self.auth.resolve(Credential::Bearer(token)).await
+    }
+
+    /// The session's access token is refused as revoked.
+    async fn assert_revoked(&self, tokens: &SessionTokens) {
+        assert_eq!(
+            self.bearer(tokens.access_token.expose()).await,
+            Err(AuthError::TokenRevoked)
+        );
     }
 
     async fn key(&self, key: &str) -> Result<Actor, AuthError> {
@@ -371,10 +375,7 @@ async fn refresh_rotates_and_a_spent_token_after_the_grace_revokes_the_session()
     assert_eq!(auth_err(reuse), AuthError::TokenRevoked);
     let current = f.lc.refresh(third.refresh_token.expose()).await;
     assert_eq!(auth_err(current), AuthError::TokenRevoked);
-    assert_eq!(
-        f.bearer(third.access_token.expose()).await,
-        Err(AuthError::TokenRevoked)
-    );
+    f.assert_revoked(&third).await;
 }
 
 #[tokio::test]
@@ -405,10 +406,7 @@ async fn refresh_for_a_deleted_user_revokes_the_session() {
     let r = f.lc.refresh(tokens.refresh_token.expose()).await;
     assert_eq!(auth_err(r), AuthError::TokenRevoked);
     // Revoked, not just refused: the access token is dead too.
-    assert_eq!(
-        f.bearer(tokens.access_token.expose()).await,
-        Err(AuthError::TokenRevoked)
-    );
+    f.assert_revoked(&tokens).await;
 }
 
 #[tokio::test]
@@ -419,10 +417,7 @@ async fn logout_kills_the_access_and_refresh_tokens_at_once() {
     // Another session of the same user lives on.
     let (_, other) = f.signed_in("ada@example.com").await;
     f.lc.logout(&actor).await.unwrap();
-    assert_eq!(
-        f.bearer(tokens.access_token.expose()).await,
-        Err(AuthError::TokenRevoked)
-    );
+    f.assert_revoked(&tokens).await;
     let r = f.lc.refresh(tokens.refresh_token.expose()).await;
     assert_eq!(auth_err(r), AuthError::TokenRevoked);
     f.bearer(other.access_token.expose()).await.unwrap();
@@ -475,10 +470,7 @@ async fn change_password_revokes_every_session_and_the_new_password_logs_in() {
             .unwrap();
     assert_eq!(revoked, 2);
     for t in [&tokens, &other] {
-        assert_eq!(
-            f.bearer(t.access_token.expose()).await,
-            Err(AuthError::TokenRevoked)
-        );
+        f.assert_revoked(t).await;
     }
     let old = f.lc.login("ada@example.com", PASSWORD, false).await;
     assert_eq!(auth_err(old), AuthError::InvalidCredentials);
@@ -688,10 +680,7 @@ async fn revoke_user_sessions_reaches_only_the_callers_org() {
     assert!(matches!(r, Err(LifecycleError::NotFound)), "{r:?}");
     f.bearer(guss.access_token.expose()).await.unwrap();
     assert_eq!(f.lc.revoke_user_sessions(&admin, &bob.id).await.unwrap(), 1);
-    assert_eq!(
-        f.bearer(bobs.access_token.expose()).await,
-        Err(AuthError::TokenRevoked)
-    );
+    f.assert_revoked(&bobs).await;
     // The board reaches every org; a viewer none.
     assert_eq!(
         f.lc.revoke_user_sessions(&Actor::Board, &gus.id)

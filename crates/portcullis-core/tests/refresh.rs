@@ -3,24 +3,20 @@
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use portcullis_core::api_key::KeyHash;
 use portcullis_core::ids::{OrgId, SessionId, UserId};
 use portcullis_core::session::SessionRecord;
-use portcullis_core::{AuthConfig, AuthError, Authenticator, ManualClock, Secret};
+use portcullis_core::{AuthError, Authenticator, ManualClock};
 
 const T0: u64 = 1_800_000_000;
 
 async fn login(grace: u64) -> (Authenticator, ManualClock, String) {
     let clock = ManualClock::new(T0);
-    let config = AuthConfig::builder()
-        .jwt_secret(Secret::random(32))
-        .refresh_reuse_grace_secs(grace)
-        .build()
-        .unwrap();
-    let auth = Authenticator::builder()
-        .config(config)
+    let auth = common::authenticator(common::config().refresh_reuse_grace_secs(grace))
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();

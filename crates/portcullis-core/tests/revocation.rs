@@ -4,17 +4,18 @@
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
+use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
 use portcullis_core::cache::{Invalidation, InvalidationSink};
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use portcullis_core::session::SessionRecord;
-use portcullis_core::store::{AgentRecord, AgentStatus};
 use portcullis_core::token::AccessGrant;
-use portcullis_core::{AuthConfig, AuthError, Authenticator, Credential, Secret, StoreError, seed};
+use portcullis_core::{AuthError, Authenticator, Credential, Secret, StoreError};
 
 /// Records what it was asked to announce; refuses (like an unreachable Redis) while `down`.
 #[derive(Default)]
@@ -54,13 +55,7 @@ struct Fx {
 
 fn fx() -> Fx {
     let sink = Arc::new(Sink::default());
-    let config = AuthConfig::builder()
-        .jwt_secret(Secret::random(32))
-        .agent_secret(Secret::random(32))
-        .build()
-        .unwrap();
-    let auth = Authenticator::builder()
-        .config(config)
+    let auth = common::authenticator(common::config().agent_secret(Secret::random(32)))
         .invalidation_sink(sink.clone())
         .build()
         .unwrap();
@@ -97,25 +92,14 @@ async fn session_token(fx: &Fx) -> (SessionId, String) {
 }
 
 async fn key(fx: &Fx, owner: KeyOwner) -> (String, ApiKeyId, KeyHash) {
-    let generated = api_key::generate(&fx.auth.config().api_key_prefix);
-    let id = ApiKeyId::random();
-    let record = ApiKeyRecord {
-        id: id.clone(),
-        name: "k".into(),
-        hash: generated.hash,
-        display_prefix: generated.display_prefix.clone(),
+    common::insert_key(&fx.auth, |usual| ApiKeyRecord {
         created_by: fx.user.clone().into(),
         owner,
         org_id: fx.org.clone(),
-        permissions: seed::MEMORY_ALL,
         created_at: fx.auth.clock().now(),
-        expires_at: None,
-        enabled: true,
-        rate_limit_per_minute: None,
-        last_used_at: None,
-    };
-    fx.auth.stores().api_keys.insert(record).await.unwrap();
-    (generated.key.expose().to_owned(), id, generated.hash)
+        ..usual
+    })
+    .await
 }
 
 fn unavailable<T: std::fmt::Debug>(got: Result<T, StoreError>, what: &str) {
@@ -175,14 +159,7 @@ async fn revoking_a_users_sessions_or_denying_a_token_fails_while_unannounced_an
 async fn terminating_an_agent_fails_while_unannounced_and_the_retry_finds_it_and_announces() {
     let fx = fx();
     let agent = AgentId::from("agent-1");
-    let record = AgentRecord {
-        id: agent.clone(),
-        org_id: fx.org.clone(),
-        name: "a".into(),
-        status: AgentStatus::Active,
-        created_at: 0,
-    };
-    fx.auth.stores().agents.insert(record).await.unwrap();
+    common::insert_agent(&fx.auth, &agent, &fx.org, 0).await;
     let (raw, _, _) = key(&fx, KeyOwner::Agent(agent.clone())).await;
     fx.auth.resolve(Credential::ApiKey(&raw)).await.unwrap();
     fx.sink.set_down(true);

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner, KeysOf};
+use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeysOf};
 use portcullis_core::cache::{Invalidation, InvalidationSink};
-use portcullis_core::ids::{ApiKeyId, OrgId, UserId};
+use portcullis_core::ids::{ApiKeyId, OrgId};
 use portcullis_core::store::{ApiKeyStore, MemoryApiKeyStore, Stores};
-use portcullis_core::{AuthError, Authenticator, Credential, StoreError, seed};
+use portcullis_core::testing;
+use portcullis_core::{AuthError, Authenticator, Credential, StoreError};
 
 /// Counts lookups by hash, and can be switched off to act like an unreachable database.
 #[derive(Default)]
@@ -100,21 +101,7 @@ async fn new_key(fx: &Fx) -> (String, ApiKeyId) {
     let g = api_key::generate(&fx.auth.config().api_key_prefix);
     let id = ApiKeyId::random();
     fx.store
-        .insert(ApiKeyRecord {
-            id: id.clone(),
-            name: "k".into(),
-            hash: g.hash,
-            display_prefix: g.display_prefix.clone(),
-            created_by: UserId::from("u").into(),
-            owner: KeyOwner::User(UserId::from("u")),
-            org_id: "acme".into(),
-            permissions: seed::MEMORY_ALL,
-            created_at: 0,
-            expires_at: None,
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
-        })
+        .insert(testing::api_key_record(id.clone(), g.hash))
         .await
         .unwrap();
     (g.key.expose().to_owned(), id)

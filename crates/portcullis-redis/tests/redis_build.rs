@@ -8,11 +8,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyOwner};
+use portcullis_core::api_key::{self, ApiKeyRecord};
 use portcullis_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{ApiKeyStore, MemoryAgentDirectory, MemoryApiKeyStore, Stores};
-use portcullis_core::{AuthError, Authenticator, Credential, seed};
+use portcullis_core::testing;
+use portcullis_core::{AuthError, Authenticator, Credential};
 
 /// A builder whose API keys are `api_keys` (standing in for the SQL database both share).
 fn builder(api_keys: &Arc<dyn ApiKeyStore>) -> portcullis_core::AuthenticatorBuilder {
@@ -32,19 +33,8 @@ async fn insert_key(
     let id = ApiKeyId::random();
     api_keys
         .insert(ApiKeyRecord {
-            id: id.clone(),
-            name: "k".into(),
-            hash: generated.hash,
-            display_prefix: generated.display_prefix.clone(),
-            created_by: UserId::from("u").into(),
-            owner: KeyOwner::User(UserId::from("u")),
-            org_id: "acme".into(),
-            permissions: seed::MEMORY_ALL,
-            created_at: 0,
-            expires_at: None,
-            enabled: true,
             rate_limit_per_minute,
-            last_used_at: None,
+            ..testing::api_key_record(id.clone(), generated.hash)
         })
         .await
         .unwrap();
@@ -55,11 +45,7 @@ async fn insert_key(
 /// each, with no subscription handle kept by the caller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_call_shares_sessions_rate_limits_and_revocations_between_instances() {
-    let prefix = common::fresh_prefix();
-    let (Some(redis_a), Some(redis_b)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((_, [redis_a, redis_b])) = common::connect_shared().await else {
         return;
     };
     let api_keys: Arc<dyn ApiKeyStore> = Arc::new(MemoryApiKeyStore::default());

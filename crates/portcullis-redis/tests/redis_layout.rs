@@ -104,11 +104,7 @@ async fn keys_live_under_the_prefix_and_expire_with_their_contents() {
 /// exactly one rotates each time; the others see reuse and the session ends revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn rotation_is_exactly_once_across_instances() {
-    let prefix = common::fresh_prefix();
-    let (Some(a), Some(b)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((_, [a, b])) = common::connect_shared().await else {
         return;
     };
     for round in 0..25u8 {

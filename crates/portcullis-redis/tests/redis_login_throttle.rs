@@ -28,11 +28,7 @@ async fn the_slot_maps_the_reservation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_ten_checks_and_the_eleventh_is_429() {
-    let prefix = format!("portcullis-test:{}:", uuid::Uuid::new_v4());
-    let (Some(a), Some(b)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((_, [a, b])) = common::connect_shared().await else {
         return;
     };
     let a = a.login_throttle();

@@ -9,22 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeyOwner};
-use portcullis_core::ids::{ApiKeyId, SessionId, TokenId, UserId};
+use portcullis_core::api_key::{self, KeyHash};
+use portcullis_core::ids::{ApiKeyId, SessionId, TokenId};
 use portcullis_core::store::{ApiKeyStore, MemoryAgentDirectory, MemoryApiKeyStore};
-use portcullis_core::{AuthError, Authenticator, Credential, StoreError, seed};
+use portcullis_core::testing;
+use portcullis_core::{AuthError, Authenticator, Credential, StoreError};
 use portcullis_redis::{Invalidation, RedisStores};
 use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_subscribers_both_receive_an_invalidation_within_100ms() {
-    let prefix = common::fresh_prefix();
     // Three instances: two listen, one publishes.
-    let (Some(one), Some(two), Some(publisher)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((prefix, [one, two, publisher])) = common::connect_shared().await else {
         return;
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -94,12 +90,7 @@ async fn two_subscribers_both_receive_an_invalidation_within_100ms() {
 /// 50 ms delays the send by as much, and what it did is visible the moment send returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn send_returns_only_after_every_subscriber_applied_the_message() {
-    let prefix = common::fresh_prefix();
-    let (Some(one), Some(two), Some(publisher)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((_, [one, two, publisher])) = common::connect_shared().await else {
         return;
     };
     let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -146,11 +137,7 @@ async fn send_returns_only_after_every_subscriber_applied_the_message() {
 /// healthy subscribers succeeds again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscriber_that_does_not_acknowledge_makes_send_fail_within_the_ack_timeout() {
-    let prefix = common::fresh_prefix();
-    let (Some(healthy), Some(stuck)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((prefix, [healthy, stuck])) = common::connect_shared().await else {
         return;
     };
     let mut config = portcullis_redis::RedisConfig::default();
@@ -269,11 +256,7 @@ async fn subscribers_acknowledge_on_the_publishers_channel_once_applied() {
 /// its cache's TTL (and re-enabled, accepted again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_disabled_on_one_instance_is_refused_by_the_other_at_once() {
-    let prefix = common::fresh_prefix();
-    let (Some(redis_a), Some(redis_b)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((_, [redis_a, redis_b])) = common::connect_shared().await else {
         return;
     };
     // The API key store stands in for the SQL database both instances share.
@@ -303,21 +286,7 @@ async fn a_key_disabled_on_one_instance_is_refused_by_the_other_at_once() {
     let generated = api_key::generate(&a.config().api_key_prefix);
     let id = ApiKeyId::random();
     api_keys
-        .insert(ApiKeyRecord {
-            id: id.clone(),
-            name: "k".into(),
-            hash: generated.hash,
-            display_prefix: generated.display_prefix.clone(),
-            created_by: UserId::from("u").into(),
-            owner: KeyOwner::User(UserId::from("u")),
-            org_id: "acme".into(),
-            permissions: seed::MEMORY_ALL,
-            created_at: 0,
-            expires_at: None,
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
-        })
+        .insert(testing::api_key_record(id.clone(), generated.hash))
         .await
         .unwrap();
     let key = generated.key.expose();
@@ -342,12 +311,7 @@ async fn a_key_disabled_on_one_instance_is_refused_by_the_other_at_once() {
 /// both ack) against a bare PUBLISH, 200 times each; the figures go to BENCHMARKS.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_acknowledged_send_costs_about_one_more_round_trip_than_a_bare_publish() {
-    let prefix = common::fresh_prefix();
-    let (Some(one), Some(two), Some(publisher)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((prefix, [one, two, publisher])) = common::connect_shared().await else {
         return;
     };
     let _subs = (

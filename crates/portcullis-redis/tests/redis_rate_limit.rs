@@ -41,11 +41,7 @@ async fn allowed_requests_count_down_the_remaining() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_count() {
-    let prefix = common::fresh_prefix();
-    let (Some(a), Some(b)) = (
-        common::connect_prefix(&prefix).await,
-        common::connect_prefix(&prefix).await,
-    ) else {
+    let Some((_, [a, b])) = common::connect_shared().await else {
         return;
     };
     // Two connections, as two server instances would have.

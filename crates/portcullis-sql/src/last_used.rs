@@ -214,26 +214,11 @@ impl portcullis_core::UsageSink for LastUsedWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
-    use portcullis_core::permission::PermissionSet;
+    use portcullis_core::api_key::{ApiKeyRecord, KeyHash};
     use portcullis_core::store::MemoryApiKeyStore;
 
     fn key(id: &str) -> ApiKeyRecord {
-        ApiKeyRecord {
-            id: id.into(),
-            name: "n".into(),
-            hash: KeyHash::of(id.as_bytes()),
-            display_prefix: "ck_x".into(),
-            created_by: "u".into(),
-            owner: KeyOwner::User("u".into()),
-            org_id: "o".into(),
-            permissions: PermissionSet::EMPTY,
-            created_at: 0,
-            expires_at: None,
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
-        }
+        portcullis_core::testing::api_key_record(id, KeyHash::of(id.as_bytes()))
     }
 
     #[tokio::test]

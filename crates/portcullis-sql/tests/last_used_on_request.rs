@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyOwner};
-use portcullis_core::ids::{ApiKeyId, UserId};
-use portcullis_core::{Authenticator, Credential, ManualClock, seed};
+use portcullis_core::api_key::{self, ApiKeyRecord};
+use portcullis_core::ids::ApiKeyId;
+use portcullis_core::testing;
+use portcullis_core::{Authenticator, Credential, ManualClock};
 use portcullis_sql::{LastUsedSettings, LastUsedWriter, SqlStores};
 
 #[tokio::test]
@@ -40,19 +41,8 @@ async fn a_used_key_gets_last_used_at_written_behind_and_a_refused_one_does_not(
         stores
             .api_keys
             .insert(ApiKeyRecord {
-                id: id.clone(),
-                name: "k".into(),
-                hash: g.hash,
-                display_prefix: g.display_prefix.clone(),
-                created_by: UserId::from("u").into(),
-                owner: KeyOwner::User(UserId::from("u")),
-                org_id: "acme".into(),
-                permissions: seed::MEMORY_ALL,
-                created_at: 0,
-                expires_at: None,
                 enabled,
-                rate_limit_per_minute: None,
-                last_used_at: None,
+                ..testing::api_key_record(id.clone(), g.hash)
             })
             .await
             .unwrap();

@@ -16,14 +16,15 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use portcullis_core::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyOwner};
-use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
+use portcullis_core::ids::{AgentId, OrgId, RunId, SessionId, UserId};
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{AgentRecord, AgentStatus, Stores};
+use portcullis_core::testing;
 use portcullis_core::token::{
     AccessGrant, AgentGrant, JwtAlgorithm, KeyRing, SigningKey, TokenPolicy, UserTokenTtl,
     UserTokens, VerifyingKey,
 };
-use portcullis_core::{Actor, AuthConfig, Authenticator, ManualClock, Secret, UnixTime, seed};
+use portcullis_core::{Actor, AuthConfig, Authenticator, ManualClock, Secret, UnixTime};
 use portcullis_testkit::case::{INVALID_TOKEN, bearer};
 use portcullis_testkit::corpus::{self, header};
 use portcullis_testkit::jws::part;
@@ -163,19 +164,12 @@ impl Tower {
         ] {
             let generated = api_key::generate(&ApiKeyPrefix::default());
             let record = ApiKeyRecord {
-                id: ApiKeyId::from(id),
                 name: id.to_owned(),
-                hash: generated.hash,
-                display_prefix: generated.display_prefix.clone(),
                 created_by: UserId::from("u-alice").into(),
                 owner,
                 org_id: OrgId::from(ORG),
-                permissions: seed::MEMORY_ALL,
                 created_at: T0,
-                expires_at: None,
-                enabled: true,
-                rate_limit_per_minute: None,
-                last_used_at: None,
+                ..testing::api_key_record(id, generated.hash)
             };
             stores.api_keys.insert(record).await.unwrap();
             keys.push(generated.key.expose().to_owned());

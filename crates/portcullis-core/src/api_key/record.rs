@@ -120,19 +120,8 @@ mod tests {
     #[test]
     fn disabled_beats_expired_and_expiry_is_exclusive() {
         let rec = ApiKeyRecord {
-            id: "k".into(),
-            name: "n".into(),
-            hash: KeyHash::of(b"k"),
-            display_prefix: "ck_x".into(),
-            created_by: "u".into(),
-            owner: KeyOwner::User("u".into()),
-            org_id: "o".into(),
-            permissions: PermissionSet::EMPTY,
-            created_at: 0,
             expires_at: Some(100),
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
+            ..crate::testing::api_key_record("k", KeyHash::of(b"k"))
         };
         assert_eq!(rec.check_usable(99), Ok(()));
         assert_eq!(rec.check_usable(100), Err(AuthError::ApiKeyExpired));

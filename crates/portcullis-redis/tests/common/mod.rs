@@ -43,6 +43,17 @@ pub async fn connect_prefix(prefix: &str) -> Option<RedisStores> {
     }
 }
 
+/// `N` instances (each its own connections, as `N` servers would have) sharing one fresh
+/// prefix, and that prefix; `None` as [`connect`].
+pub async fn connect_shared<const N: usize>() -> Option<(String, [RedisStores; N])> {
+    let prefix = fresh_prefix();
+    let mut made = Vec::with_capacity(N);
+    for _ in 0..N {
+        made.push(connect_prefix(&prefix).await?);
+    }
+    Some((prefix, made.try_into().ok()?))
+}
+
 /// The URL without anything between `://` and `@` (credentials).
 pub fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

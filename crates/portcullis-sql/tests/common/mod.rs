@@ -8,9 +8,9 @@ use portcullis_core::StoreError;
 use portcullis_core::api_key::{ApiKeyRecord, KeyHash, KeyOwner};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::ids::{AgentId, ApiKeyId, SessionId, TokenId, UserId};
-use portcullis_core::permission::seed;
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{AgentRecord, AgentStatus, Denylist, Stores};
+use portcullis_core::testing;
 use portcullis_core::users::{Account, Users};
 use portcullis_sql::{LastUsedSettings, LastUsedWriter, SqlStores, UserRecord};
 
@@ -58,19 +58,15 @@ fn user(email: &str) -> UserRecord {
 
 fn key(owner: KeyOwner) -> ApiKeyRecord {
     ApiKeyRecord {
-        id: ApiKeyId::random(),
         name: "sql".into(),
-        hash: KeyHash::of(ApiKeyId::random().as_str().as_bytes()),
         display_prefix: "ck_abcdefgh".into(),
         created_by: UserId::random().into(),
         owner,
-        org_id: "acme".into(),
-        permissions: seed::MEMORY_ALL,
         created_at: now(),
-        expires_at: None,
-        enabled: true,
-        rate_limit_per_minute: None,
-        last_used_at: None,
+        ..testing::api_key_record(
+            ApiKeyId::random(),
+            KeyHash::of(ApiKeyId::random().as_str().as_bytes()),
+        )
     }
 }
 

@@ -12,14 +12,10 @@ async fn an_access_token_past_exp_and_the_leeway_is_token_expired() {
     let fx = Fx::new();
     let (_, token) = fx.login("u-alice").await;
     fx.clock.advance(ACCESS_TTL + LEEWAY);
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_401(&r, "token_expired");
     fx.clock.advance(3600);
-    let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-        .await;
+    let r = fx.get_private(&[("cookie", &access_cookie(&token))]).await;
     assert_401(&r, "token_expired");
 }
 
@@ -31,13 +27,13 @@ async fn an_agent_token_past_exp_and_the_leeway_is_token_expired() {
     let h = bearer(run.token.expose());
     fx.clock.advance(60 + LEEWAY - 1);
     assert_actor(
-        &fx.send(get(PRIVATE, &[("authorization", &h)])).await,
+        &fx.get_private(&[("authorization", &h)]).await,
         "agent",
         Some("agent-7"),
         Some("jwt"),
     );
     fx.clock.advance(2);
-    let r = fx.send(get(PRIVATE, &[("authorization", &h)])).await;
+    let r = fx.get_private(&[("authorization", &h)]).await;
     assert_401(&r, "token_expired");
 }
 
@@ -47,19 +43,18 @@ async fn a_revoked_session_is_token_revoked() {
     let (sid, token) = fx.login("u-alice").await;
     let h = bearer(&token);
     assert_actor(
-        &fx.send(get(PRIVATE, &[("authorization", &h)])).await,
+        &fx.get_private(&[("authorization", &h)]).await,
         "user",
         Some("u-alice"),
         Some("jwt"),
     );
     assert!(fx.auth.revoke_session(&sid).await.unwrap());
     assert_401(
-        &fx.send(get(PRIVATE, &[("authorization", &h)])).await,
+        &fx.get_private(&[("authorization", &h)]).await,
         "token_revoked",
     );
     assert_401(
-        &fx.send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-            .await,
+        &fx.get_private(&[("cookie", &access_cookie(&token))]).await,
         "token_revoked",
     );
 }
@@ -76,9 +71,7 @@ async fn all_sessions_of_a_user_revoked_is_token_revoked() {
         .await
         .unwrap();
     for token in [one, two] {
-        let r = fx
-            .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-            .await;
+        let r = fx.get_with_bearer(&token).await;
         assert_401(&r, "token_revoked");
     }
 }
@@ -93,20 +86,10 @@ async fn a_denied_jti_is_token_revoked() {
         .deny_token(&minted.jti, minted.expires_at)
         .await
         .unwrap();
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(minted.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(minted.token.expose()).await;
     assert_401(&r, "token_revoked");
     // Only that token: another of the same session still works.
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(other.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(other.token.expose()).await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
 
@@ -115,12 +98,7 @@ async fn an_unknown_or_deleted_session_is_token_revoked() {
     let fx = Fx::new();
     // A session id that was never stored (or was deleted): the sid names nothing.
     let minted = fx.access("u-alice", &SessionId::random());
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(minted.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(minted.token.expose()).await;
     assert_401(&r, "token_revoked");
 }
 
@@ -131,12 +109,7 @@ async fn an_expired_session_is_token_revoked_even_with_a_fresh_token() {
     fx.clock.advance(60);
     // The token is minted now, so it is fresh; its session is not.
     let minted = fx.access("u-alice", &sid);
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(minted.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(minted.token.expose()).await;
     assert_401(&r, "token_revoked");
 }
 
@@ -145,12 +118,7 @@ async fn a_token_naming_another_users_session_is_token_revoked() {
     let fx = Fx::new();
     let bobs_session = fx.session("u-bob").await;
     let minted = fx.access("u-alice", &bobs_session);
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(minted.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(minted.token.expose()).await;
     assert_401(&r, "token_revoked");
 }
 
@@ -160,12 +128,7 @@ async fn a_denied_agent_run_token_is_token_revoked() {
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     fx.auth.deny_token(&run.jti, run.expires_at).await.unwrap();
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(run.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(run.token.expose()).await;
     assert_401(&r, "token_revoked");
 }
 
@@ -179,14 +142,10 @@ async fn a_refresh_token_as_bearer_or_cookie_is_wrong_token_type() {
         .mint_refresh(&UserId::from("u-alice"), &sid, false)
         .unwrap();
     let refresh = refresh.token.expose();
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(refresh))]))
-        .await;
+    let r = fx.get_with_bearer(refresh).await;
     assert_401(&r, "wrong_token_type");
     assert_no_leak(&r, &[refresh]);
-    let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(refresh))]))
-        .await;
+    let r = fx.get_private(&[("cookie", &access_cookie(refresh))]).await;
     assert_401(&r, "wrong_token_type");
 }
 
@@ -200,11 +159,7 @@ async fn an_unknown_api_key_is_invalid_api_key() {
     // Well formed, right checksum, never stored.
     let stranger = api_key::generate(&ApiKeyPrefix::default());
     let key = stranger.key.expose();
-    for r in [
-        fx.send(get(PRIVATE, &[("x-api-key", key)])).await,
-        fx.send(get(PRIVATE, &[("authorization", &bearer(key))]))
-            .await,
-    ] {
+    for r in fx.get_with_key_both_ways(key).await {
         assert_401(&r, "invalid_api_key");
         assert_no_leak(&r, &[key]);
     }
@@ -231,18 +186,14 @@ async fn an_api_key_with_a_bad_checksum_or_shape_is_invalid_api_key() {
         if bad == key {
             continue;
         }
-        for r in [
-            fx.send(get(PRIVATE, &[("x-api-key", bad)])).await,
-            fx.send(get(PRIVATE, &[("authorization", &bearer(bad))]))
-                .await,
-        ] {
+        for r in fx.get_with_key_both_ways(bad).await {
             assert_401(&r, "invalid_api_key");
         }
     }
     // Anything in X-API-Key is an API key, whatever it looks like.
     let (_, jwt) = fx.login("u-alice").await;
     for not_a_key in [jwt.as_str(), "zz_abc", "hello"] {
-        let r = fx.send(get(PRIVATE, &[("x-api-key", not_a_key)])).await;
+        let r = fx.get_with_api_key(not_a_key).await;
         assert_401(&r, "invalid_api_key");
     }
 }
@@ -251,18 +202,12 @@ async fn an_api_key_with_a_bad_checksum_or_shape_is_invalid_api_key() {
 async fn api_keys_disabled_by_config_refuse_even_valid_keys() {
     let fx = Fx::with_config(config().api_keys_enabled(false));
     let (key, _) = fx.user_key("u-alice").await;
-    for r in [
-        fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        fx.send(get(PRIVATE, &[("authorization", &bearer(&key))]))
-            .await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         assert_401(&r, "invalid_api_key");
     }
     // JWTs still work.
     let (_, token) = fx.login("u-alice").await;
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
 
@@ -270,17 +215,9 @@ async fn api_keys_disabled_by_config_refuse_even_valid_keys() {
 async fn a_deleted_api_key_is_invalid_api_key() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
-    assert_actor(
-        &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        "api_key",
-        Some(id.as_str()),
-        Some("api_key"),
-    );
+    assert_api_key_actor(&fx.get_with_api_key(&key).await, id.as_str());
     assert!(fx.auth.delete_api_key(&id).await.unwrap());
-    assert_401(
-        &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        "invalid_api_key",
-    );
+    assert_401(&fx.get_with_api_key(&key).await, "invalid_api_key");
 }
 
 #[tokio::test]
@@ -292,18 +229,9 @@ async fn an_expired_api_key_is_api_key_expired() {
         })
         .await;
     fx.clock.advance(59);
-    assert_actor(
-        &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        "api_key",
-        Some(id.as_str()),
-        Some("api_key"),
-    );
+    assert_api_key_actor(&fx.get_with_api_key(&key).await, id.as_str());
     fx.clock.advance(1);
-    for r in [
-        fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        fx.send(get(PRIVATE, &[("authorization", &bearer(&key))]))
-            .await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         assert_401(&r, "api_key_expired");
     }
 }
@@ -313,20 +241,11 @@ async fn a_disabled_api_key_is_api_key_disabled() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
     assert!(fx.auth.set_api_key_enabled(&id, false).await.unwrap());
-    for r in [
-        fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        fx.send(get(PRIVATE, &[("authorization", &bearer(&key))]))
-            .await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         assert_401(&r, "api_key_disabled");
     }
     assert!(fx.auth.set_api_key_enabled(&id, true).await.unwrap());
-    assert_actor(
-        &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        "api_key",
-        Some(id.as_str()),
-        Some("api_key"),
-    );
+    assert_api_key_actor(&fx.get_with_api_key(&key).await, id.as_str());
 }
 
 #[tokio::test]
@@ -338,10 +257,7 @@ async fn disabled_beats_expired() {
             r.expires_at = Some(T0);
         })
         .await;
-    assert_401(
-        &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        "api_key_disabled",
-    );
+    assert_401(&fx.get_with_api_key(&key).await, "api_key_disabled");
 }
 
 #[tokio::test]
@@ -352,14 +268,9 @@ async fn a_terminated_agents_run_token_and_api_key_are_agent_terminated() {
     let (key, _) = fx.key_with(KeyOwner::Agent(agent.clone()), |_| {}).await;
     assert!(fx.auth.terminate_agent(&agent).await.unwrap());
     for r in [
-        fx.send(get(
-            PRIVATE,
-            &[("authorization", &bearer(run.token.expose()))],
-        ))
-        .await,
-        fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        fx.send(get(PRIVATE, &[("authorization", &bearer(&key))]))
-            .await,
+        fx.get_with_bearer(run.token.expose()).await,
+        fx.get_with_api_key(&key).await,
+        fx.get_with_bearer(&key).await,
     ] {
         assert_401(&r, "agent_terminated");
     }
@@ -371,10 +282,7 @@ async fn an_api_key_owned_by_an_unknown_agent_is_invalid_api_key() {
     let (key, _) = fx
         .key_with(KeyOwner::Agent(AgentId::from("agent-ghost")), |_| {})
         .await;
-    assert_401(
-        &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        "invalid_api_key",
-    );
+    assert_401(&fx.get_with_api_key(&key).await, "invalid_api_key");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,7 +298,7 @@ async fn basic_and_other_authorization_schemes_are_invalid_credentials() {
         "Token abc",
         "Negotiate YIIB",
     ] {
-        let r = fx.send(get(PRIVATE, &[("authorization", value)])).await;
+        let r = fx.get_private(&[("authorization", value)]).await;
         assert_401(&r, "invalid_credentials");
         assert_no_leak(&r, &["dXNlcjpwYXNz"]);
     }
@@ -402,51 +310,39 @@ async fn two_valid_credentials_of_different_actors_are_invalid_credentials() {
     let (alices_key, _) = fx.user_key("u-alice").await;
     let (_, bobs_token) = fx.login("u-bob").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &alices_key),
-                ("authorization", &bearer(&bobs_token)),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &alices_key),
+            ("authorization", &bearer(&bobs_token)),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
 
     // Bearer and cookie of two different users.
     let (_, alices_token) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&alices_token)),
-                ("cookie", &access_cookie(&bobs_token)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&alices_token)),
+            ("cookie", &access_cookie(&bobs_token)),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
 
     // Two different keys, and a user key with an agent token.
     let (bobs_key, _) = fx.user_key("u-bob").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &alices_key),
-                ("authorization", &bearer(&bobs_key)),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &alices_key),
+            ("authorization", &bearer(&bobs_key)),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &alices_key),
-                ("authorization", &bearer(run.token.expose())),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &alices_key),
+            ("authorization", &bearer(run.token.expose())),
+        ])
         .await;
     assert_401(&r, "invalid_credentials");
 }
@@ -458,18 +354,12 @@ async fn any_bad_credential_among_several_refuses_the_request() {
     let (_, token) = fx.login("u-alice").await;
     // A good key, a garbage bearer.
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", &key), ("authorization", "Bearer garbage")],
-        ))
+        .get_private(&[("x-api-key", &key), ("authorization", "Bearer garbage")])
         .await;
     assert_401(&r, "invalid_token");
     // A bad key, a good bearer.
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", "ck_typo"), ("authorization", &bearer(&token))],
-        ))
+        .get_private(&[("x-api-key", "ck_typo"), ("authorization", &bearer(&token))])
         .await;
     assert_401(&r, "invalid_api_key");
     // A good bearer, an expired cookie.
@@ -477,21 +367,15 @@ async fn any_bad_credential_among_several_refuses_the_request() {
     fx.clock.advance(ACCESS_TTL + LEEWAY);
     let (_, fresh) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&fresh)),
-                ("cookie", &access_cookie(&old)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&fresh)),
+            ("cookie", &access_cookie(&old)),
+        ])
         .await;
     assert_401(&r, "token_expired");
     // A good bearer, an empty X-API-Key.
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", ""), ("authorization", &bearer(&fresh))],
-        ))
+        .get_private(&[("x-api-key", ""), ("authorization", &bearer(&fresh))])
         .await;
     assert_401(&r, "invalid_api_key");
 }

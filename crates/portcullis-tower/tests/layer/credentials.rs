@@ -1,6 +1,7 @@
 //! Credentials that resolve to an actor, and 401 `missing_credentials` and `invalid_token`.
 
 use super::*;
+use portcullis_testkit::jws::{b64url, reheaded};
 
 // ---------------------------------------------------------------------------------------------
 // Valid credentials
@@ -10,9 +11,7 @@ use super::*;
 async fn user_bearer_jwt_resolves_to_the_user_with_method_jwt() {
     let fx = Fx::new();
     let (sid, token) = fx.login("u-alice").await;
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     let actor = assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
     assert_eq!(actor["org_id"], ORG);
     assert_eq!(actor["session_id"], sid.as_str());
@@ -24,7 +23,7 @@ async fn bearer_scheme_is_case_insensitive() {
     let (_, token) = fx.login("u-alice").await;
     for scheme in ["bearer", "BEARER", "bEaReR"] {
         let h = format!("{scheme} {token}");
-        let r = fx.send(get(PRIVATE, &[("authorization", &h)])).await;
+        let r = fx.get_private(&[("authorization", &h)]).await;
         assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
     }
 }
@@ -34,7 +33,7 @@ async fn access_cookie_resolves_to_the_user_with_method_cookie() {
     let fx = Fx::new();
     let (sid, token) = fx.login("u-alice").await;
     let cookie = format!("theme=dark; {}; lang=en", access_cookie(&token));
-    let r = fx.send(get(PRIVATE, &[("cookie", &cookie)])).await;
+    let r = fx.get_private(&[("cookie", &cookie)]).await;
     let actor = assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
     assert_eq!(actor["session_id"], sid.as_str());
 }
@@ -43,8 +42,8 @@ async fn access_cookie_resolves_to_the_user_with_method_cookie() {
 async fn user_api_key_in_x_api_key_resolves_to_the_api_key_actor() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
-    let r = fx.send(get(PRIVATE, &[("x-api-key", &key)])).await;
-    let actor = assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    let r = fx.get_with_api_key(&key).await;
+    let actor = assert_api_key_actor(&r, id.as_str());
     assert_eq!(actor["key_id"], id.as_str());
     assert_eq!(actor["org_id"], ORG);
 }
@@ -53,10 +52,8 @@ async fn user_api_key_in_x_api_key_resolves_to_the_api_key_actor() {
 async fn user_api_key_as_bearer_resolves_to_the_api_key_actor() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&key))]))
-        .await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    let r = fx.get_with_bearer(&key).await;
+    assert_api_key_actor(&r, id.as_str());
 }
 
 #[tokio::test]
@@ -64,11 +61,7 @@ async fn agent_owned_api_key_resolves_to_the_agent() {
     let fx = Fx::new();
     let agent = fx.agent("agent-7").await;
     let (key, id) = fx.key_with(KeyOwner::Agent(agent), |_| {}).await;
-    for r in [
-        fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-        fx.send(get(PRIVATE, &[("authorization", &bearer(&key))]))
-            .await,
-    ] {
+    for r in fx.get_with_key_both_ways(&key).await {
         let actor = assert_actor(&r, "agent", Some("agent-7"), Some("api_key"));
         assert_eq!(actor["key_id"], id.as_str());
         assert_eq!(actor["run_id"], Value::Null);
@@ -80,12 +73,7 @@ async fn agent_run_token_resolves_to_the_agent_with_its_run() {
     let fx = Fx::new();
     fx.agent("agent-7").await;
     let token = fx.run_token("agent-7", ORG, "run-42");
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(token.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(token.token.expose()).await;
     let actor = assert_actor(&r, "agent", Some("agent-7"), Some("jwt"));
     assert_eq!(actor["run_id"], "run-42");
     assert_eq!(actor["org_id"], ORG);
@@ -97,22 +85,16 @@ async fn the_same_credential_in_two_sources_counts_once() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("x-api-key", &key), ("authorization", &bearer(&key))],
-        ))
+        .get_private(&[("x-api-key", &key), ("authorization", &bearer(&key))])
         .await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    assert_api_key_actor(&r, id.as_str());
 
     let (_, token) = fx.login("u-bob").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&token)),
-                ("cookie", &access_cookie(&token)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&token)),
+            ("cookie", &access_cookie(&token)),
+        ])
         .await;
     // The bearer comes first in the contract's order.
     assert_actor(&r, "user", Some("u-bob"), Some("jwt"));
@@ -124,13 +106,10 @@ async fn two_credentials_of_the_same_actor_are_accepted_and_the_first_decides() 
     let (_, phone) = fx.login("u-alice").await;
     let (_, laptop) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("authorization", &bearer(&phone)),
-                ("cookie", &access_cookie(&laptop)),
-            ],
-        ))
+        .get_private(&[
+            ("authorization", &bearer(&phone)),
+            ("cookie", &access_cookie(&laptop)),
+        ])
         .await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 
@@ -139,13 +118,10 @@ async fn two_credentials_of_the_same_actor_are_accepted_and_the_first_decides() 
     let (key, key_id) = fx.key_with(KeyOwner::Agent(agent), |_| {}).await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[
-                ("x-api-key", &key),
-                ("authorization", &bearer(run.token.expose())),
-            ],
-        ))
+        .get_private(&[
+            ("x-api-key", &key),
+            ("authorization", &bearer(run.token.expose())),
+        ])
         .await;
     let actor = assert_actor(&r, "agent", Some("agent-7"), Some("api_key"));
     assert_eq!(actor["key_id"], key_id.as_str());
@@ -156,9 +132,7 @@ async fn a_token_inside_the_leeway_is_still_accepted() {
     let fx = Fx::new();
     let (_, token) = fx.login("u-alice").await;
     fx.clock.advance(ACCESS_TTL + LEEWAY - 1);
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
 
@@ -169,10 +143,7 @@ async fn a_token_inside_the_leeway_is_still_accepted() {
 #[tokio::test]
 async fn no_credential_on_a_protected_path_is_missing_credentials_with_a_bare_challenge() {
     let fx = Fx::new();
-    for r in [
-        fx.send(get(PRIVATE, &[])).await,
-        fx.send(post(PRIVATE, &[])).await,
-    ] {
+    for r in [fx.get_private(&[]).await, fx.send(post(PRIVATE, &[])).await] {
         let doc = assert_problem(&r, 401, "missing_credentials", Some(BARE_CHALLENGE));
         assert_eq!(doc["title"], "Unauthorized");
         assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -197,30 +168,6 @@ async fn no_credential_on_a_protected_path_is_missing_credentials_with_a_bare_ch
 // 401 invalid_token
 // ---------------------------------------------------------------------------------------------
 
-/// Base64url without padding, to craft token headers.
-fn b64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// `token` with its header replaced by `header` (payload and signature kept).
-fn with_header(token: &str, header: &Value) -> String {
-    let (_, rest) = token.split_once('.').unwrap();
-    format!("{}.{rest}", b64url(header.to_string().as_bytes()))
-}
-
 #[tokio::test]
 async fn garbage_bearer_is_invalid_token() {
     let fx = Fx::new();
@@ -231,9 +178,7 @@ async fn garbage_bearer_is_invalid_token() {
         "eyJhbGciOi.x.y",
         "....",
     ] {
-        let r = fx
-            .send(get(PRIVATE, &[("authorization", &bearer(garbage))]))
-            .await;
+        let r = fx.get_with_bearer(garbage).await;
         assert_401(&r, "invalid_token");
         assert_no_leak(&r, &[garbage]);
     }
@@ -248,12 +193,10 @@ async fn a_tampered_signature_is_invalid_token() {
     // The first signature character carries six full bits: changing it changes the signature.
     bytes[sig_start] = if bytes[sig_start] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).unwrap();
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&tampered))]))
-        .await;
+    let r = fx.get_with_bearer(&tampered).await;
     assert_401(&r, "invalid_token");
     let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(&tampered))]))
+        .get_private(&[("cookie", &access_cookie(&tampered))])
         .await;
     assert_401(&r, "invalid_token");
 }
@@ -274,9 +217,7 @@ async fn a_tampered_payload_is_invalid_token() {
         b64url(claims.to_string().as_bytes()),
         parts[2]
     );
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&forged))]))
-        .await;
+    let r = fx.get_with_bearer(&forged).await;
     assert_401(&r, "invalid_token");
 }
 
@@ -293,9 +234,7 @@ async fn a_token_signed_with_another_secret_under_our_kid_is_invalid_token() {
     );
     let forged = forger.access("u-alice", &sid);
     let forged = forged.token.expose();
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(forged))]))
-        .await;
+    let r = fx.get_with_bearer(forged).await;
     assert_401(&r, "invalid_token");
 }
 
@@ -304,13 +243,11 @@ async fn an_unknown_kid_is_invalid_token() {
     let fx = Fx::new();
     let (sid, token) = fx.login("u-alice").await;
     // Re-headed with a kid no ring knows.
-    let rekid = with_header(
+    let rekid = reheaded(
         &token,
         &json!({"alg": "HS256", "typ": "JWT", "kid": "no-such-kid"}),
     );
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&rekid))]))
-        .await;
+    let r = fx.get_with_bearer(&rekid).await;
     assert_401(&r, "invalid_token");
     // Minted by a stranger: other secrets, so other kids.
     let stranger = Fx::with_config(
@@ -319,21 +256,11 @@ async fn an_unknown_kid_is_invalid_token() {
             .agent_secret(Secret::from("a stranger's agent secret, 32+ bytes long")),
     );
     let foreign = stranger.access("u-alice", &sid);
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(foreign.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(foreign.token.expose()).await;
     assert_401(&r, "invalid_token");
     fx.agent("agent-7").await;
     let foreign_run = stranger.run_token("agent-7", ORG, "run-1");
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(foreign_run.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(foreign_run.token.expose()).await;
     assert_401(&r, "invalid_token");
 }
 
@@ -348,14 +275,12 @@ async fn alg_none_and_crit_headers_are_invalid_token() {
         json!({"alg": "RS256"}),
         json!({"alg": "HS256", "crit": ["exp"]}),
     ] {
-        let mut crafted = with_header(&token, &header);
+        let mut crafted = reheaded(&token, &header);
         if header["alg"].as_str().unwrap().eq_ignore_ascii_case("none") {
             // Unsigned: an empty signature.
             crafted.truncate(crafted.rfind('.').unwrap() + 1);
         }
-        let r = fx
-            .send(get(PRIVATE, &[("authorization", &bearer(&crafted))]))
-            .await;
+        let r = fx.get_with_bearer(&crafted).await;
         assert_401(&r, "invalid_token");
     }
 }
@@ -366,10 +291,7 @@ async fn an_agent_token_in_the_cookie_is_invalid_token() {
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("cookie", &access_cookie(run.token.expose()))],
-        ))
+        .get_private(&[("cookie", &access_cookie(run.token.expose()))])
         .await;
     assert_401(&r, "invalid_token");
 }
@@ -378,20 +300,10 @@ async fn an_agent_token_in_the_cookie_is_invalid_token() {
 async fn an_agent_token_for_an_unknown_agent_or_another_company_is_invalid_token() {
     let fx = Fx::new();
     let ghost = fx.run_token("agent-ghost", ORG, "run-1");
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(ghost.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(ghost.token.expose()).await;
     assert_401(&r, "invalid_token");
     fx.agent("agent-7").await;
     let elsewhere = fx.run_token("agent-7", "globex", "run-1");
-    let r = fx
-        .send(get(
-            PRIVATE,
-            &[("authorization", &bearer(elsewhere.token.expose()))],
-        ))
-        .await;
+    let r = fx.get_with_bearer(elsewhere.token.expose()).await;
     assert_401(&r, "invalid_token");
 }

@@ -50,9 +50,7 @@ async fn a_cookie_already_resolved_still_needs_the_csrf_token_on_a_post() {
         .send(post(PRIVATE, &[("cookie", &cookies(&token, CSRF))]))
         .await;
     assert_csrf_failed(&r);
-    let r = fx
-        .send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-        .await;
+    let r = fx.get_private(&[("cookie", &access_cookie(&token))]).await;
     assert_actor(&r, "user", Some("u-alice"), Some("cookie"));
 }
 
@@ -179,11 +177,11 @@ async fn bearer_and_api_key_posts_are_exempt_from_csrf() {
         .await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
     let r = fx.send(post(PRIVATE, &[("x-api-key", &key)])).await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    assert_api_key_actor(&r, id.as_str());
     let r = fx
         .send(post(PRIVATE, &[("authorization", &bearer(&key))]))
         .await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    assert_api_key_actor(&r, id.as_str());
     // A bearer decides even with the same user's cookie alongside.
     let r = fx
         .send(post(

@@ -15,14 +15,9 @@ async fn the_third_request_over_a_two_per_minute_key_is_rate_limited() {
         })
         .await;
     for _ in 0..2 {
-        assert_actor(
-            &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-            "api_key",
-            Some(id.as_str()),
-            Some("api_key"),
-        );
+        assert_api_key_actor(&fx.get_with_api_key(&key).await, id.as_str());
     }
-    let r = fx.send(get(PRIVATE, &[("x-api-key", &key)])).await;
+    let r = fx.get_with_api_key(&key).await;
     let doc = assert_problem(&r, 429, "rate_limited", None);
     assert_eq!(doc["title"], "Too Many Requests");
     let retry_after = r.header_secs("retry-after");
@@ -33,21 +28,14 @@ async fn the_third_request_over_a_two_per_minute_key_is_rate_limited() {
     assert!((1..=60).contains(&reset), "RateLimit-Reset {reset}");
     assert_no_leak(&r, &[&key]);
     // The same key as a bearer shares the bucket; another key has its own.
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&key))]))
-        .await;
+    let r = fx.get_with_bearer(&key).await;
     assert_problem(&r, 429, "rate_limited", None);
     let (other, other_id) = fx
         .key_with(KeyOwner::User(UserId::from("u-alice")), |r| {
             r.rate_limit_per_minute = Some(2);
         })
         .await;
-    assert_actor(
-        &fx.send(get(PRIVATE, &[("x-api-key", &other)])).await,
-        "api_key",
-        Some(other_id.as_str()),
-        Some("api_key"),
-    );
+    assert_api_key_actor(&fx.get_with_api_key(&other).await, other_id.as_str());
 }
 
 #[tokio::test]
@@ -55,12 +43,7 @@ async fn a_key_without_a_limit_is_not_rate_limited() {
     let fx = Fx::new();
     let (key, id) = fx.user_key("u-alice").await;
     for _ in 0..50 {
-        assert_actor(
-            &fx.send(get(PRIVATE, &[("x-api-key", &key)])).await,
-            "api_key",
-            Some(id.as_str()),
-            Some("api_key"),
-        );
+        assert_api_key_actor(&fx.get_with_api_key(&key).await, id.as_str());
     }
 }
 
@@ -70,16 +53,9 @@ async fn a_failing_session_store_is_auth_unavailable_never_200() {
     // No session can be created; the token names one anyway.
     let minted = fx.access("u-alice", &SessionId::random());
     for r in [
-        fx.send(get(
-            PRIVATE,
-            &[("authorization", &bearer(minted.token.expose()))],
-        ))
-        .await,
-        fx.send(get(
-            PRIVATE,
-            &[("cookie", &access_cookie(minted.token.expose()))],
-        ))
-        .await,
+        fx.get_with_bearer(minted.token.expose()).await,
+        fx.get_private(&[("cookie", &access_cookie(minted.token.expose()))])
+            .await,
     ] {
         assert_503(&r);
     }
@@ -92,21 +68,9 @@ async fn a_failing_denylist_is_auth_unavailable_for_users_and_agents() {
     let (_, token) = fx.login("u-alice").await;
     fx.agent("agent-7").await;
     let run = fx.run_token("agent-7", ORG, "run-1");
-    assert_503(
-        &fx.send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-            .await,
-    );
-    assert_503(
-        &fx.send(get(PRIVATE, &[("cookie", &access_cookie(&token))]))
-            .await,
-    );
-    assert_503(
-        &fx.send(get(
-            PRIVATE,
-            &[("authorization", &bearer(run.token.expose()))],
-        ))
-        .await,
-    );
+    assert_503(&fx.get_with_bearer(&token).await);
+    assert_503(&fx.get_private(&[("cookie", &access_cookie(&token))]).await);
+    assert_503(&fx.get_with_bearer(run.token.expose()).await);
 }
 
 #[tokio::test]
@@ -114,19 +78,12 @@ async fn a_failing_api_key_store_is_auth_unavailable() {
     let fx = Fx::with_stores(stores_with(|s| s.api_keys = Arc::new(Down)));
     let key = api_key::generate(&ApiKeyPrefix::default());
     let key = key.key.expose();
-    for r in [
-        fx.send(get(PRIVATE, &[("x-api-key", key)])).await,
-        fx.send(get(PRIVATE, &[("authorization", &bearer(key))]))
-            .await,
-    ] {
+    for r in fx.get_with_key_both_ways(key).await {
         assert_503(&r);
         assert_no_leak(&r, &[key]);
     }
     // A key that fails parsing never reaches the store: still a plain 401.
-    assert_401(
-        &fx.send(get(PRIVATE, &[("x-api-key", "ck_typo")])).await,
-        "invalid_api_key",
-    );
+    assert_401(&fx.get_with_api_key("ck_typo").await, "invalid_api_key");
 }
 
 #[tokio::test]
@@ -136,14 +93,8 @@ async fn a_failing_agent_directory_is_auth_unavailable() {
         .key_with(KeyOwner::Agent(AgentId::from("agent-7")), |_| {})
         .await;
     let run = fx.run_token("agent-7", ORG, "run-1");
-    assert_503(
-        &fx.send(get(
-            PRIVATE,
-            &[("authorization", &bearer(run.token.expose()))],
-        ))
-        .await,
-    );
-    assert_503(&fx.send(get(PRIVATE, &[("x-api-key", &key)])).await);
+    assert_503(&fx.get_with_bearer(run.token.expose()).await);
+    assert_503(&fx.get_with_api_key(&key).await);
 }
 
 #[tokio::test]
@@ -154,7 +105,7 @@ async fn a_failing_rate_limiter_is_auth_unavailable() {
             r.rate_limit_per_minute = Some(100);
         })
         .await;
-    assert_503(&fx.send(get(PRIVATE, &[("x-api-key", &key)])).await);
+    assert_503(&fx.get_with_api_key(&key).await);
 }
 
 #[tokio::test]
@@ -170,25 +121,10 @@ async fn a_store_failure_is_never_the_board_nor_anonymous_on_a_protected_path() 
     .policy(policy().fallback(Fallback::Board));
     let minted = fx.access("u-alice", &SessionId::random());
     let key = api_key::generate(&ApiKeyPrefix::default());
-    assert_503(
-        &fx.send(get(
-            PRIVATE,
-            &[("authorization", &bearer(minted.token.expose()))],
-        ))
-        .await,
-    );
-    assert_503(
-        &fx.send(get(PRIVATE, &[("x-api-key", key.key.expose())]))
-            .await,
-    );
+    assert_503(&fx.get_with_bearer(minted.token.expose()).await);
+    assert_503(&fx.get_with_api_key(key.key.expose()).await);
     let fx = Fx::build(config(), stores_with(|s| s.sessions = Arc::new(Down)), None)
         .policy(policy().require_auth(false));
     let minted = fx.access("u-alice", &SessionId::random());
-    assert_503(
-        &fx.send(get(
-            PRIVATE,
-            &[("authorization", &bearer(minted.token.expose()))],
-        ))
-        .await,
-    );
+    assert_503(&fx.get_with_bearer(minted.token.expose()).await);
 }

@@ -13,9 +13,9 @@ const LOCAL_HOST: (&str, &str) = ("host", "localhost:8080");
 async fn board_fallback_without_credentials_is_the_board() {
     let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     for r in [
-        fx.send(get(PRIVATE, &[LOCAL_HOST])).await,
+        fx.get_private(&[LOCAL_HOST]).await,
         fx.send(post(PRIVATE, &[LOCAL_HOST])).await,
-        fx.send(get(PRIVATE, &[LOCAL_HOST, ("cookie", "theme=dark")]))
+        fx.get_private(&[LOCAL_HOST, ("cookie", "theme=dark")])
             .await,
     ] {
         let actor = assert_actor(&r, "board", Some("board"), Some("fallback"));
@@ -27,9 +27,7 @@ async fn board_fallback_without_credentials_is_the_board() {
 async fn board_fallback_still_honours_real_credentials() {
     let fx = Fx::with_policy(policy().fallback(Fallback::Board));
     let (_, token) = fx.login("u-alice").await;
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
 
@@ -63,9 +61,7 @@ async fn a_present_but_bad_credential_with_board_fallback_is_401_never_the_board
         assert_401(&r, code);
     }
     fx.clock.advance(ACCESS_TTL + LEEWAY);
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_401(&r, "token_expired");
 }
 
@@ -99,7 +95,7 @@ async fn board_fallback_is_for_every_loopback_host_and_port() {
         "127.0.0.2",
         "[::1]:8080",
     ] {
-        let r = fx.send(get(PRIVATE, &[("host", host)])).await;
+        let r = fx.get_private(&[("host", host)]).await;
         assert_actor(&r, "board", Some("board"), Some("fallback"));
     }
     // HTTP/2 `:authority` and HTTP/1.1 absolute-form arrive as the URI's authority.
@@ -155,10 +151,7 @@ async fn board_fallback_for_a_host_that_is_not_loopback_is_401_missing_credentia
     // Real credentials still resolve, whatever the host.
     let (_, token) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[("host", "evil.example"), ("authorization", &bearer(&token))],
-        ))
+        .get_private(&[("host", "evil.example"), ("authorization", &bearer(&token))])
         .await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
@@ -226,22 +219,18 @@ async fn an_access_cookie_beside_a_cookie_that_is_not_ascii_is_presented_never_t
 #[tokio::test]
 async fn require_auth_off_leaves_a_protected_path_anonymous_without_credentials() {
     let fx = Fx::with_policy(policy().require_auth(false));
-    assert_anonymous(&fx.send(get(PRIVATE, &[])).await);
+    assert_anonymous(&fx.get_private(&[]).await);
     assert_anonymous(&fx.send(post(PRIVATE, &[])).await);
     // But a present-but-bad credential is still refused.
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", "Bearer garbage")]))
-        .await;
+    let r = fx.get_private(&[("authorization", "Bearer garbage")]).await;
     assert_401(&r, "invalid_token");
     let r = fx
-        .send(get(PRIVATE, &[("authorization", "Basic dXNlcjpwYXNz")]))
+        .get_private(&[("authorization", "Basic dXNlcjpwYXNz")])
         .await;
     assert_401(&r, "invalid_credentials");
     // And a good one resolves.
     let (_, token) = fx.login("u-alice").await;
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(&token))]))
-        .await;
+    let r = fx.get_with_bearer(&token).await;
     assert_actor(&r, "user", Some("u-alice"), Some("jwt"));
 }
 

@@ -59,11 +59,9 @@ fn decisions_are_logged_with_outcomes_and_actors_but_never_a_credential() {
                     Some("u-alice"),
                     Some("jwt"),
                 );
-                assert_actor(
+                assert_api_key_actor(
                     &fx.send_logged(get(PRIVATE, &[("x-api-key", &key)])).await,
-                    "api_key",
-                    Some(key_id.as_str()),
-                    Some("api_key"),
+                    key_id.as_str(),
                 );
                 assert_actor(
                     &fx.send_logged(get(PRIVATE, &[("authorization", &bearer(&run))]))

@@ -30,10 +30,11 @@ use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{
     AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, SessionStore, Stores,
 };
+use portcullis_core::testing;
 use portcullis_core::token::{AccessGrant, AgentGrant, MintedToken, SigningKey};
 use portcullis_core::{
     Actor, AuthConfig, AuthConfigBuilder, Authenticator, Clock, Credential, ManualClock,
-    RateLimitInfo, Secret, StoreError, UnixTime, seed,
+    RateLimitInfo, Secret, StoreError, UnixTime,
 };
 use portcullis_tower::{AuthLayer, Fallback, Policy, Renderer};
 use serde_json::{Value, json};
@@ -145,6 +146,29 @@ impl Fx {
         send_with(self.layer(), req).await
     }
 
+    /// `GET PRIVATE` with `headers`.
+    async fn get_private(&self, headers: &[(&str, &str)]) -> Reply {
+        self.send(get(PRIVATE, headers)).await
+    }
+
+    /// `GET PRIVATE` with `Authorization: Bearer <token>`.
+    async fn get_with_bearer(&self, token: &str) -> Reply {
+        self.get_private(&[("authorization", &bearer(token))]).await
+    }
+
+    /// `GET PRIVATE` with `X-API-Key: <key>`.
+    async fn get_with_api_key(&self, key: &str) -> Reply {
+        self.get_private(&[("x-api-key", key)]).await
+    }
+
+    /// `key` sent both ways a key may come: as `X-API-Key`, then as `Authorization: Bearer`.
+    async fn get_with_key_both_ways(&self, key: &str) -> [Reply; 2] {
+        [
+            self.get_with_api_key(key).await,
+            self.get_with_bearer(key).await,
+        ]
+    }
+
     /// [`send`](Self::send) for the logging test. Other tests run in parallel threads with no
     /// subscriber; one of them registering a callsite while this test installs its scoped
     /// subscriber can cache "never" for that callsite (tracing's per-callsite interest cache).
@@ -228,19 +252,12 @@ impl Fx {
         let generated = api_key::generate(&ApiKeyPrefix::default());
         let id = ApiKeyId::random();
         let mut record = ApiKeyRecord {
-            id: id.clone(),
             name: "test key".into(),
-            hash: generated.hash,
-            display_prefix: generated.display_prefix.clone(),
             created_by: UserId::from("u-creator").into(),
             owner,
             org_id: OrgId::from(ORG),
-            permissions: seed::MEMORY_ALL,
             created_at: self.now(),
-            expires_at: None,
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
+            ..testing::api_key_record(id.clone(), generated.hash)
         };
         edit(&mut record);
         self.auth.stores().api_keys.insert(record).await.unwrap();
@@ -378,6 +395,11 @@ fn assert_actor(r: &Reply, kind: &str, id: Option<&str>, method: Option<&str>) -
 }
 
 #[track_caller]
+/// The request went through as the API key `id`, presented as an API key.
+fn assert_api_key_actor(r: &Reply, id: &str) -> Value {
+    assert_actor(r, "api_key", Some(id), Some("api_key"))
+}
+
 fn assert_anonymous(r: &Reply) {
     assert_actor(r, "anonymous", None, None);
 }

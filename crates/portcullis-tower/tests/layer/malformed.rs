@@ -14,10 +14,7 @@ async fn duplicated_authorization_headers_are_invalid_token() {
     // Even two copies of the same valid token.
     for second in [good.as_str(), "Bearer other", "Basic dXNlcjpwYXNz"] {
         let r = fx
-            .send(get(
-                PRIVATE,
-                &[("authorization", &good), ("authorization", second)],
-            ))
+            .get_private(&[("authorization", &good), ("authorization", second)])
             .await;
         assert_401(&r, "invalid_token");
     }
@@ -28,7 +25,7 @@ async fn duplicated_x_api_key_headers_are_invalid_api_key() {
     let fx = Fx::new();
     let (key, _) = fx.user_key("u-alice").await;
     let r = fx
-        .send(get(PRIVATE, &[("x-api-key", &key), ("x-api-key", &key)]))
+        .get_private(&[("x-api-key", &key), ("x-api-key", &key)])
         .await;
     assert_401(&r, "invalid_api_key");
 }
@@ -39,13 +36,10 @@ async fn two_different_access_cookies_are_invalid_token() {
     let (_, one) = fx.login("u-alice").await;
     let (_, two) = fx.login("u-alice").await;
     let r = fx
-        .send(get(
-            PRIVATE,
-            &[(
-                "cookie",
-                &format!("{}; {}", access_cookie(&one), access_cookie(&two)),
-            )],
-        ))
+        .get_private(&[(
+            "cookie",
+            &format!("{}; {}", access_cookie(&one), access_cookie(&two)),
+        )])
         .await;
     assert_401(&r, "invalid_token");
 }
@@ -60,11 +54,11 @@ async fn malformed_bearer_values_are_invalid_token() {
         "Bearer a b",
         "Bearer a.b.c d",
     ] {
-        let r = fx.send(get(PRIVATE, &[("authorization", value)])).await;
+        let r = fx.get_private(&[("authorization", value)]).await;
         assert_401(&r, "invalid_token");
     }
     // An empty Authorization header is a credential presented, and unreadable.
-    let r = fx.send(get(PRIVATE, &[("authorization", "")])).await;
+    let r = fx.get_private(&[("authorization", "")]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     assert_eq!(r.header("www-authenticate"), Some(INVALID_TOKEN_CHALLENGE));
 }
@@ -91,7 +85,7 @@ async fn a_60_000_byte_credential_is_a_4xx_never_a_5xx() {
     ];
     for (name, value, code) in cases {
         assert!(value.len() >= 60_000);
-        let r = fx.send(get(PRIVATE, &[(name, &value)])).await;
+        let r = fx.get_private(&[(name, &value)]).await;
         assert_401(&r, code);
         // The refusal does not echo the input back.
         assert!(r.body.len() < 1_000, "{} bytes", r.body.len());

@@ -129,38 +129,24 @@ async fn a_custom_api_key_prefix_decides_what_a_bearer_is() {
         .stores()
         .api_keys
         .insert(ApiKeyRecord {
-            id: id.clone(),
             name: "acme key".into(),
-            hash: generated.hash,
-            display_prefix: generated.display_prefix.clone(),
             created_by: UserId::from("u-alice").into(),
             owner: KeyOwner::User(UserId::from("u-alice")),
-            org_id: OrgId::from(ORG),
-            permissions: seed::MEMORY_ALL,
             created_at: T0,
-            expires_at: None,
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
+            ..testing::api_key_record(id.clone(), generated.hash)
         })
         .await
         .unwrap();
     let key = generated.key.expose();
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(key))]))
-        .await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
-    let r = fx.send(get(PRIVATE, &[("x-api-key", key)])).await;
-    assert_actor(&r, "api_key", Some(id.as_str()), Some("api_key"));
+    let r = fx.get_with_bearer(key).await;
+    assert_api_key_actor(&r, id.as_str());
+    let r = fx.get_with_api_key(key).await;
+    assert_api_key_actor(&r, id.as_str());
     // A default-prefix key is now just a (bad) JWT as a bearer, and a bad key in X-API-Key.
     let ck = api_key::generate(&ApiKeyPrefix::default());
-    let r = fx
-        .send(get(PRIVATE, &[("authorization", &bearer(ck.key.expose()))]))
-        .await;
+    let r = fx.get_with_bearer(ck.key.expose()).await;
     assert_401(&r, "invalid_token");
-    let r = fx
-        .send(get(PRIVATE, &[("x-api-key", ck.key.expose())]))
-        .await;
+    let r = fx.get_with_api_key(ck.key.expose()).await;
     assert_401(&r, "invalid_api_key");
 }
 
@@ -293,7 +279,7 @@ async fn custom_api_key_header_and_access_cookie_are_read_and_the_default_names_
         .unwrap();
     let (key, key_id) = fx.user_key("u-alice").await;
     let r = send_with(layer.clone(), get(PRIVATE, &[("x-acme-key", &key)])).await;
-    assert_actor(&r, "api_key", Some(key_id.as_str()), Some("api_key"));
+    assert_api_key_actor(&r, key_id.as_str());
     let (_, token) = fx.login("u-alice").await;
     let cookie = format!("acme_at={token}");
     let r = send_with(layer.clone(), get(PRIVATE, &[("cookie", &cookie)])).await;
