@@ -241,34 +241,24 @@ async fn page_fetch(c: &Client, method: &str, path: &str, headers: Value, body: 
         .unwrap()
 }
 
+/// The element with this id.
+async fn element(c: &Client, id: &str) -> fantoccini::elements::Element {
+    c.find(Locator::Id(id)).await.unwrap()
+}
+
 /// Clicks the element with this id.
 async fn click(c: &Client, id: &str) {
-    c.find(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    element(c, id).await.click().await.unwrap();
 }
 
 /// Empties the input with this id.
 async fn clear(c: &Client, id: &str) {
-    c.find(Locator::Id(id))
-        .await
-        .unwrap()
-        .clear()
-        .await
-        .unwrap();
+    element(c, id).await.clear().await.unwrap();
 }
 
 /// Types `text` into the input with this id.
 async fn type_into(c: &Client, id: &str, text: &str) {
-    c.find(Locator::Id(id))
-        .await
-        .unwrap()
-        .send_keys(text)
-        .await
-        .unwrap();
+    element(c, id).await.send_keys(text).await.unwrap();
 }
 
 /// Opens `/` and signs in as the admin through the form.

@@ -90,6 +90,17 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     res.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
+/// A 401 `missing_credentials` with the no-credential challenge (see [`refused`]).
+async fn refused_without_credentials(res: reqwest::Response) {
+    refused(
+        res,
+        401,
+        "missing_credentials",
+        Some(NO_CREDENTIAL_CHALLENGE),
+    )
+    .await;
+}
+
 /// A problem with its status, code and exact `WWW-Authenticate`, and no `Set-Cookie`.
 async fn refused(res: reqwest::Response, status: u16, code: &str, challenge: Option<&str>) {
     assert_eq!(header(&res, "www-authenticate"), challenge, "{code}");
@@ -286,13 +297,7 @@ async fn refresh_with_no_token_anywhere_is_401_missing_credentials() {
         .send()
         .await
         .unwrap();
-    refused(
-        res,
-        401,
-        "missing_credentials",
-        Some(NO_CREDENTIAL_CHALLENGE),
-    )
-    .await;
+    refused_without_credentials(res).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,13 +406,7 @@ async fn board_mode_with_a_host_that_is_not_loopback_is_401_missing_credentials(
         // Refused as no credential, and it does not reach a board-only action either.
         for path in ["/auth/whoami", "/admin/stats"] {
             let res = get_with(&srv, path, &[("host", host)]).await;
-            refused(
-                res,
-                401,
-                "missing_credentials",
-                Some(NO_CREDENTIAL_CHALLENGE),
-            )
-            .await;
+            refused_without_credentials(res).await;
         }
     }
     // A public path stays public, as the anonymous actor.
