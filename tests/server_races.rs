@@ -116,6 +116,27 @@ struct Refreshed {
     pair: Option<(String, String)>,
 }
 
+/// `POST path` with `body` as `admin`; asserts the 201 (`what` names the request) and returns
+/// the body.
+async fn created(
+    http: &reqwest::Client,
+    s: &Server,
+    admin: &str,
+    path: &str,
+    body: Value,
+    what: &str,
+) -> Value {
+    let res = http
+        .post(s.url(path))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{what}");
+    res.json().await.unwrap()
+}
+
 /// Asserts every answer of a refresh race is a 200 or a 401 (showing the server's warnings
 /// otherwise); the pairs the 200s handed out.
 fn pairs_of(s: &Server, answers: &[Refreshed]) -> Vec<(String, String)> {
@@ -548,38 +569,36 @@ fn terminating_an_agent_during_its_run_refuses_every_request_started_after_it() 
         let s = Server::start();
         let admin = s.admin_token().await;
         let http = client();
-        let res = http
-            .post(s.url("/agents"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "racer"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "create agent");
-        let agent: Value = res.json().await.unwrap();
+        let agent = created(
+            &http,
+            &s,
+            &admin,
+            "/agents",
+            json!({"name": "racer"}),
+            "create agent",
+        )
+        .await;
         let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
-        let res = http
-            .post(s.url(&format!("/agents/{agent_id}/runs")))
-            .bearer_auth(&admin)
-            .json(&json!({"adapter_type": "process"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "start a run");
-        let run: Value = res.json().await.unwrap();
+        let run = created(
+            &http,
+            &s,
+            &admin,
+            &format!("/agents/{agent_id}/runs"),
+            json!({"adapter_type": "process"}),
+            "start a run",
+        )
+        .await;
         let run_token = run["token"].as_str().unwrap().to_owned();
         // A key owned by the agent dies with it too.
-        let res = http
-            .post(s.url("/api-keys"))
-            .bearer_auth(&admin)
-            .json(
-                &json!({"name": "agent key", "permissions": ["memory:read"], "agent_id": agent_id}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "create the agent's key");
-        let key: Value = res.json().await.unwrap();
+        let key = created(
+            &http,
+            &s,
+            &admin,
+            "/api-keys",
+            json!({"name": "agent key", "permissions": ["memory:read"], "agent_id": agent_id}),
+            "create the agent's key",
+        )
+        .await;
         let agent_key = key["api_key"].as_str().unwrap().to_owned();
         for cred in [
             Cred::Bearer(run_token.clone()),
@@ -631,15 +650,15 @@ fn disabling_a_key_during_a_burst_refuses_every_request_started_after_it() {
         let s = Server::start();
         let admin = s.admin_token().await;
         let http = client();
-        let res = http
-            .post(s.url("/api-keys"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "burst", "permissions": ["memory:read", "memory:list"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "create key");
-        let key: Value = res.json().await.unwrap();
+        let key = created(
+            &http,
+            &s,
+            &admin,
+            "/api-keys",
+            json!({"name": "burst", "permissions": ["memory:read", "memory:list"]}),
+            "create key",
+        )
+        .await;
         let (key_id, api_key) = (
             key["key_id"].as_str().unwrap().to_owned(),
             key["api_key"].as_str().unwrap().to_owned(),
