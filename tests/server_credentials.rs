@@ -429,43 +429,54 @@ async fn cookie_authenticated_unsafe_request_needs_the_csrf_token() {
 // Several credentials
 // ---------------------------------------------------------------------------------------------
 
+/// `GET /api/v1/sessions` with exactly these credential headers.
+async fn sessions_with(srv: &Server, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = srv.client().get(srv.url("/api/v1/sessions"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn any_bad_credential_among_several_is_a_401() {
     let srv = Server::start();
     let admin = srv.admin_token().await;
     let (_, key) = key_with(&srv, &admin, &["session:list"]).await;
-    // A good JWT and a bad key.
-    let res = srv
-        .client()
-        .get(srv.url("/api/v1/sessions"))
-        .bearer_auth(&admin)
-        .header("X-API-Key", "ck_garbage")
-        .send()
-        .await
-        .unwrap();
-    let challenge = header(res.headers(), "www-authenticate");
-    assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
-    assert_eq!(challenge.as_deref(), Some(BAD_CREDENTIAL_CHALLENGE));
-    // A good key and a bad JWT.
-    let res = srv
-        .client()
-        .get(srv.url("/api/v1/sessions"))
-        .bearer_auth("garbage.jwt.here")
-        .header("X-API-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    let challenge = header(res.headers(), "www-authenticate");
-    assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
-    assert_eq!(challenge.as_deref(), Some(BAD_CREDENTIAL_CHALLENGE));
+    let bearer = format!("Bearer {admin}");
+    for (what, headers) in [
+        (
+            "a good JWT and a bad key",
+            [
+                ("Authorization", bearer.as_str()),
+                ("X-API-Key", "ck_garbage"),
+            ],
+        ),
+        (
+            "a good key and a bad JWT",
+            [
+                ("Authorization", "Bearer garbage.jwt.here"),
+                ("X-API-Key", key.as_str()),
+            ],
+        ),
+    ] {
+        let res = sessions_with(&srv, &headers).await;
+        let challenge = header(res.headers(), "www-authenticate");
+        assert_eq!(res.status(), 401, "{what}: {}", res.text().await.unwrap());
+        assert_eq!(
+            challenge.as_deref(),
+            Some(BAD_CREDENTIAL_CHALLENGE),
+            "{what}"
+        );
+    }
     // A good key and a bad access cookie.
-    let res = srv
-        .client()
-        .get(srv.url("/api/v1/sessions"))
-        .header("X-API-Key", &key)
-        .header("Cookie", "portcullis_access=garbage")
-        .send()
-        .await
-        .unwrap();
+    let res = sessions_with(
+        &srv,
+        &[
+            ("X-API-Key", key.as_str()),
+            ("Cookie", "portcullis_access=garbage"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
 }
