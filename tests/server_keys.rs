@@ -120,45 +120,40 @@ async fn api_key_listing_shows_only_the_callers_keys() {
     assert_eq!(theirs[0]["enabled"], true, "{theirs}");
 }
 
+/// As `cred`, the key `within` is created (201) and the key `beyond` is a 403 naming the
+/// `missing` permission.
+async fn within_and_beyond(
+    srv: &Server,
+    cred: Cred<'_>,
+    within: Value,
+    beyond: Value,
+    missing: &str,
+) {
+    create_key(srv, cred, within).await;
+    assert_403_scope(post(srv, "/api-keys", cred, beyond).await, missing).await;
+}
+
 #[tokio::test]
 async fn api_key_asking_for_more_than_the_caller_holds_is_forbidden() {
     let srv = Server::start();
     let admin = srv.admin_token().await;
     let (_, viewer) = new_user(&srv, &admin, "jan@example.com", "viewer", "default").await;
-    // A subset is fine.
-    create_key(
+    // A subset is fine; one permission more is a 403 naming it.
+    within_and_beyond(
         &srv,
         Cred::Bearer(&viewer),
         json!({"name": "ro", "permissions": ["memory:read", "session:list"]}),
-    )
-    .await;
-    assert_403_scope(
-        post(
-            &srv,
-            "/api-keys",
-            Cred::Bearer(&viewer),
-            json!({"name": "rw", "permissions": ["memory:read", "session:create"]}),
-        )
-        .await,
+        json!({"name": "rw", "permissions": ["memory:read", "session:create"]}),
         "session:create",
     )
     .await;
     // A key creating a key: the same rule against the key's own permissions.
     let (_, key) = key_with(&srv, &admin, &["memory:read"]).await;
-    create_key(
+    within_and_beyond(
         &srv,
         Cred::Key(&key),
         json!({"name": "child", "permissions": ["memory:read"]}),
-    )
-    .await;
-    assert_403_scope(
-        post(
-            &srv,
-            "/api-keys",
-            Cred::Key(&key),
-            json!({"name": "child", "permissions": ["memory:read", "memory:create"]}),
-        )
-        .await,
+        json!({"name": "child", "permissions": ["memory:read", "memory:create"]}),
         "memory:create",
     )
     .await;
