@@ -19,13 +19,11 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
 use portcullis::cache::CacheConfig;
-use portcullis::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use portcullis::ids::{ApiKeyId, OrgId, UserId};
 use portcullis::redis::RedisStores;
-use portcullis::session::SessionRecord;
 use portcullis::sql::PoolSettings;
 use portcullis::sql::SqlStores;
 use portcullis::store::Stores;
-use portcullis::token::AccessGrant;
 use portcullis::{AuthLayer, Authenticator, seed};
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
@@ -161,32 +159,9 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other_within_100ms() {
     );
 
     // A login session, used on both, logged out through A.
-    let (user, org, sid) = (UserId::from("u1"), OrgId::from("acme"), SessionId::random());
-    let now = a_auth.clock().now();
-    a_stores
-        .sessions
-        .create(SessionRecord::new(
-            sid.clone(),
-            user.clone(),
-            org.clone(),
-            api_key::KeyHash::of(b"r"),
-            now,
-            3600,
-            false,
-        ))
-        .await
-        .unwrap();
-    let token = a_auth
-        .user_tokens()
-        .mint_access(AccessGrant {
-            user_id: &user,
-            email: "u@example.com",
-            role: "user",
-            org_id: &org,
-            session_id: &sid,
-        })
-        .unwrap();
-    let bearer = format!("Bearer {}", token.token.expose());
+    let (user, org) = (UserId::from("u1"), OrgId::from("acme"));
+    let (sid, token) = common::session_token(a_auth, a_stores, &user, &org, "user").await;
+    let bearer = format!("Bearer {token}");
     assert_eq!(
         status(a_svc, ("authorization", &bearer)).await.0,
         StatusCode::OK

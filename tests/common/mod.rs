@@ -520,6 +520,44 @@ impl CutProxy {
     }
 }
 
+/// In-process tests: writes a live session of `user` in `org` to `stores` and mints an access
+/// token of it with `role` through `auth`; `(session id, token)`.
+pub async fn session_token(
+    auth: &portcullis::Authenticator,
+    stores: &portcullis::store::Stores,
+    user: &portcullis::ids::UserId,
+    org: &portcullis::ids::OrgId,
+    role: &str,
+) -> (portcullis::ids::SessionId, String) {
+    let sid = portcullis::ids::SessionId::random();
+    let now = auth.clock().now();
+    stores
+        .sessions
+        .create(portcullis::session::SessionRecord::new(
+            sid.clone(),
+            user.clone(),
+            org.clone(),
+            portcullis::api_key::KeyHash::of(b"r"),
+            now,
+            3600,
+            false,
+        ))
+        .await
+        .unwrap();
+    let minted = auth
+        .user_tokens()
+        .mint_access(portcullis::token::AccessGrant {
+            user_id: user,
+            email: "u@example.com",
+            role,
+            org_id: org,
+            session_id: &sid,
+        })
+        .unwrap();
+    let token = minted.token.expose().to_owned();
+    (sid, token)
+}
+
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// One heavy test at a time in a test binary (each starts servers and measures them on a small
