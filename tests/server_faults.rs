@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Options, PgDatabase as Database, Server, assert_problem, outcome,
-    redis_addr, redis_ping, redis_url, run, serial, service_unreachable as unreachable,
+    post_login, redis_addr, redis_ping, redis_url, run, serial, service_unreachable as unreachable,
 };
 use portcullis::api_key::{self, ApiKeyPrefix};
 use portcullis::ids::TokenId;
@@ -189,14 +189,6 @@ async fn whoami_bearer(http: &reqwest::Client, s: &Server, token: &str) -> reqwe
 async fn whoami_key(http: &reqwest::Client, s: &Server, key: &str) -> reqwest::Response {
     http.get(s.url("/auth/whoami"))
         .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn login(http: &reqwest::Client, s: &Server) -> reqwest::Response {
-    http.post(s.url("/auth/login"))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
         .send()
         .await
         .unwrap()
@@ -461,7 +453,7 @@ async fn database_outage(mode: Mode) {
             "a never-issued key after recovery"
         );
     }
-    let res = login(&http, &s).await;
+    let res = post_login(&http, &s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(res.status(), 200, "login after recovery");
     let v: Value = res.json().await.unwrap();
     let fresh_token = v["access_token"].as_str().unwrap().to_owned();

@@ -19,7 +19,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Server, USER_PASSWORD, assert_problem, create_user, run, serial, with_pair};
+use common::{
+    Server, USER_PASSWORD, assert_problem, create_user, post_login, run, serial, with_pair,
+};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -89,20 +91,6 @@ where
         set.spawn(async move { answer(req.send().await.unwrap()).await });
     }
     set.join_all().await
-}
-
-/// `POST /auth/login` with `email` and `password`.
-async fn login(
-    http: &reqwest::Client,
-    s: &Server,
-    email: &str,
-    password: &str,
-) -> reqwest::Response {
-    http.post(s.url("/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
 }
 
 /// How many answers had each (status, code).
@@ -186,7 +174,7 @@ fn burst_of_200_wrong_passwords_is_10_checks_401_and_190_429_in_memory() {
 
         // The right password is refused too until the window closes: it would be an 11th check.
         assert_problem(
-            login(&http, &s, "victim@example.com", USER_PASSWORD).await,
+            post_login(&http, &s, "victim@example.com", USER_PASSWORD).await,
             429,
             "rate_limited",
         )
@@ -197,7 +185,7 @@ fn burst_of_200_wrong_passwords_is_10_checks_401_and_190_429_in_memory() {
         assert_checked_then_limited(&answers, CHECKS, "unknown email");
         // Case and spaces do not make another email.
         assert_problem(
-            login(&http, &s, "  NOBODY@Example.com ", "x").await,
+            post_login(&http, &s, "  NOBODY@Example.com ", "x").await,
             429,
             "rate_limited",
         )
@@ -221,7 +209,7 @@ fn burst_of_200_wrong_current_passwords_shares_the_10_checks_in_memory() {
 
         // The slots are the login's too: a login for the email is now 429.
         assert_problem(
-            login(&http, &s, "changer@example.com", USER_PASSWORD).await,
+            post_login(&http, &s, "changer@example.com", USER_PASSWORD).await,
             429,
             "rate_limited",
         )

@@ -270,6 +270,20 @@ pub async fn outcome(res: reqwest::Response) -> (u16, String) {
     (status, code)
 }
 
+/// `POST /auth/login` with `email` and `password` through `http`; the answer, whatever it is.
+pub async fn post_login(
+    http: &reqwest::Client,
+    s: &Server,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    http.post(s.url("/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The password of every user the tests create.
 pub const USER_PASSWORD: &str = "user password 123";
 
