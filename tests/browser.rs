@@ -241,6 +241,26 @@ async fn page_fetch(c: &Client, method: &str, path: &str, headers: Value, body: 
         .unwrap()
 }
 
+/// The element with this id.
+async fn element(c: &Client, id: &str) -> fantoccini::elements::Element {
+    c.find(Locator::Id(id)).await.unwrap()
+}
+
+/// Clicks the element with this id.
+async fn click(c: &Client, id: &str) {
+    element(c, id).await.click().await.unwrap();
+}
+
+/// Empties the input with this id.
+async fn clear(c: &Client, id: &str) {
+    element(c, id).await.clear().await.unwrap();
+}
+
+/// Types `text` into the input with this id.
+async fn type_into(c: &Client, id: &str, text: &str) {
+    element(c, id).await.send_keys(text).await.unwrap();
+}
+
 /// Opens `/` and signs in as the admin through the form.
 async fn sign_in(c: &Client, server: &Server, remember: bool) {
     c.goto(&server.url("/")).await.unwrap();
@@ -251,39 +271,14 @@ async fn sign_in(c: &Client, server: &Server, remember: bool) {
     )
     .await;
     for id in ["email", "password"] {
-        c.find(Locator::Id(id))
-            .await
-            .unwrap()
-            .clear()
-            .await
-            .unwrap();
+        clear(c, id).await;
     }
-    c.find(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_EMAIL)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_PASSWORD)
-        .await
-        .unwrap();
+    type_into(c, "email", ADMIN_EMAIL).await;
+    type_into(c, "password", ADMIN_PASSWORD).await;
     if remember {
-        c.find(Locator::Id("remember"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(c, "remember").await;
     }
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "login").await;
     wait_until(
         c,
         "the signed-in state",
@@ -301,18 +296,8 @@ async fn create_memory(c: &Client, content: &str) -> Value {
     )
     .await
     .unwrap();
-    c.find(Locator::Id("memory-content"))
-        .await
-        .unwrap()
-        .send_keys(content)
-        .await
-        .unwrap();
-    c.find(Locator::Id("create-memory"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, "memory-content", content).await;
+    click(c, "create-memory").await;
     wait_until(
         c,
         "the created memory",
@@ -369,24 +354,9 @@ async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cann
     std::fs::write(target_dir().join("browser-login-form.png"), shot).unwrap();
 
     // A wrong password: the page shows the problem's detail and code, and stays signed out.
-    c.find(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_EMAIL)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("not the password")
-        .await
-        .unwrap();
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, "email", ADMIN_EMAIL).await;
+    type_into(&c, "password", "not the password").await;
+    click(&c, "login").await;
     wait_until(
         &c,
         "the login error",
@@ -491,12 +461,7 @@ async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cann
     assert_eq!(who["auth_method"], "cookie", "{who}");
 
     // Sign out: back to the form, the cookies are gone, and the session is dead.
-    c.find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "logout").await;
     wait_until(
         &c,
         "the sign-in form after signing out",

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "axum")]
 
+mod common;
+
 #[path = "../examples/axum_app.rs"]
 mod axum_app;
 #[path = "../examples/hyper_service.rs"]
@@ -15,40 +17,16 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
-use portcullis::ids::{ApiKeyId, OrgId, SessionId, UserId};
-use portcullis::session::SessionRecord;
-use portcullis::token::AccessGrant;
+use portcullis::ids::{ApiKeyId, OrgId, UserId};
 use portcullis::{Authenticator, PermissionList, seed::*};
 use tower::ServiceExt;
 
 /// An authenticator with one live session of a user with `role`; returns a bearer token.
 async fn user_token(auth: &Authenticator, role: &str) -> String {
-    let (user, org, sid) = (UserId::random(), OrgId::from("acme"), SessionId::random());
-    let now = auth.clock().now();
-    auth.stores()
-        .sessions
-        .create(SessionRecord::new(
-            sid.clone(),
-            user.clone(),
-            org.clone(),
-            api_key::KeyHash::of(b"r"),
-            now,
-            3600,
-            false,
-        ))
+    let (user, org) = (UserId::random(), OrgId::from("acme"));
+    common::session_token(auth, auth.stores(), &user, &org, role)
         .await
-        .unwrap();
-    let minted = auth
-        .user_tokens()
-        .mint_access(AccessGrant {
-            user_id: &user,
-            email: "u@example.com",
-            role,
-            org_id: &org,
-            session_id: &sid,
-        })
-        .unwrap();
-    minted.token.expose().to_owned()
+        .1
 }
 
 async fn api_key(auth: &Authenticator, permissions: portcullis::PermissionSet) -> String {

@@ -8,9 +8,10 @@
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,51 +19,18 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis::api_key::{self, ApiKeyRecord, KeyOwner};
 use portcullis::cache::CacheConfig;
-use portcullis::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use portcullis::ids::{ApiKeyId, OrgId, UserId};
 use portcullis::redis::RedisStores;
-use portcullis::session::SessionRecord;
 use portcullis::sql::PoolSettings;
 use portcullis::sql::SqlStores;
 use portcullis::store::Stores;
-use portcullis::token::AccessGrant;
 use portcullis::{AuthLayer, Authenticator, seed};
-use sqlx::Connection as _;
-use tokio::net::{TcpListener, TcpStream};
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
 
+use common::{CutProxy, fresh_postgres, redis_url, service_unreachable as unreachable};
+
 type Svc = BoxCloneService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
-
-fn unreachable(what: &str, err: impl std::fmt::Display) -> Option<()> {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is unreachable under CI=true: {err} (scripts/services starts it)");
-    }
-    eprintln!("SKIPPED ({what} unreachable: {err})");
-    None
-}
-
-/// A fresh PostgreSQL database; its URL.
-async fn fresh_database() -> Option<String> {
-    let admin = env_or(
-        "PORTCULLIS_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    );
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) => return unreachable("PostgreSQL", e).map(|()| String::new()),
-    };
-    let name = format!("portcullis_mi_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
-    Some(format!("{base}/{name}"))
-}
 
 fn service(auth: Authenticator) -> Svc {
     BoxCloneService::new(
@@ -136,10 +104,10 @@ async fn time_until(svc: &Svc, header: (&str, &str), want: StatusCode) -> Durati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revocation_on_one_instance_is_honoured_by_the_other_within_100ms() {
-    let Some(db) = fresh_database().await else {
+    let Some(db) = fresh_postgres("mi").await else {
         return;
     };
-    let redis_url = env_or("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379");
+    let redis_url = redis_url();
     let prefix = format!("pc-mi-{}:", uuid::Uuid::new_v4().simple());
     // A shared user secret: both instances verify each other's tokens.
     let config = || {
@@ -159,7 +127,7 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other_within_100ms() {
         sql.migrate().await.unwrap();
         let redis = match RedisStores::connect(&redis_url, &prefix).await {
             Ok(r) => r,
-            Err(e) => return unreachable("Redis", e).unwrap_or(()),
+            Err(e) => return unreachable("Redis", e),
         };
         let sql_stores = sql.stores();
         let stores = redis.stores_with(sql_stores.api_keys.clone(), sql_stores.agents.clone());
@@ -191,32 +159,9 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other_within_100ms() {
     );
 
     // A login session, used on both, logged out through A.
-    let (user, org, sid) = (UserId::from("u1"), OrgId::from("acme"), SessionId::random());
-    let now = a_auth.clock().now();
-    a_stores
-        .sessions
-        .create(SessionRecord::new(
-            sid.clone(),
-            user.clone(),
-            org.clone(),
-            api_key::KeyHash::of(b"r"),
-            now,
-            3600,
-            false,
-        ))
-        .await
-        .unwrap();
-    let token = a_auth
-        .user_tokens()
-        .mint_access(AccessGrant {
-            user_id: &user,
-            email: "u@example.com",
-            role: "user",
-            org_id: &org,
-            session_id: &sid,
-        })
-        .unwrap();
-    let bearer = format!("Bearer {}", token.token.expose());
+    let (user, org) = (UserId::from("u1"), OrgId::from("acme"));
+    let (sid, token) = common::session_token(a_auth, a_stores, &user, &org, "user").await;
+    let bearer = format!("Bearer {token}");
     assert_eq!(
         status(a_svc, ("authorization", &bearer)).await.0,
         StatusCode::OK
@@ -243,58 +188,9 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other_within_100ms() {
     );
 }
 
-/// A TCP proxy to PostgreSQL that can be cut (closing live connections and refusing new ones)
-/// and restored.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cut, watch) = tokio::sync::watch::channel(0u64);
-        let accepting = up.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                if !accepting.load(Ordering::SeqCst) {
-                    continue; // dropped: connection closed at once
-                }
-                let upstream = upstream.clone();
-                let mut watch = watch.clone();
-                // Only cuts after this connection opened close it.
-                watch.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = watch.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { port, up, cut }
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-        if !up {
-            self.cut.send_modify(|n| *n += 1);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_that_goes_away_gives_503_then_recovers_with_no_wrong_200() {
-    let Some(db) = fresh_database().await else {
+    let Some(db) = fresh_postgres("mi").await else {
         return;
     };
     // Migrate directly, then serve through the proxy.
@@ -312,7 +208,7 @@ async fn a_database_that_goes_away_gives_503_then_recovers_with_no_wrong_200() {
         .next()
         .unwrap()
         .to_owned();
-    let proxy = Proxy::start(upstream.clone()).await;
+    let proxy = CutProxy::start(upstream.clone()).await;
     let proxied = db.replace(&upstream, &format!("127.0.0.1:{}", proxy.port));
     let settings = PoolSettings {
         max_connections: 4,

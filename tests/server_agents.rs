@@ -101,19 +101,15 @@ async fn an_admin_runs_and_terminates_an_agent_it_created_for_another_org() {
     let me = whoami(&srv, Cred::Bearer(&token)).await;
     assert_eq!(me["org_id"], "acme", "{me}");
     expect(
-        post_empty(
-            &srv,
-            &format!("/agents/{agent_id}/terminate"),
-            Cred::Bearer(&admin),
-        )
-        .await,
+        terminate_agent(&srv, Cred::Bearer(&admin), &agent_id).await,
         204,
     )
     .await;
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&token)).await,
+    assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Bearer(&token),
         "agent_terminated",
-        true,
     )
     .await;
 }
@@ -140,34 +136,26 @@ async fn terminating_an_agent_kills_its_run_tokens_and_keys_at_once() {
     .await;
     expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
     expect(
-        post_empty(
-            &srv,
-            &format!("/agents/{agent_id}/terminate"),
-            Cred::Bearer(&admin),
-        )
-        .await,
+        terminate_agent(&srv, Cred::Bearer(&admin), &agent_id).await,
         204,
     )
     .await;
-    let body = assert_401(
-        get(&srv, "/api/v1/sessions", Cred::Bearer(&token)).await,
+    let body = assert_get_401(
+        &srv,
+        "/api/v1/sessions",
+        Cred::Bearer(&token),
         "agent_terminated",
-        true,
     )
     .await;
     assert!(!body.to_string().contains(&token));
-    assert_401(
-        get(&srv, "/api/v1/sessions", Cred::Key(&key)).await,
+    assert_get_401(
+        &srv,
+        "/api/v1/sessions",
+        Cred::Key(&key),
         "agent_terminated",
-        true,
     )
     .await;
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&key)).await,
-        "agent_terminated",
-        true,
-    )
-    .await;
+    assert_get_401(&srv, "/auth/whoami", Cred::Bearer(&key), "agent_terminated").await;
 }
 
 #[tokio::test]
@@ -193,12 +181,7 @@ async fn agent_routes_need_admin_write_and_a_known_agent() {
     )
     .await;
     assert_403_scope(
-        post_empty(
-            &srv,
-            &format!("/agents/{agent_id}/terminate"),
-            Cred::Bearer(&user),
-        )
-        .await,
+        terminate_agent(&srv, Cred::Bearer(&user), &agent_id).await,
         "admin:write",
     )
     .await;

@@ -99,12 +99,7 @@ async fn jwks_is_public_and_never_shows_a_shared_secret() {
 #[tokio::test]
 async fn unknown_path_needs_credentials_and_then_is_404() {
     let srv = Server::start();
-    assert_401(
-        get(&srv, "/no/such/path", Cred::None).await,
-        "missing_credentials",
-        false,
-    )
-    .await;
+    assert_get_401(&srv, "/no/such/path", Cred::None, "missing_credentials").await;
     let admin = srv.admin_token().await;
     assert_problem(
         get(&srv, "/no/such/path", Cred::Bearer(&admin)).await,
@@ -386,18 +381,8 @@ async fn refresh_reuse_after_grace_revokes_the_session() {
     let body = assert_401(replay, "token_revoked", true).await;
     assert!(!body.to_string().contains(&r0));
     // The whole session is dead at once: its access tokens and its current refresh token.
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&a1)).await,
-        "token_revoked",
-        true,
-    )
-    .await;
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&a0)).await,
-        "token_revoked",
-        true,
-    )
-    .await;
+    assert_get_401(&srv, "/auth/whoami", Cred::Bearer(&a1), "token_revoked").await;
+    assert_get_401(&srv, "/auth/whoami", Cred::Bearer(&a0), "token_revoked").await;
     assert_401(refresh(&srv, &r1).await, "token_revoked", true).await;
     // Another session of the same user is untouched.
     srv.admin_token().await;
@@ -500,12 +485,7 @@ async fn logout_kills_access_and_refresh_tokens_at_once() {
             "logout must clear {name}: {line}"
         );
     }
-    let body = assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&access)).await,
-        "token_revoked",
-        true,
-    )
-    .await;
+    let body = assert_get_401(&srv, "/auth/whoami", Cred::Bearer(&access), "token_revoked").await;
     assert!(!body.to_string().contains(&access));
     assert_401(refresh(&srv, &refresh_token).await, "token_revoked", true).await;
     // Only that session: the user's other session lives on.
@@ -560,12 +540,7 @@ async fn password_change_revokes_every_session() {
     .await;
     expect(res, 204).await;
     for a in [&a1, &a2] {
-        assert_401(
-            get(&srv, "/auth/whoami", Cred::Bearer(a)).await,
-            "token_revoked",
-            true,
-        )
-        .await;
+        assert_get_401(&srv, "/auth/whoami", Cred::Bearer(a), "token_revoked").await;
     }
     for r in [&r1, &r2] {
         assert_401(refresh(&srv, r).await, "token_revoked", true).await;

@@ -90,6 +90,17 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     res.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
+/// A 401 `missing_credentials` with the no-credential challenge (see [`refused`]).
+async fn refused_without_credentials(res: reqwest::Response) {
+    refused(
+        res,
+        401,
+        "missing_credentials",
+        Some(NO_CREDENTIAL_CHALLENGE),
+    )
+    .await;
+}
+
 /// A problem with its status, code and exact `WWW-Authenticate`, and no `Set-Cookie`.
 async fn refused(res: reqwest::Response, status: u16, code: &str, challenge: Option<&str>) {
     assert_eq!(header(&res, "www-authenticate"), challenge, "{code}");
@@ -103,7 +114,12 @@ async fn refused(res: reqwest::Response, status: u16, code: &str, challenge: Opt
 
 /// `GET /auth/whoami` with these headers.
 async fn whoami(srv: &Server, headers: &[(&str, &[u8])]) -> reqwest::Response {
-    let mut req = srv.client().get(srv.url("/auth/whoami"));
+    get_with(srv, "/auth/whoami", headers).await
+}
+
+/// `GET path` with these extra headers.
+async fn get_with(srv: &Server, path: &str, headers: &[(&str, &[u8])]) -> reqwest::Response {
+    let mut req = srv.client().get(srv.url(path));
     for (k, v) in headers {
         req = req.header(*k, HeaderValue::from_bytes(v).unwrap());
     }
@@ -281,13 +297,7 @@ async fn refresh_with_no_token_anywhere_is_401_missing_credentials() {
         .send()
         .await
         .unwrap();
-    refused(
-        res,
-        401,
-        "missing_credentials",
-        Some(NO_CREDENTIAL_CHALLENGE),
-    )
-    .await;
+    refused_without_credentials(res).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,38 +403,14 @@ async fn board_mode_with_a_host_that_is_not_loopback_is_401_missing_credentials(
         b"127.0.0.1.evil.com:8080",
         b"10.0.0.1:8080",
     ] {
-        let res = whoami(&srv, &[("host", host)]).await;
-        refused(
-            res,
-            401,
-            "missing_credentials",
-            Some(NO_CREDENTIAL_CHALLENGE),
-        )
-        .await;
-        // Nor does it reach a board-only action.
-        let res = srv
-            .client()
-            .get(srv.url("/admin/stats"))
-            .header("host", HeaderValue::from_bytes(host).unwrap())
-            .send()
-            .await
-            .unwrap();
-        refused(
-            res,
-            401,
-            "missing_credentials",
-            Some(NO_CREDENTIAL_CHALLENGE),
-        )
-        .await;
+        // Refused as no credential, and it does not reach a board-only action either.
+        for path in ["/auth/whoami", "/admin/stats"] {
+            let res = get_with(&srv, path, &[("host", host)]).await;
+            refused_without_credentials(res).await;
+        }
     }
     // A public path stays public, as the anonymous actor.
-    let res = srv
-        .client()
-        .get(srv.url("/healthz"))
-        .header("host", "evil.example")
-        .send()
-        .await
-        .unwrap();
+    let res = get_with(&srv, "/healthz", &[("host", b"evil.example")]).await;
     assert_eq!(res.status(), 200);
     // An absolute-form target naming another host, and no Host at all (HTTP/1.0).
     for request in [

@@ -21,6 +21,16 @@ use serde_json::json;
 // whoami: one actor per request
 // ---------------------------------------------------------------------------------------------
 
+/// Every permission but the `admin:*` ones, sorted: what a `user` and an agent hold.
+fn non_admin_permissions() -> Vec<String> {
+    let want: Vec<&str> = ALL_PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|p| !p.starts_with("admin:"))
+        .collect();
+    sorted(&want)
+}
+
 #[tokio::test]
 async fn whoami_describes_a_user_from_a_jwt() {
     let srv = Server::start();
@@ -57,12 +67,7 @@ async fn whoami_lists_a_viewers_permissions_sorted() {
     );
     let (_, user) = new_user(&srv, &admin, "uma@example.com", "user", "acme").await;
     let me = whoami(&srv, Cred::Bearer(&user)).await;
-    let want: Vec<&str> = ALL_PERMISSIONS
-        .iter()
-        .copied()
-        .filter(|p| !p.starts_with("admin:"))
-        .collect();
-    assert_eq!(perms(&me), sorted(&want), "{me}");
+    assert_eq!(perms(&me), non_admin_permissions(), "{me}");
 }
 
 #[tokio::test]
@@ -106,12 +111,7 @@ async fn whoami_describes_an_agent_run_token() {
     assert_eq!(me["org_id"], "acme", "{me}");
     assert_eq!(me["auth_method"], "jwt", "{me}");
     assert_eq!(me["run_id"], run["run_id"], "{me}");
-    let want: Vec<&str> = ALL_PERMISSIONS
-        .iter()
-        .copied()
-        .filter(|p| !p.starts_with("admin:"))
-        .collect();
-    assert_eq!(perms(&me), sorted(&want), "{me}");
+    assert_eq!(perms(&me), non_admin_permissions(), "{me}");
 }
 
 #[tokio::test]
@@ -149,16 +149,18 @@ async fn whoami_describes_the_board_under_board_fallback() {
     let s = create_session(&srv, Cred::None, "board's").await;
     assert_eq!(s["org_id"], "default", "{s}");
     // …but a presented bad credential is a 401, never the board.
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer("garbage")).await,
+    assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Bearer("garbage"),
         "invalid_token",
-        true,
     )
     .await;
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Key("ck_garbage")).await,
+    assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Key("ck_garbage"),
         "invalid_api_key",
-        true,
     )
     .await;
     // And a real credential is its own actor.
@@ -177,12 +179,7 @@ async fn whoami_describes_the_board_under_board_fallback() {
 #[tokio::test]
 async fn whoami_without_credentials_is_missing_credentials() {
     let srv = Server::start();
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::None).await,
-        "missing_credentials",
-        false,
-    )
-    .await;
+    assert_get_401(&srv, "/auth/whoami", Cred::None, "missing_credentials").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,12 +190,7 @@ async fn whoami_without_credentials_is_missing_credentials() {
 async fn garbage_bearer_is_invalid_token() {
     let srv = Server::start();
     for bad in ["garbage", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.AAAA", "x.y"] {
-        let body = assert_401(
-            get(&srv, "/auth/whoami", Cred::Bearer(bad)).await,
-            "invalid_token",
-            true,
-        )
-        .await;
+        let body = assert_get_401(&srv, "/auth/whoami", Cred::Bearer(bad), "invalid_token").await;
         assert!(!body["detail"].as_str().unwrap().contains(bad), "{body}");
     }
 }
@@ -215,24 +207,14 @@ async fn alg_none_token_is_rejected() {
             format!("{header}.{payload}."),
             format!("{header}.{payload}"),
         ] {
-            assert_401(
-                get(&srv, "/auth/whoami", Cred::Bearer(&forged)).await,
-                "invalid_token",
-                true,
-            )
-            .await;
+            assert_get_401(&srv, "/auth/whoami", Cred::Bearer(&forged), "invalid_token").await;
         }
     }
     // With the real key id too.
     let kid = jwt_part(&access, 0)["kid"].clone();
     let header = b64url(json!({"alg": "none", "kid": kid}).to_string().as_bytes());
     let forged = format!("{header}.{payload}.");
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&forged)).await,
-        "invalid_token",
-        true,
-    )
-    .await;
+    assert_get_401(&srv, "/auth/whoami", Cred::Bearer(&forged), "invalid_token").await;
 }
 
 #[tokio::test]
@@ -252,20 +234,16 @@ async fn tokens_with_another_algorithm_a_crit_header_or_a_foreign_key_are_invali
             parts[1],
             parts[2]
         );
-        assert_401(
-            get(&srv, "/auth/whoami", Cred::Bearer(&forged)).await,
-            "invalid_token",
-            true,
-        )
-        .await;
+        assert_get_401(&srv, "/auth/whoami", Cred::Bearer(&forged), "invalid_token").await;
     }
     // A well-formed token for a live session, signed with another secret.
     let claims = jwt_part(&access, 1);
     let foreign = mint_access("some-other-secret-that-is-long-enough-000", now(), &claims);
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&foreign)).await,
+    assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Bearer(&foreign),
         "invalid_token",
-        true,
     )
     .await;
     // A tampered payload under the real signature.
@@ -278,10 +256,11 @@ async fn tokens_with_another_algorithm_a_crit_header_or_a_foreign_key_are_invali
         b64url(tampered_claims.to_string().as_bytes()),
         parts[2]
     );
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&tampered)).await,
+    assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Bearer(&tampered),
         "invalid_token",
-        true,
     )
     .await;
 }
@@ -297,10 +276,11 @@ async fn expired_access_token_is_token_expired() {
     assert_eq!(whoami(&srv, Cred::Bearer(&fresh)).await["kind"], "user");
     // …and the same token, expired an hour ago (far beyond the 30 s leeway), is refused.
     let expired = mint_access(JWT_SECRET, now() - 3600, &claims);
-    let body = assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&expired)).await,
+    let body = assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Bearer(&expired),
         "token_expired",
-        true,
     )
     .await;
     assert!(!body.to_string().contains(&expired));
@@ -319,10 +299,11 @@ async fn expired_access_token_is_token_expired() {
 async fn refresh_token_as_bearer_is_wrong_token_type() {
     let srv = Server::start();
     let (_, refresh_token) = login_pair(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let body = assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&refresh_token)).await,
+    let body = assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Bearer(&refresh_token),
         "wrong_token_type",
-        true,
     )
     .await;
     assert!(!body.to_string().contains(&refresh_token));
@@ -358,10 +339,11 @@ async fn an_agent_token_minted_elsewhere_with_the_shared_secret_is_accepted() {
     assert_eq!(me["id"], agent_id.as_str(), "{me}");
     assert_eq!(me["run_id"], "run-from-another-orchestrator", "{me}");
     // A company that is not the agent's organisation is refused.
-    assert_401(
-        get(&srv, "/auth/whoami", Cred::Bearer(&mint("other-org"))).await,
+    assert_get_401(
+        &srv,
+        "/auth/whoami",
+        Cred::Bearer(&mint("other-org")),
         "invalid_token",
-        true,
     )
     .await;
 }
@@ -447,43 +429,54 @@ async fn cookie_authenticated_unsafe_request_needs_the_csrf_token() {
 // Several credentials
 // ---------------------------------------------------------------------------------------------
 
+/// `GET /api/v1/sessions` with exactly these credential headers.
+async fn sessions_with(srv: &Server, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = srv.client().get(srv.url("/api/v1/sessions"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn any_bad_credential_among_several_is_a_401() {
     let srv = Server::start();
     let admin = srv.admin_token().await;
     let (_, key) = key_with(&srv, &admin, &["session:list"]).await;
-    // A good JWT and a bad key.
-    let res = srv
-        .client()
-        .get(srv.url("/api/v1/sessions"))
-        .bearer_auth(&admin)
-        .header("X-API-Key", "ck_garbage")
-        .send()
-        .await
-        .unwrap();
-    let challenge = header(res.headers(), "www-authenticate");
-    assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
-    assert_eq!(challenge.as_deref(), Some(BAD_CREDENTIAL_CHALLENGE));
-    // A good key and a bad JWT.
-    let res = srv
-        .client()
-        .get(srv.url("/api/v1/sessions"))
-        .bearer_auth("garbage.jwt.here")
-        .header("X-API-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    let challenge = header(res.headers(), "www-authenticate");
-    assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
-    assert_eq!(challenge.as_deref(), Some(BAD_CREDENTIAL_CHALLENGE));
+    let bearer = format!("Bearer {admin}");
+    for (what, headers) in [
+        (
+            "a good JWT and a bad key",
+            [
+                ("Authorization", bearer.as_str()),
+                ("X-API-Key", "ck_garbage"),
+            ],
+        ),
+        (
+            "a good key and a bad JWT",
+            [
+                ("Authorization", "Bearer garbage.jwt.here"),
+                ("X-API-Key", key.as_str()),
+            ],
+        ),
+    ] {
+        let res = sessions_with(&srv, &headers).await;
+        let challenge = header(res.headers(), "www-authenticate");
+        assert_eq!(res.status(), 401, "{what}: {}", res.text().await.unwrap());
+        assert_eq!(
+            challenge.as_deref(),
+            Some(BAD_CREDENTIAL_CHALLENGE),
+            "{what}"
+        );
+    }
     // A good key and a bad access cookie.
-    let res = srv
-        .client()
-        .get(srv.url("/api/v1/sessions"))
-        .header("X-API-Key", &key)
-        .header("Cookie", "portcullis_access=garbage")
-        .send()
-        .await
-        .unwrap();
+    let res = sessions_with(
+        &srv,
+        &[
+            ("X-API-Key", key.as_str()),
+            ("Cookie", "portcullis_access=garbage"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
 }

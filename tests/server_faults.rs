@@ -19,19 +19,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, Server, assert_problem, run, serial};
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Options, PgDatabase as Database, Server, assert_problem, outcome,
+    post_login, redis_addr, redis_ping, redis_url, run, serial, service_unreachable as unreachable,
+};
 use portcullis::api_key::{self, ApiKeyPrefix};
 use portcullis::ids::TokenId;
 use portcullis::redis::RedisStores;
 use portcullis::sql::SqlStores;
 use portcullis::store::Denylist;
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use tokio::net::{TcpListener, TcpStream};
 
 const JWT_SECRET: &str = "server-faults-user-secret-0123456789abcdef";
@@ -46,111 +47,20 @@ const ANSWER_BOUND: Duration = Duration::from_secs(8);
 // ---------------------------------------------------------------------------------------------
 // Setup
 
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+/// `host:port` of the database server.
+fn upstream(db: &Database) -> String {
+    let after_scheme = db.url.split_once("://").unwrap().1;
+    let authority = after_scheme.split('/').next().unwrap();
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, a)| a)
+        .to_owned()
 }
 
-/// Under `CI=true`, panics; elsewhere says SKIPPED and lets the test return.
-fn unreachable(what: &str, err: impl std::fmt::Display) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is unreachable under CI=true: {err} (scripts/services starts it)");
-    }
-    eprintln!("SKIPPED ({what} unreachable: {err})");
-}
-
-fn redis_url() -> String {
-    env_or("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-}
-
-/// `host:port` of a `redis://[user@]host:port[/db]` URL.
-fn redis_addr(url: &str) -> String {
-    let rest = url
-        .strip_prefix("redis://")
-        .expect("a redis:// URL")
-        .split('/')
-        .next()
-        .unwrap();
-    rest.rsplit_once('@').map_or(rest, |(_, a)| a).to_owned()
-}
-
-/// `PING` over a plain socket.
-fn redis_ping(addr: &str) -> Result<(), String> {
-    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
-    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
-    if answer.starts_with("+PONG") {
-        Ok(())
-    } else {
-        Err(format!("PING answered {answer:?}"))
-    }
-}
-
-/// A fresh PostgreSQL database of one test, dropped by [`Database::drop_database`].
-struct Database {
-    admin_url: String,
-    name: String,
-    /// `postgres://…/<name>`, direct.
-    url: String,
-}
-
-impl Database {
-    async fn create() -> Option<Self> {
-        let admin_url = env_or(
-            "PORTCULLIS_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/postgres",
-        );
-        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) => {
-                unreachable("PostgreSQL", e);
-                return None;
-            }
-        };
-        let name = format!("portcullis_sf_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-        let url = format!("{base}/{name}");
-        Some(Self {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    /// `host:port` of the server.
-    fn upstream(&self) -> String {
-        let after_scheme = self.url.split_once("://").unwrap().1;
-        let authority = after_scheme.split('/').next().unwrap();
-        authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, a)| a)
-            .to_owned()
-    }
-
-    /// The same database, reached through `127.0.0.1:port`.
-    fn through(&self, port: u16) -> String {
-        self.url
-            .replacen(&self.upstream(), &format!("127.0.0.1:{port}"), 1)
-    }
-
-    /// Drops the database; call once every server using it is stopped.
-    async fn drop_database(self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
-        }
-    }
+/// The same database, reached through `127.0.0.1:port`.
+fn through(db: &Database, port: u16) -> String {
+    db.url
+        .replacen(&upstream(db), &format!("127.0.0.1:{port}"), 1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,22 +175,7 @@ impl Drop for Proxy {
 
 /// A client whose requests cannot hang the test.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-/// Status and problem `code` (empty for a success).
-async fn outcome(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    let body = res.text().await.unwrap();
-    let code = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|v| v["code"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (status, code)
+    common::client_with_timeout(Duration::from_secs(20))
 }
 
 async fn whoami_bearer(http: &reqwest::Client, s: &Server, token: &str) -> reqwest::Response {
@@ -294,14 +189,6 @@ async fn whoami_bearer(http: &reqwest::Client, s: &Server, token: &str) -> reqwe
 async fn whoami_key(http: &reqwest::Client, s: &Server, key: &str) -> reqwest::Response {
     http.get(s.url("/auth/whoami"))
         .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn login(http: &reqwest::Client, s: &Server) -> reqwest::Response {
-    http.post(s.url("/auth/login"))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
         .send()
         .await
         .unwrap()
@@ -395,13 +282,13 @@ async fn probe(http: reqwest::Client, base: String, probe: Probe) -> reqwest::Re
 
 /// The server on PostgreSQL through a proxy; the proxy switched to `mode` mid-run, then back.
 async fn database_outage(mode: Mode) {
-    let Some(db) = Database::create().await else {
+    let Some(db) = Database::create("sf").await else {
         return;
     };
-    let proxy = Proxy::start(db.upstream()).await;
+    let proxy = Proxy::start(upstream(&db)).await;
     let s = Server::start_with(
         Options::default()
-            .env("DATABASE_URL", &db.through(proxy.port))
+            .env("DATABASE_URL", &through(&db, proxy.port))
             .env("AUTH_JWT_SECRET_KEY", JWT_SECRET)
             .env("AUTH_AGENT_JWT_SECRET", AGENT_SECRET),
     );
@@ -566,7 +453,7 @@ async fn database_outage(mode: Mode) {
             "a never-issued key after recovery"
         );
     }
-    let res = login(&http, &s).await;
+    let res = post_login(&http, &s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(res.status(), 200, "login after recovery");
     let v: Value = res.json().await.unwrap();
     let fresh_token = v["access_token"].as_str().unwrap().to_owned();
@@ -697,7 +584,7 @@ impl Opened {
 /// finds it denied; a restarted server still refuses it. A second token of another session is
 /// accepted throughout.
 async fn denylist_survives_restart(backend: Backend) {
-    let Some(db) = Database::create().await else {
+    let Some(db) = Database::create("sf").await else {
         return;
     };
     let prefix = format!("pc-sf-{}:", uuid::Uuid::new_v4().simple());

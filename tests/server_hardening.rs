@@ -305,12 +305,7 @@ async fn no_response_or_log_line_contains_a_presented_token_key_or_password() {
     )
     .await;
     expect(
-        post_empty(
-            &srv,
-            &format!("/agents/{agent_id}/terminate"),
-            Cred::Bearer(&access),
-        )
-        .await,
+        terminate_agent(&srv, Cred::Bearer(&access), &agent_id).await,
         204,
     )
     .await;

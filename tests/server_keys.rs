@@ -100,13 +100,7 @@ async fn api_key_listing_shows_only_the_callers_keys() {
     );
     // Another owner's key: 404, and it stays as it was.
     assert_problem(
-        patch(
-            &srv,
-            &format!("/api-keys/{admin_key_id}"),
-            Cred::Bearer(&user),
-            json!({"enabled": false}),
-        )
-        .await,
+        set_key_enabled(&srv, Cred::Bearer(&user), &admin_key_id, false).await,
         404,
         "not_found",
     )
@@ -126,45 +120,40 @@ async fn api_key_listing_shows_only_the_callers_keys() {
     assert_eq!(theirs[0]["enabled"], true, "{theirs}");
 }
 
+/// As `cred`, the key `within` is created (201) and the key `beyond` is a 403 naming the
+/// `missing` permission.
+async fn within_and_beyond(
+    srv: &Server,
+    cred: Cred<'_>,
+    within: Value,
+    beyond: Value,
+    missing: &str,
+) {
+    create_key(srv, cred, within).await;
+    assert_403_scope(post(srv, "/api-keys", cred, beyond).await, missing).await;
+}
+
 #[tokio::test]
 async fn api_key_asking_for_more_than_the_caller_holds_is_forbidden() {
     let srv = Server::start();
     let admin = srv.admin_token().await;
     let (_, viewer) = new_user(&srv, &admin, "jan@example.com", "viewer", "default").await;
-    // A subset is fine.
-    create_key(
+    // A subset is fine; one permission more is a 403 naming it.
+    within_and_beyond(
         &srv,
         Cred::Bearer(&viewer),
         json!({"name": "ro", "permissions": ["memory:read", "session:list"]}),
-    )
-    .await;
-    assert_403_scope(
-        post(
-            &srv,
-            "/api-keys",
-            Cred::Bearer(&viewer),
-            json!({"name": "rw", "permissions": ["memory:read", "session:create"]}),
-        )
-        .await,
+        json!({"name": "rw", "permissions": ["memory:read", "session:create"]}),
         "session:create",
     )
     .await;
     // A key creating a key: the same rule against the key's own permissions.
     let (_, key) = key_with(&srv, &admin, &["memory:read"]).await;
-    create_key(
+    within_and_beyond(
         &srv,
         Cred::Key(&key),
         json!({"name": "child", "permissions": ["memory:read"]}),
-    )
-    .await;
-    assert_403_scope(
-        post(
-            &srv,
-            "/api-keys",
-            Cred::Key(&key),
-            json!({"name": "child", "permissions": ["memory:read", "memory:create"]}),
-        )
-        .await,
+        json!({"name": "child", "permissions": ["memory:read", "memory:create"]}),
         "memory:create",
     )
     .await;
@@ -218,40 +207,30 @@ async fn disabled_api_key_is_api_key_disabled_until_enabled_again() {
     let (key_id, key) = key_with(&srv, &admin, &["session:list"]).await;
     expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
     let off = expect(
-        patch(
-            &srv,
-            &format!("/api-keys/{key_id}"),
-            Cred::Bearer(&admin),
-            json!({"enabled": false}),
-        )
-        .await,
+        set_key_enabled(&srv, Cred::Bearer(&admin), &key_id, false).await,
         200,
     )
     .await;
     assert_eq!(off["enabled"], false, "{off}");
     assert_eq!(off["key_id"], key_id.as_str(), "{off}");
     assert!(!off.to_string().contains(&key), "{off}");
-    let body = assert_401(
-        get(&srv, "/api/v1/sessions", Cred::Key(&key)).await,
+    let body = assert_get_401(
+        &srv,
+        "/api/v1/sessions",
+        Cred::Key(&key),
         "api_key_disabled",
-        true,
     )
     .await;
     assert!(!body.to_string().contains(&key));
-    assert_401(
-        get(&srv, "/api/v1/sessions", Cred::Bearer(&key)).await,
+    assert_get_401(
+        &srv,
+        "/api/v1/sessions",
+        Cred::Bearer(&key),
         "api_key_disabled",
-        true,
     )
     .await;
     let on = expect(
-        patch(
-            &srv,
-            &format!("/api-keys/{key_id}"),
-            Cred::Bearer(&admin),
-            json!({"enabled": true}),
-        )
-        .await,
+        set_key_enabled(&srv, Cred::Bearer(&admin), &key_id, true).await,
         200,
     )
     .await;
@@ -270,12 +249,7 @@ async fn deleted_api_key_is_invalid_api_key_at_once() {
         204,
     )
     .await;
-    let body = assert_401(
-        get(&srv, "/api/v1/sessions", Cred::Key(&key)).await,
-        "invalid_api_key",
-        true,
-    )
-    .await;
+    let body = assert_get_401(&srv, "/api/v1/sessions", Cred::Key(&key), "invalid_api_key").await;
     assert!(!body.to_string().contains(&key));
     let list = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
     assert!(ids(&list, "key_id").is_empty(), "{list}");
@@ -305,19 +279,16 @@ async fn malformed_or_unknown_api_keys_are_invalid_api_key() {
         flipped.as_str(),
         "ck_0000000000000000000000000000000000000000",
     ] {
-        let body = assert_401(
-            get(&srv, "/api/v1/sessions", Cred::Key(bad)).await,
-            "invalid_api_key",
-            true,
-        )
-        .await;
+        let body =
+            assert_get_401(&srv, "/api/v1/sessions", Cred::Key(bad), "invalid_api_key").await;
         if bad.len() > 5 {
             assert!(!body.to_string().contains(bad), "{body}");
         }
-        assert_401(
-            get(&srv, "/api/v1/sessions", Cred::Bearer(bad)).await,
+        assert_get_401(
+            &srv,
+            "/api/v1/sessions",
+            Cred::Bearer(bad),
             "invalid_api_key",
-            true,
         )
         .await;
     }
@@ -341,12 +312,7 @@ async fn expired_api_key_is_api_key_expired() {
     );
     let key = str_of(&created, "api_key");
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_401(
-        get(&srv, "/api/v1/sessions", Cred::Key(&key)).await,
-        "api_key_expired",
-        true,
-    )
-    .await;
+    assert_get_401(&srv, "/api/v1/sessions", Cred::Key(&key), "api_key_expired").await;
 }
 
 #[tokio::test]

@@ -19,11 +19,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Cluster, Server, assert_problem, run, serial};
+use common::{
+    Server, USER_PASSWORD, assert_problem, create_user, post_login, run, serial, with_pair,
+};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-const USER_PASSWORD: &str = "user password 123";
 /// Requests in each burst.
 const BURST: usize = 200;
 /// Password checks per email per minute (the contract).
@@ -40,17 +41,6 @@ fn client() -> reqwest::Client {
         .pool_max_idle_per_host(BURST)
         .build()
         .unwrap()
-}
-
-async fn create_user(http: &reqwest::Client, s: &Server, admin: &str, email: &str) {
-    let res = http
-        .post(s.url("/users"))
-        .bearer_auth(admin)
-        .json(&json!({"email": email, "password": USER_PASSWORD, "role": "user"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "create user {email}");
 }
 
 /// One answer of a burst: status, `code`, and the headers a refusal must carry.
@@ -183,25 +173,23 @@ fn burst_of_200_wrong_passwords_is_10_checks_401_and_190_429_in_memory() {
         assert_checked_then_limited(&answers, CHECKS, "known email");
 
         // The right password is refused too until the window closes: it would be an 11th check.
-        let res = http
-            .post(s.url("/auth/login"))
-            .json(&json!({"email": "victim@example.com", "password": USER_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, 429, "rate_limited").await;
+        assert_problem(
+            post_login(&http, &s, "victim@example.com", USER_PASSWORD).await,
+            429,
+            "rate_limited",
+        )
+        .await;
 
         // An email with no account is throttled the same way: a 429 says nothing about it.
         let answers = wrong_password_burst(&http, &[&s], "nobody@example.com").await;
         assert_checked_then_limited(&answers, CHECKS, "unknown email");
         // Case and spaces do not make another email.
-        let res = http
-            .post(s.url("/auth/login"))
-            .json(&json!({"email": "  NOBODY@Example.com ", "password": "x"}))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, 429, "rate_limited").await;
+        assert_problem(
+            post_login(&http, &s, "  NOBODY@Example.com ", "x").await,
+            429,
+            "rate_limited",
+        )
+        .await;
     });
 }
 
@@ -214,22 +202,18 @@ fn burst_of_200_wrong_current_passwords_shares_the_10_checks_in_memory() {
         let admin = s.admin_token().await;
         create_user(&http, &s, &admin, "changer@example.com").await;
         // The login is the first of the 10 checks of this minute for the email.
-        let token = s.login("changer@example.com", USER_PASSWORD).await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = s.access_token("changer@example.com", USER_PASSWORD).await;
 
         let answers = wrong_current_password_burst(&http, &[&s], &token).await;
         assert_checked_then_limited(&answers, CHECKS - 1, "password change");
 
         // The slots are the login's too: a login for the email is now 429.
-        let res = http
-            .post(s.url("/auth/login"))
-            .json(&json!({"email": "changer@example.com", "password": USER_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, 429, "rate_limited").await;
+        assert_problem(
+            post_login(&http, &s, "changer@example.com", USER_PASSWORD).await,
+            429,
+            "rate_limited",
+        )
+        .await;
     });
 }
 
@@ -238,47 +222,26 @@ fn burst_of_200_wrong_current_passwords_shares_the_10_checks_in_memory() {
 
 #[test]
 fn burst_of_200_wrong_passwords_over_two_instances_is_10_checks_401_and_190_429_on_redis() {
-    let _serial = serial();
-    run(async {
-        let Some(cluster) = Cluster::new("sll").await else {
-            return;
-        };
-        let (a, b) = cluster.start_pair();
+    with_pair("sll", async |a, b, admin| {
         let http = client();
-        let admin = a.admin_token().await;
-        create_user(&http, &a, &admin, "victim@example.com").await;
+        create_user(&http, a, &admin, "victim@example.com").await;
 
-        let answers = wrong_password_burst(&http, &[&a, &b], "victim@example.com").await;
+        let answers = wrong_password_burst(&http, &[a, b], "victim@example.com").await;
         assert_checked_then_limited(&answers, CHECKS, "known email, two instances");
-        let answers = wrong_password_burst(&http, &[&a, &b], "nobody@example.com").await;
+        let answers = wrong_password_burst(&http, &[a, b], "nobody@example.com").await;
         assert_checked_then_limited(&answers, CHECKS, "unknown email, two instances");
-
-        drop((a, b));
-        cluster.drop_database().await;
     });
 }
 
 #[test]
 fn burst_of_200_wrong_current_passwords_over_two_instances_shares_the_10_checks_on_redis() {
-    let _serial = serial();
-    run(async {
-        let Some(cluster) = Cluster::new("sll").await else {
-            return;
-        };
-        let (a, b) = cluster.start_pair();
+    with_pair("sll", async |a, b, admin| {
         let http = client();
-        let admin = a.admin_token().await;
-        create_user(&http, &a, &admin, "changer@example.com").await;
-        let token = b.login("changer@example.com", USER_PASSWORD).await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        create_user(&http, a, &admin, "changer@example.com").await;
+        let token = b.access_token("changer@example.com", USER_PASSWORD).await;
 
-        let answers = wrong_current_password_burst(&http, &[&a, &b], &token).await;
+        let answers = wrong_current_password_burst(&http, &[a, b], &token).await;
         assert_checked_then_limited(&answers, CHECKS - 1, "password change, two instances");
-
-        drop((a, b));
-        cluster.drop_database().await;
     });
 }
 

@@ -19,21 +19,30 @@ use std::process::{Child, Command, Stdio};
 
 use std::time::{Duration, Instant};
 
+use common::contract::login_pair;
 use common::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Cluster, Options, Server, assert_problem, redis_addr, redis_ping,
-    redis_url, run, serial, service_unreachable as unreachable,
+    ADMIN_EMAIL, ADMIN_PASSWORD, Cluster, CutProxy, Options, Server, assert_problem, redis_addr,
+    redis_ping, redis_url, run, serial, service_unreachable as unreachable,
 };
 use serde_json::{Value, json};
 
 /// Shared by every instance of one test: each verifies the others' tokens.
 const JWT_SECRET: &str = common::CLUSTER_JWT_SECRET;
 const AGENT_SECRET: &str = common::CLUSTER_AGENT_SECRET;
-const USER_PASSWORD: &str = "user password 123";
+const USER_PASSWORD: &str = common::USER_PASSWORD;
 /// How soon a revocation on one instance must be honoured by the other.
 const BOUND: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------------
 // Setup
+
+/// Runs `trial` against a fresh pair of instances (see [`common::with_pair`]).
+fn with_pair<F>(trial: F)
+where
+    F: AsyncFnOnce(&Server, &Server, String),
+{
+    common::with_pair("smi", trial);
+}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
@@ -67,27 +76,18 @@ async fn whoami_ok(http: &reqwest::Client, s: &Server, cred: Cred<'_>, what: &st
     serde_json::from_str(&body).unwrap()
 }
 
-/// Creates a user (role `user`) as `admin`; its id.
-async fn create_user(http: &reqwest::Client, s: &Server, admin: &str, email: &str) -> String {
-    let res = http
-        .post(s.url("/users"))
-        .bearer_auth(admin)
-        .json(&json!({"email": email, "password": USER_PASSWORD, "role": "user"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "create user {email}");
-    let v: Value = res.json().await.unwrap();
-    v["id"].as_str().expect("user id").to_owned()
-}
-
-/// Logs in; `(access_token, refresh_token)`.
-async fn login(s: &Server, email: &str, password: &str) -> (String, String) {
-    let v = s.login(email, password).await;
-    (
-        v["access_token"].as_str().unwrap().to_owned(),
-        v["refresh_token"].as_str().unwrap().to_owned(),
-    )
+/// Creates a user (role `user`) as `admin` on `s` and logs it in there;
+/// `(id, access_token, refresh_token)`.
+async fn user_session(
+    http: &reqwest::Client,
+    s: &Server,
+    admin: &str,
+    email: &str,
+) -> (String, String, String) {
+    let v = common::create_user(http, s, admin, email).await;
+    let id = v["id"].as_str().expect("user id").to_owned();
+    let (access, refresh) = login_pair(s, email, USER_PASSWORD).await;
+    (id, access, refresh)
 }
 
 async fn refresh(http: &reqwest::Client, s: &Server, refresh_token: &str) -> reqwest::Response {
@@ -120,20 +120,26 @@ async fn create_key(
     )
 }
 
-/// Polls `whoami` on `s` with `cred` every millisecond until it is refused (401); how long
-/// after `since` the first refusal arrived, how many requests that took, and the refusal.
+/// Polls `whoami` on `s` with `cred` every millisecond until it is refused (401), and asserts
+/// that refusal is the problem `code`; how long after `since` it arrived and how many requests
+/// that took.
 async fn time_until_refused(
     http: &reqwest::Client,
     s: &Server,
     cred: Cred<'_>,
     since: Instant,
-) -> (Duration, u32, reqwest::Response) {
+    code: &str,
+) -> (Duration, u32) {
     let mut polls = 0;
     loop {
         let res = whoami(http, s, cred).await;
         polls += 1;
         match res.status().as_u16() {
-            401 => return (since.elapsed(), polls, res),
+            401 => {
+                let latency = since.elapsed();
+                assert_problem(res, 401, code).await;
+                return (latency, polls);
+            }
             200 => {}
             other => panic!(
                 "unexpected {other} while polling {}: {}",
@@ -176,38 +182,30 @@ async fn assert_unavailable(res: reqwest::Response, what: &str) {
 
 #[test]
 fn a_logout_on_instance_a_is_refused_by_instance_b_within_100ms() {
-    let _serial = serial();
-    run(async {
-        let Some(cluster) = Cluster::new("smi").await else {
-            return;
-        };
-        let (a, b) = cluster.start_pair();
+    with_pair(async |a, b, admin| {
         let (ha, hb) = (a.client(), b.client());
-        let admin = a.admin_token().await;
-        let uid = create_user(&ha, &a, &admin, "lb-user@example.com").await;
-        let (access, refresh_token) = login(&a, "lb-user@example.com", USER_PASSWORD).await;
+        let (uid, access, refresh_token) =
+            user_session(&ha, a, &admin, "lb-user@example.com").await;
 
         // Like a load balancer: every other request goes to the other instance. Both now know
         // (and may cache) the session.
         for i in 0..6 {
-            let (s, h) = if i % 2 == 0 { (&a, &ha) } else { (&b, &hb) };
+            let (s, h) = if i % 2 == 0 { (a, &ha) } else { (b, &hb) };
             let me = whoami_ok(h, s, Cred::Bearer(&access), "the user's token").await;
             assert_eq!(me["kind"], "user", "{me}");
             assert_eq!(me["id"], uid.as_str(), "{me}");
             assert_eq!(me["auth_method"], "jwt", "{me}");
         }
 
-        let res = ha
-            .post(a.url("/auth/logout"))
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 204, "logout on A");
+        revoke(
+            ha.post(a.url("/auth/logout")).bearer_auth(&access),
+            204,
+            "logout on A",
+        )
+        .await;
         let logged_out = Instant::now();
-        let (latency, polls, refusal) =
-            time_until_refused(&hb, &b, Cred::Bearer(&access), logged_out).await;
-        assert_problem(refusal, 401, "token_revoked").await;
+        let (latency, polls) =
+            time_until_refused(&hb, b, Cred::Bearer(&access), logged_out, "token_revoked").await;
         println!(
             "(a) logout on A -> first 401 token_revoked on B after {latency:?} ({polls} requests to B)"
         );
@@ -217,7 +215,7 @@ fn a_logout_on_instance_a_is_refused_by_instance_b_within_100ms() {
         );
 
         // Dead everywhere, for good; the refresh token too. Other sessions are untouched.
-        for (s, h) in [(&a, &ha), (&b, &hb)] {
+        for (s, h) in [(a, &ha), (b, &hb)] {
             assert_problem(
                 whoami(h, s, Cred::Bearer(&access)).await,
                 401,
@@ -226,11 +224,8 @@ fn a_logout_on_instance_a_is_refused_by_instance_b_within_100ms() {
             .await;
             whoami_ok(h, s, Cred::Bearer(&admin), "the admin's token").await;
         }
-        let res = refresh(&hb, &b, &refresh_token).await;
+        let res = refresh(&hb, b, &refresh_token).await;
         assert_eq!(res.status(), 401, "the logged-out refresh token on B");
-
-        drop((a, b));
-        cluster.drop_database().await;
     });
 }
 
@@ -239,21 +234,15 @@ fn a_logout_on_instance_a_is_refused_by_instance_b_within_100ms() {
 
 #[test]
 fn b_an_api_key_deleted_on_instance_b_is_refused_by_instance_a_within_100ms() {
-    let _serial = serial();
-    run(async {
-        let Some(cluster) = Cluster::new("smi").await else {
-            return;
-        };
-        let (a, b) = cluster.start_pair();
+    with_pair(async |a, b, admin| {
         let (ha, hb) = (a.client(), b.client());
-        let admin = a.admin_token().await;
         let body = |name: &str| json!({"name": name, "permissions": ["memory:read"]});
-        let (id, key) = create_key(&ha, &a, Cred::Bearer(&admin), body("doomed")).await;
-        let (_, other) = create_key(&ha, &a, Cred::Bearer(&admin), body("bystander")).await;
+        let (id, key) = create_key(&ha, a, Cred::Bearer(&admin), body("doomed")).await;
+        let (_, other) = create_key(&ha, a, Cred::Bearer(&admin), body("bystander")).await;
 
         // Both instances have both keys cached.
         for _ in 0..2 {
-            for (s, h) in [(&a, &ha), (&b, &hb)] {
+            for (s, h) in [(a, &ha), (b, &hb)] {
                 for k in [&key, &other] {
                     let me = whoami_ok(h, s, Cred::Key(k), "the API key").await;
                     assert_eq!(me["kind"], "api_key", "{me}");
@@ -264,16 +253,13 @@ fn b_an_api_key_deleted_on_instance_b_is_refused_by_instance_a_within_100ms() {
         }
 
         // The admin's token minted on A is good on B: delete the key there.
-        let res = hb
+        let req = hb
             .delete(b.url(&format!("/api-keys/{id}")))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 204, "DELETE /api-keys/{{id}} on B");
+            .bearer_auth(&admin);
+        revoke(req, 204, "DELETE /api-keys/{id} on B").await;
         let deleted = Instant::now();
-        let (latency, polls, refusal) = time_until_refused(&ha, &a, Cred::Key(&key), deleted).await;
-        assert_problem(refusal, 401, "invalid_api_key").await;
+        let (latency, polls) =
+            time_until_refused(&ha, a, Cred::Key(&key), deleted, "invalid_api_key").await;
         println!(
             "(b) key deleted on B -> first 401 invalid_api_key on A after {latency:?} ({polls} requests to A)"
         );
@@ -282,13 +268,10 @@ fn b_an_api_key_deleted_on_instance_b_is_refused_by_instance_a_within_100ms() {
             "A accepted the deleted key for {latency:?} after the DELETE on B"
         );
 
-        for (s, h) in [(&a, &ha), (&b, &hb)] {
+        for (s, h) in [(a, &ha), (b, &hb)] {
             assert_problem(whoami(h, s, Cred::Key(&key)).await, 401, "invalid_api_key").await;
             whoami_ok(h, s, Cred::Key(&other), "the other key").await;
         }
-
-        drop((a, b));
-        cluster.drop_database().await;
     });
 }
 
@@ -297,40 +280,29 @@ fn b_an_api_key_deleted_on_instance_b_is_refused_by_instance_a_within_100ms() {
 
 #[test]
 fn c_admin_revoke_sessions_on_instance_b_kills_the_users_tokens_on_instance_a_at_once() {
-    let _serial = serial();
-    run(async {
-        let Some(cluster) = Cluster::new("smi").await else {
-            return;
-        };
-        let (a, b) = cluster.start_pair();
+    with_pair(async |a, b, admin| {
         let (ha, hb) = (a.client(), b.client());
-        let admin_a = a.admin_token().await;
-        let uid = create_user(&ha, &a, &admin_a, "revoked-user@example.com").await;
         // Two sessions of the user, both in use on A (and one on B too).
-        let (t1, r1) = login(&a, "revoked-user@example.com", USER_PASSWORD).await;
-        let (t2, _) = login(&b, "revoked-user@example.com", USER_PASSWORD).await;
+        let (uid, t1, r1) = user_session(&ha, a, &admin, "revoked-user@example.com").await;
+        let (t2, _) = login_pair(b, "revoked-user@example.com", USER_PASSWORD).await;
         for _ in 0..2 {
             for t in [&t1, &t2] {
-                let me = whoami_ok(&ha, &a, Cred::Bearer(t), "the user's token").await;
+                let me = whoami_ok(&ha, a, Cred::Bearer(t), "the user's token").await;
                 assert_eq!(me["id"], uid.as_str(), "{me}");
             }
-            whoami_ok(&hb, &b, Cred::Bearer(&t1), "the user's token").await;
+            whoami_ok(&hb, b, Cred::Bearer(&t1), "the user's token").await;
         }
 
         let admin_b = b.admin_token().await;
-        let res = hb
+        let req = hb
             .post(b.url(&format!("/admin/users/{uid}/revoke-sessions")))
-            .bearer_auth(&admin_b)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 204, "revoke-sessions on B");
+            .bearer_auth(&admin_b);
+        revoke(req, 204, "revoke-sessions on B").await;
         let revoked = Instant::now();
         let mut figures = Vec::new();
         for (label, t) in [("first session", &t1), ("second session", &t2)] {
-            let (latency, polls, refusal) =
-                time_until_refused(&ha, &a, Cred::Bearer(t), revoked).await;
-            assert_problem(refusal, 401, "token_revoked").await;
+            let (latency, polls) =
+                time_until_refused(&ha, a, Cred::Bearer(t), revoked, "token_revoked").await;
             figures.push(format!("{label}: {latency:?} ({polls} requests)"));
             assert!(
                 latency < BOUND,
@@ -342,23 +314,20 @@ fn c_admin_revoke_sessions_on_instance_b_kills_the_users_tokens_on_instance_a_at
             figures.join(", ")
         );
 
-        let res = refresh(&ha, &a, &r1).await;
+        let res = refresh(&ha, a, &r1).await;
         assert_eq!(res.status(), 401, "a revoked session's refresh token on A");
-        for (s, h) in [(&a, &ha), (&b, &hb)] {
-            whoami_ok(h, s, Cred::Bearer(&admin_a), "the admin's own token").await;
+        for (s, h) in [(a, &ha), (b, &hb)] {
+            whoami_ok(h, s, Cred::Bearer(&admin), "the admin's own token").await;
         }
         // The user can still log in again: a fresh session is unaffected.
-        let (t3, _) = login(&b, "revoked-user@example.com", USER_PASSWORD).await;
+        let (t3, _) = login_pair(b, "revoked-user@example.com", USER_PASSWORD).await;
         whoami_ok(
             &ha,
-            &a,
+            a,
             Cred::Bearer(&t3),
             "a new session after the revocation",
         )
         .await;
-
-        drop((a, b));
-        cluster.drop_database().await;
     });
 }
 
@@ -487,7 +456,7 @@ fn d_readyz_and_protected_routes_fail_closed_while_redis_is_down_and_recover_wit
         assert_eq!(res.status(), 200, "/readyz with Redis up");
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["status"], "ready", "{v}");
-        let (admin, _) = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let (admin, _) = login_pair(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
         // A rate-limited key: its counter lives in Redis.
         let (_, key) = create_key(
             &h,
@@ -587,7 +556,7 @@ fn d_readyz_and_protected_routes_fail_closed_while_redis_is_down_and_recover_wit
             "the pre-outage token after recovery: {old}: {}",
             res.text().await.unwrap()
         );
-        let (fresh, _) = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let (fresh, _) = login_pair(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
         whoami_ok(
             &h,
             &s,
@@ -629,8 +598,8 @@ struct Before {
 async fn leave_state(s: &Server) -> Before {
     let h = s.client();
     let admin_token = s.admin_token().await;
-    create_user(&h, s, &admin_token, "restart-user@example.com").await;
-    let (dead_token, dead_refresh) = login(s, "restart-user@example.com", USER_PASSWORD).await;
+    let (_, dead_token, dead_refresh) =
+        user_session(&h, s, &admin_token, "restart-user@example.com").await;
     let res = h
         .post(s.url("/auth/logout"))
         .bearer_auth(&dead_token)
@@ -644,7 +613,7 @@ async fn leave_state(s: &Server) -> Before {
         "token_revoked",
     )
     .await;
-    let (live_token, live_refresh) = login(s, "restart-user@example.com", USER_PASSWORD).await;
+    let (live_token, live_refresh) = login_pair(s, "restart-user@example.com", USER_PASSWORD).await;
     whoami_ok(&h, s, Cred::Bearer(&live_token), "the live session").await;
 
     let body = |name: &str| json!({"name": name, "permissions": ["memory:read", "memory:list"]});
@@ -840,24 +809,6 @@ async fn warm(h: &reqwest::Client, s: &Server, cred: Cred<'_>) {
     }
 }
 
-/// Runs `trial` against a fresh pair of instances.
-fn with_pair<F>(trial: F)
-where
-    F: AsyncFnOnce(&Server, &Server, String),
-{
-    let _serial = serial();
-    run(async {
-        let Some(cluster) = Cluster::new("smi").await else {
-            return;
-        };
-        let (a, b) = cluster.start_pair();
-        let admin = a.admin_token().await;
-        trial(&a, &b, admin).await;
-        drop((a, b));
-        cluster.drop_database().await;
-    });
-}
-
 #[test]
 fn f_a_logout_on_a_is_refused_by_b_on_the_very_next_request() {
     with_pair(async |a, b, admin| {
@@ -866,8 +817,7 @@ fn f_a_logout_on_a_is_refused_by_b_on_the_very_next_request() {
         // A user per trial: one email gets 10 password checks a minute.
         for i in 0..TRIALS {
             let email = format!("trial-user-{i}@example.com");
-            create_user(&ha, a, &admin, &email).await;
-            let (token, _) = login(a, &email, USER_PASSWORD).await;
+            let (_, token, _) = user_session(&ha, a, &admin, &email).await;
             warm(&hb, b, Cred::Bearer(&token)).await;
             let req = ha.post(a.url("/auth/logout")).bearer_auth(&token);
             tally.revoke.push(revoke(req, 204, "logout on A").await);
@@ -885,8 +835,7 @@ fn f_revoke_sessions_on_a_is_refused_by_b_on_the_very_next_request() {
         // A user per trial: one email gets 10 password checks a minute.
         for i in 0..TRIALS {
             let email = format!("trial-user-{i}@example.com");
-            let uid = create_user(&ha, a, &admin, &email).await;
-            let (token, _) = login(a, &email, USER_PASSWORD).await;
+            let (uid, token, _) = user_session(&ha, a, &admin, &email).await;
             warm(&hb, b, Cred::Bearer(&token)).await;
             let req = ha
                 .post(a.url(&format!("/admin/users/{uid}/revoke-sessions")))
@@ -998,54 +947,6 @@ fn f_an_agent_terminated_on_a_is_refused_by_b_on_the_very_next_request() {
 
 // ---------------------------------------------------------------------------------------------
 // (g) publishing fails: 503, and the retry publishes
-
-/// A TCP proxy that can be cut (live connections closed, new ones refused) and restored.
-struct CutProxy {
-    port: u16,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl CutProxy {
-    async fn start(upstream: String) -> Self {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (cut, watch) = tokio::sync::watch::channel(0u64);
-        let accepting = up.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                if !accepting.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let upstream = upstream.clone();
-                let mut watch = watch.clone();
-                watch.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = watch.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { port, up, cut }
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
-        if !up {
-            self.cut.send_modify(|n| *n += 1);
-        }
-    }
-}
 
 /// Repeats a revoking request until it is no longer 503 (each 503 checked); the final status.
 async fn retry_until_not_503(

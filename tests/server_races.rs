@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Options, Server, assert_problem, run, serial};
+use common::contract::login_pair;
+use common::{Options, Server, USER_PASSWORD, assert_problem, create_user, outcome, run, serial};
 use portcullis::api_key::KeyHash;
 use portcullis::ids::SessionId;
 use portcullis::session::SessionRecord;
 use serde_json::{Value, json};
 
-const USER_PASSWORD: &str = "user password 123";
 /// Parallel `POST /auth/refresh` of one token (`PORTCULLIS_TEST_REFRESHERS` overrides it).
 const REFRESHERS: usize = 16;
 /// No request loop runs longer than this…
@@ -44,11 +44,7 @@ const MIN_AFTER: usize = 20;
 
 /// A client whose requests cannot hang the test.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap()
+    common::client_with_timeout(Duration::from_secs(15))
 }
 
 /// The credential a request loop presents.
@@ -67,17 +63,6 @@ impl Cred {
     }
 }
 
-/// Status and problem `code` (empty for a success or a body that is not problem+json).
-async fn outcome(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    let body = res.text().await.unwrap();
-    let code = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|v| v["code"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (status, code)
-}
-
 async fn whoami(http: &reqwest::Client, s: &Server, cred: &Cred) -> (u16, String) {
     let res = cred
         .apply(http.get(s.url("/auth/whoami")))
@@ -85,18 +70,6 @@ async fn whoami(http: &reqwest::Client, s: &Server, cred: &Cred) -> (u16, String
         .await
         .unwrap();
     outcome(res).await
-}
-
-/// Creates a user (role `user`) as `admin`.
-async fn create_user(s: &Server, admin: &str, email: &str) {
-    let res = client()
-        .post(s.url("/users"))
-        .bearer_auth(admin)
-        .json(&json!({"email": email, "password": USER_PASSWORD, "role": "user"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "create user {email}");
 }
 
 /// Reads the session row straight from the server's SQLite database.
@@ -143,13 +116,48 @@ struct Refreshed {
     pair: Option<(String, String)>,
 }
 
+/// `POST path` with `body` as `admin`; asserts the 201 (`what` names the request) and returns
+/// the body.
+async fn created(
+    http: &reqwest::Client,
+    s: &Server,
+    admin: &str,
+    path: &str,
+    body: Value,
+    what: &str,
+) -> Value {
+    let res = http
+        .post(s.url(path))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{what}");
+    res.json().await.unwrap()
+}
+
+/// Asserts every answer of a refresh race is a 200 or a 401 (showing the server's warnings
+/// otherwise); the pairs the 200s handed out.
+fn pairs_of(s: &Server, answers: &[Refreshed]) -> Vec<(String, String)> {
+    for a in answers {
+        assert!(
+            a.status == 200 || a.status == 401,
+            "a concurrent refresh answered {} {}: only 200 or 401 are allowed; \
+             the server's warnings:\n{}",
+            a.status,
+            a.code,
+            warnings(s)
+        );
+    }
+    answers.iter().filter_map(|a| a.pair.clone()).collect()
+}
+
 /// Logs in as `email` and fires [`REFRESHERS`] parallel refreshes of its refresh token, each on
 /// its own warmed-up connection, released together. The session id, and the answers.
 async fn refresh_race(s: &Server, email: &str) -> (String, String, Vec<Refreshed>) {
     let refreshers = refreshers();
-    let v = s.login(email, USER_PASSWORD).await;
-    let access = v["access_token"].as_str().unwrap().to_owned();
-    let refresh_token = v["refresh_token"].as_str().unwrap().to_owned();
+    let (access, refresh_token) = login_pair(s, email, USER_PASSWORD).await;
     let http = client();
     let res = http
         .get(s.url("/auth/whoami"))
@@ -221,7 +229,7 @@ fn concurrent_refreshes_within_the_grace_window_keep_the_session_alive() {
         let s =
             Server::start_with(Options::default().env("AUTH_REFRESH_REUSE_GRACE_SECONDS", "10"));
         let admin = s.admin_token().await;
-        create_user(&s, &admin, "race-grace@example.com").await;
+        create_user(&client(), &s, &admin, "race-grace@example.com").await;
         let (sid, original, answers) = refresh_race(&s, "race-grace@example.com").await;
         let counts = race_tally(&answers);
         println!(
@@ -229,17 +237,7 @@ fn concurrent_refreshes_within_the_grace_window_keep_the_session_alive() {
             answers.len()
         );
 
-        for a in &answers {
-            assert!(
-                a.status == 200 || a.status == 401,
-                "a concurrent refresh answered {} {}: only 200 or 401 are allowed; \
-                 the server's warnings:\n{}",
-                a.status,
-                a.code,
-                warnings(&s)
-            );
-        }
-        let pairs: Vec<_> = answers.iter().filter_map(|a| a.pair.clone()).collect();
+        let pairs = pairs_of(&s, &answers);
         assert!(!pairs.is_empty(), "no refresh succeeded: {counts:?}");
         // Within the grace window none of them is reuse of a stolen token: nothing revoked.
         assert!(
@@ -301,21 +299,11 @@ fn concurrent_refreshes_without_a_grace_window_rotate_at_most_once() {
     run(async {
         let s = Server::start_with(Options::default().env("AUTH_REFRESH_REUSE_GRACE_SECONDS", "0"));
         let admin = s.admin_token().await;
-        create_user(&s, &admin, "race-nograce@example.com").await;
+        create_user(&client(), &s, &admin, "race-nograce@example.com").await;
         let (sid, _, answers) = refresh_race(&s, "race-nograce@example.com").await;
         let counts = race_tally(&answers);
 
-        for a in &answers {
-            assert!(
-                a.status == 200 || a.status == 401,
-                "a concurrent refresh answered {} {}: only 200 or 401 are allowed; \
-                 the server's warnings:\n{}",
-                a.status,
-                a.code,
-                warnings(&s)
-            );
-        }
-        let pairs: Vec<_> = answers.iter().filter_map(|a| a.pair.clone()).collect();
+        let pairs = pairs_of(&s, &answers);
         assert!(
             pairs.len() <= 1,
             "{} of {} refreshes of one token succeeded without a grace window: {counts:?}",
@@ -527,9 +515,10 @@ fn a_logout_during_requests_refuses_every_request_started_after_it() {
     run(async {
         let s = Server::start();
         let admin = s.admin_token().await;
-        create_user(&s, &admin, "revoke-race@example.com").await;
-        let v = s.login("revoke-race@example.com", USER_PASSWORD).await;
-        let token = v["access_token"].as_str().unwrap().to_owned();
+        create_user(&client(), &s, &admin, "revoke-race@example.com").await;
+        let token = s
+            .access_token("revoke-race@example.com", USER_PASSWORD)
+            .await;
         let bystander = s.admin_token().await;
         let hammer = Hammer::start(
             &s,
@@ -580,38 +569,36 @@ fn terminating_an_agent_during_its_run_refuses_every_request_started_after_it() 
         let s = Server::start();
         let admin = s.admin_token().await;
         let http = client();
-        let res = http
-            .post(s.url("/agents"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "racer"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "create agent");
-        let agent: Value = res.json().await.unwrap();
+        let agent = created(
+            &http,
+            &s,
+            &admin,
+            "/agents",
+            json!({"name": "racer"}),
+            "create agent",
+        )
+        .await;
         let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
-        let res = http
-            .post(s.url(&format!("/agents/{agent_id}/runs")))
-            .bearer_auth(&admin)
-            .json(&json!({"adapter_type": "process"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "start a run");
-        let run: Value = res.json().await.unwrap();
+        let run = created(
+            &http,
+            &s,
+            &admin,
+            &format!("/agents/{agent_id}/runs"),
+            json!({"adapter_type": "process"}),
+            "start a run",
+        )
+        .await;
         let run_token = run["token"].as_str().unwrap().to_owned();
         // A key owned by the agent dies with it too.
-        let res = http
-            .post(s.url("/api-keys"))
-            .bearer_auth(&admin)
-            .json(
-                &json!({"name": "agent key", "permissions": ["memory:read"], "agent_id": agent_id}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "create the agent's key");
-        let key: Value = res.json().await.unwrap();
+        let key = created(
+            &http,
+            &s,
+            &admin,
+            "/api-keys",
+            json!({"name": "agent key", "permissions": ["memory:read"], "agent_id": agent_id}),
+            "create the agent's key",
+        )
+        .await;
         let agent_key = key["api_key"].as_str().unwrap().to_owned();
         for cred in [
             Cred::Bearer(run_token.clone()),
@@ -663,15 +650,15 @@ fn disabling_a_key_during_a_burst_refuses_every_request_started_after_it() {
         let s = Server::start();
         let admin = s.admin_token().await;
         let http = client();
-        let res = http
-            .post(s.url("/api-keys"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "burst", "permissions": ["memory:read", "memory:list"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "create key");
-        let key: Value = res.json().await.unwrap();
+        let key = created(
+            &http,
+            &s,
+            &admin,
+            "/api-keys",
+            json!({"name": "burst", "permissions": ["memory:read", "memory:list"]}),
+            "create key",
+        )
+        .await;
         let (key_id, api_key) = (
             key["key_id"].as_str().unwrap().to_owned(),
             key["api_key"].as_str().unwrap().to_owned(),

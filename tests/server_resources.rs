@@ -374,12 +374,7 @@ async fn admin_revoke_sessions_kills_all_of_that_users_sessions_at_once() {
     whoami(&srv, Cred::Bearer(&a1)).await;
     expect(post_empty(&srv, &path, Cred::Bearer(&admin)).await, 204).await;
     for a in [&a1, &a2] {
-        assert_401(
-            get(&srv, "/auth/whoami", Cred::Bearer(a)).await,
-            "token_revoked",
-            true,
-        )
-        .await;
+        assert_get_401(&srv, "/auth/whoami", Cred::Bearer(a), "token_revoked").await;
     }
     for r in [&r1, &r2] {
         assert_401(refresh(&srv, r).await, "token_revoked", true).await;

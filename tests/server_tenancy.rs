@@ -8,36 +8,12 @@
 mod common;
 
 use base64::Engine as _;
+use common::contract::{Cred, call, delete, get, patch, post, post_empty, terminate_agent, whoami};
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, Server, assert_problem, fresh_postgres};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "user password 123";
-
-/// A credential for a request.
-#[derive(Clone, Copy)]
-enum Cred<'a> {
-    Bearer(&'a str),
-    Key(&'a str),
-}
-
-async fn call(
-    srv: &Server,
-    method: Method,
-    path: &str,
-    cred: Cred<'_>,
-    body: Option<Value>,
-) -> Response {
-    let mut rb = srv.client().request(method, srv.url(path));
-    rb = match cred {
-        Cred::Bearer(t) => rb.bearer_auth(t),
-        Cred::Key(k) => rb.header("X-API-Key", k),
-    };
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    rb.send().await.unwrap()
-}
+const PASSWORD: &str = common::USER_PASSWORD;
 
 async fn expect(res: Response, status: u16) -> Value {
     let got = res.status().as_u16();
@@ -49,31 +25,12 @@ async fn expect(res: Response, status: u16) -> Value {
 /// Creates a user (as `by`) and logs it in; its access token.
 async fn user(srv: &Server, by: &str, email: &str, role: &str, org: &str) -> String {
     let body = json!({"email": email, "password": PASSWORD, "role": role, "org_id": org});
-    expect(
-        call(srv, Method::POST, "/users", Cred::Bearer(by), Some(body)).await,
-        201,
-    )
-    .await;
-    srv.login(email, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn whoami(srv: &Server, cred: Cred<'_>) -> Value {
-    expect(
-        call(srv, Method::GET, "/auth/whoami", cred, None).await,
-        200,
-    )
-    .await
+    expect(post(srv, "/users", Cred::Bearer(by), body).await, 201).await;
+    srv.access_token(email, PASSWORD).await
 }
 
 async fn new_key(srv: &Server, cred: Cred<'_>, body: Value) -> Value {
-    expect(
-        call(srv, Method::POST, "/api-keys", cred, Some(body)).await,
-        201,
-    )
-    .await
+    expect(post(srv, "/api-keys", cred, body).await, 201).await
 }
 
 async fn new_agent(srv: &Server, by: &str, org: Option<&str>) -> String {
@@ -81,11 +38,7 @@ async fn new_agent(srv: &Server, by: &str, org: Option<&str>) -> String {
         Some(o) => json!({"name": "bot", "org_id": o}),
         None => json!({"name": "bot"}),
     };
-    let v = expect(
-        call(srv, Method::POST, "/agents", Cred::Bearer(by), Some(body)).await,
-        201,
-    )
-    .await;
+    let v = expect(post(srv, "/agents", Cred::Bearer(by), body).await, 201).await;
     v["agent_id"].as_str().unwrap().to_owned()
 }
 
@@ -129,14 +82,7 @@ async fn the_first_user_is_a_superadmin_who_acts_in_every_org() {
     // It made users in two orgs above; it may also give the role superadmin.
     let body = json!({"email": "second@root.test", "password": PASSWORD, "role": "superadmin", "org_id": "globex"});
     expect(
-        call(
-            &o.srv,
-            Method::POST,
-            "/users",
-            Cred::Bearer(&o.root),
-            Some(body),
-        )
-        .await,
+        post(&o.srv, "/users", Cred::Bearer(&o.root), body).await,
         201,
     )
     .await;
@@ -146,37 +92,16 @@ async fn the_first_user_is_a_superadmin_who_acts_in_every_org() {
 async fn an_org_admin_naming_another_org_is_403_org_forbidden() {
     let o = orgs().await;
     let body = json!({"email": "mole@globex.test", "password": PASSWORD, "role": "admin", "org_id": "globex"});
-    let res = call(
-        &o.srv,
-        Method::POST,
-        "/users",
-        Cred::Bearer(&o.acme_admin),
-        Some(body),
-    )
-    .await;
+    let res = post(&o.srv, "/users", Cred::Bearer(&o.acme_admin), body).await;
     assert_problem(res, 403, "org_forbidden").await;
     let body = json!({"name": "bot", "org_id": "globex"});
-    let res = call(
-        &o.srv,
-        Method::POST,
-        "/agents",
-        Cred::Bearer(&o.acme_admin),
-        Some(body),
-    )
-    .await;
+    let res = post(&o.srv, "/agents", Cred::Bearer(&o.acme_admin), body).await;
     assert_problem(res, 403, "org_forbidden").await;
     // Its own org, named or not, is fine.
     let body =
         json!({"email": "ann@acme.test", "password": PASSWORD, "role": "user", "org_id": "acme"});
     let v = expect(
-        call(
-            &o.srv,
-            Method::POST,
-            "/users",
-            Cred::Bearer(&o.acme_admin),
-            Some(body),
-        )
-        .await,
+        post(&o.srv, "/users", Cred::Bearer(&o.acme_admin), body).await,
         201,
     )
     .await;
@@ -188,14 +113,7 @@ async fn an_org_admin_naming_another_org_is_403_org_forbidden() {
 async fn only_a_caller_acting_in_every_org_may_give_superadmin() {
     let o = orgs().await;
     let body = json!({"email": "up@acme.test", "password": PASSWORD, "role": "superadmin"});
-    let res = call(
-        &o.srv,
-        Method::POST,
-        "/users",
-        Cred::Bearer(&o.acme_admin),
-        Some(body),
-    )
-    .await;
+    let res = post(&o.srv, "/users", Cred::Bearer(&o.acme_admin), body).await;
     assert_problem(res, 403, "org_forbidden").await;
 }
 
@@ -203,31 +121,22 @@ async fn only_a_caller_acting_in_every_org_may_give_superadmin() {
 async fn another_orgs_agent_is_404_for_runs_and_terminate() {
     let o = orgs().await;
     let globex_agent = new_agent(&o.srv, &o.root, Some("globex")).await;
-    let res = call(
+    let res = post(
         &o.srv,
-        Method::POST,
         &format!("/agents/{globex_agent}/runs"),
         Cred::Bearer(&o.acme_admin),
-        Some(json!({"adapter_type": "x"})),
+        json!({"adapter_type": "x"}),
     )
     .await;
     assert_problem(res, 404, "not_found").await;
-    let res = call(
-        &o.srv,
-        Method::POST,
-        &format!("/agents/{globex_agent}/terminate"),
-        Cred::Bearer(&o.acme_admin),
-        None,
-    )
-    .await;
+    let res = terminate_agent(&o.srv, Cred::Bearer(&o.acme_admin), &globex_agent).await;
     assert_problem(res, 404, "not_found").await;
     // The agent lives on: the superadmin still mints for it.
-    let run = call(
+    let run = post(
         &o.srv,
-        Method::POST,
         &format!("/agents/{globex_agent}/runs"),
         Cred::Bearer(&o.root),
-        Some(json!({"adapter_type": "x"})),
+        json!({"adapter_type": "x"}),
     )
     .await;
     let run = expect(run, 201).await;
@@ -239,30 +148,12 @@ async fn another_orgs_agent_is_404_for_runs_and_terminate() {
 async fn another_orgs_user_is_404_for_revoke_sessions_and_keeps_its_session() {
     let o = orgs().await;
     let path = format!("/admin/users/{}/revoke-sessions", o.globex_user_id);
-    let res = call(
-        &o.srv,
-        Method::POST,
-        &path,
-        Cred::Bearer(&o.acme_admin),
-        None,
-    )
-    .await;
+    let res = post_empty(&o.srv, &path, Cred::Bearer(&o.acme_admin)).await;
     assert_problem(res, 404, "not_found").await;
     whoami(&o.srv, Cred::Bearer(&o.globex_user)).await;
     // The superadmin acts in globex too.
-    expect(
-        call(&o.srv, Method::POST, &path, Cred::Bearer(&o.root), None).await,
-        204,
-    )
-    .await;
-    let res = call(
-        &o.srv,
-        Method::GET,
-        "/auth/whoami",
-        Cred::Bearer(&o.globex_user),
-        None,
-    )
-    .await;
+    expect(post_empty(&o.srv, &path, Cred::Bearer(&o.root)).await, 204).await;
+    let res = get(&o.srv, "/auth/whoami", Cred::Bearer(&o.globex_user)).await;
     assert_problem(res, 401, "token_revoked").await;
 }
 
@@ -278,14 +169,7 @@ async fn stats_count_the_callers_org_and_every_org_for_a_superadmin() {
     )
     .await;
     let acme = expect(
-        call(
-            &o.srv,
-            Method::GET,
-            "/admin/stats",
-            Cred::Bearer(&o.acme_admin),
-            None,
-        )
-        .await,
+        get(&o.srv, "/admin/stats", Cred::Bearer(&o.acme_admin)).await,
         200,
     )
     .await;
@@ -294,14 +178,7 @@ async fn stats_count_the_callers_org_and_every_org_for_a_superadmin() {
         json!({"users": 1, "api_keys": 0, "agents": 1, "active_sessions": 1})
     );
     let all = expect(
-        call(
-            &o.srv,
-            Method::GET,
-            "/admin/stats",
-            Cred::Bearer(&o.root),
-            None,
-        )
-        .await,
+        get(&o.srv, "/admin/stats", Cred::Bearer(&o.root)).await,
         200,
     )
     .await;
@@ -323,10 +200,10 @@ async fn a_superadmins_api_key_acts_in_its_owners_org_only() {
     let key = key["api_key"].as_str().unwrap();
     let body =
         json!({"email": "k@globex.test", "password": PASSWORD, "role": "user", "org_id": "globex"});
-    let res = call(&o.srv, Method::POST, "/users", Cred::Key(key), Some(body)).await;
+    let res = post(&o.srv, "/users", Cred::Key(key), body).await;
     assert_problem(res, 403, "org_forbidden").await;
     let path = format!("/admin/users/{}/revoke-sessions", o.globex_user_id);
-    let res = call(&o.srv, Method::POST, &path, Cred::Key(key), None).await;
+    let res = post_empty(&o.srv, &path, Cred::Key(key)).await;
     assert_problem(res, 404, "not_found").await;
 }
 
@@ -368,16 +245,10 @@ async fn a_child_of_a_rate_limited_key_is_limited_no_higher() {
     let mut statuses = Vec::new();
     for _ in 0..3 {
         statuses.push(
-            call(
-                &srv,
-                Method::GET,
-                "/api/v1/memories",
-                Cred::Key(child),
-                None,
-            )
-            .await
-            .status()
-            .as_u16(),
+            get(&srv, "/api/v1/memories", Cred::Key(child))
+                .await
+                .status()
+                .as_u16(),
         );
     }
     assert_eq!(
@@ -385,21 +256,15 @@ async fn a_child_of_a_rate_limited_key_is_limited_no_higher() {
         [200, 200, 429],
         "the child runs at its parent's 2 a minute"
     );
-    let res = call(
+    let res = get(
         &srv,
-        Method::GET,
         "/api/v1/memories",
         Cred::Key(greedy["api_key"].as_str().unwrap()),
-        None,
     )
     .await;
     assert_eq!(res.status(), 200);
     // The parent's two requests of this minute went on making the children; its owner lists.
-    let listed = expect(
-        call(&srv, Method::GET, "/api-keys", Cred::Bearer(&root), None).await,
-        200,
-    )
-    .await;
+    let listed = expect(get(&srv, "/api-keys", Cred::Bearer(&root)).await, 200).await;
     let limits: Vec<_> = listed
         .as_array()
         .unwrap()
@@ -437,28 +302,10 @@ async fn a_child_of_an_expiring_key_dies_with_its_parent() {
     .await;
     assert_eq!(longer["expires_at"].as_u64(), Some(parent_exp));
     let child = child["api_key"].as_str().unwrap();
-    expect(
-        call(
-            &srv,
-            Method::GET,
-            "/api/v1/memories",
-            Cred::Key(child),
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
+    expect(get(&srv, "/api/v1/memories", Cred::Key(child)).await, 200).await;
     // The real binary's clock: wait out the parent's two seconds.
     tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
-    let res = call(
-        &srv,
-        Method::GET,
-        "/api/v1/memories",
-        Cred::Key(child),
-        None,
-    )
-    .await;
+    let res = get(&srv, "/api/v1/memories", Cred::Key(child)).await;
     assert_problem(res, 401, "api_key_expired").await;
 }
 
@@ -467,12 +314,11 @@ async fn a_key_made_with_a_run_token_expires_with_the_token() {
     let srv = Server::start();
     let root = srv.admin_token().await;
     let agent = new_agent(&srv, &root, None).await;
-    let run = call(
+    let run = post(
         &srv,
-        Method::POST,
         &format!("/agents/{agent}/runs"),
         Cred::Bearer(&root),
-        Some(json!({"adapter_type": "x"})),
+        json!({"adapter_type": "x"}),
     )
     .await;
     let token = expect(run, 201).await["token"].as_str().unwrap().to_owned();
@@ -499,12 +345,11 @@ async fn a_viewer_cannot_make_a_key_that_acts_as_an_agent() {
     let root = srv.admin_token().await;
     let viewer = user(&srv, &root, "v@default.test", "viewer", "default").await;
     let agent = new_agent(&srv, &root, None).await;
-    let res = call(
+    let res = post(
         &srv,
-        Method::POST,
         "/api-keys",
         Cred::Bearer(&viewer),
-        Some(json!({"name": "x", "permissions": ["memory:read"], "agent_id": agent})),
+        json!({"name": "x", "permissions": ["memory:read"], "agent_id": agent}),
     )
     .await;
     let res_headers = res.headers().clone();
@@ -520,12 +365,11 @@ async fn an_agent_key_holds_at_most_what_agents_hold() {
     let srv = Server::start();
     let root = srv.admin_token().await;
     let agent = new_agent(&srv, &root, None).await;
-    let res = call(
+    let res = post(
         &srv,
-        Method::POST,
         "/api-keys",
         Cred::Bearer(&root),
-        Some(json!({"name": "x", "permissions": ["admin:write"], "agent_id": agent})),
+        json!({"name": "x", "permissions": ["admin:write"], "agent_id": agent}),
     )
     .await;
     assert_problem(res, 403, "insufficient_permissions").await;
@@ -546,12 +390,11 @@ async fn an_agent_key_holds_at_most_what_agents_hold() {
 async fn another_orgs_agent_id_is_404_for_a_key() {
     let o = orgs().await;
     let globex_agent = new_agent(&o.srv, &o.root, Some("globex")).await;
-    let res = call(
+    let res = post(
         &o.srv,
-        Method::POST,
         "/api-keys",
         Cred::Bearer(&o.acme_admin),
-        Some(json!({"name": "x", "permissions": ["memory:read"], "agent_id": globex_agent})),
+        json!({"name": "x", "permissions": ["memory:read"], "agent_id": globex_agent}),
     )
     .await;
     assert_problem(res, 404, "not_found").await;
@@ -576,31 +419,18 @@ async fn a_zero_permission_key_cannot_see_or_delete_its_owners_other_keys() {
     .await;
     let zero = zero["api_key"].as_str().unwrap().to_owned();
     let path = format!("/api-keys/{admin_key_id}");
-    let res = call(&srv, Method::DELETE, &path, Cred::Key(&zero), None).await;
+    let res = delete(&srv, &path, Cred::Key(&zero)).await;
     assert_problem(res, 404, "not_found").await;
-    let res = call(
-        &srv,
-        Method::PATCH,
-        &path,
-        Cred::Key(&zero),
-        Some(json!({"enabled": false})),
-    )
-    .await;
+    let res = patch(&srv, &path, Cred::Key(&zero), json!({"enabled": false})).await;
     assert_problem(res, 404, "not_found").await;
-    let listed = expect(
-        call(&srv, Method::GET, "/api-keys", Cred::Key(&zero), None).await,
-        200,
-    )
-    .await;
+    let listed = expect(get(&srv, "/api-keys", Cred::Key(&zero)).await, 200).await;
     assert_eq!(listed, json!([]));
     // The admin key still works; the zero key manages what it made.
     expect(
-        call(
+        get(
             &srv,
-            Method::GET,
             "/admin/stats",
             Cred::Key(admin_key["api_key"].as_str().unwrap()),
-            None,
         )
         .await,
         200,
@@ -612,18 +442,10 @@ async fn a_zero_permission_key_cannot_see_or_delete_its_owners_other_keys() {
         json!({"name": "child", "permissions": []}),
     )
     .await;
-    let listed = expect(
-        call(&srv, Method::GET, "/api-keys", Cred::Key(&zero), None).await,
-        200,
-    )
-    .await;
+    let listed = expect(get(&srv, "/api-keys", Cred::Key(&zero)).await, 200).await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let child_path = format!("/api-keys/{}", child["key_id"].as_str().unwrap());
-    expect(
-        call(&srv, Method::DELETE, &child_path, Cred::Key(&zero), None).await,
-        204,
-    )
-    .await;
+    expect(delete(&srv, &child_path, Cred::Key(&zero)).await, 204).await;
 }
 
 #[tokio::test]
@@ -644,25 +466,13 @@ async fn a_user_manages_the_keys_its_keys_made_and_no_one_elses() {
         json!({"name": "gc", "permissions": []}),
     )
     .await;
-    let listed = expect(
-        call(&srv, Method::GET, "/api-keys", Cred::Bearer(&ann), None).await,
-        200,
-    )
-    .await;
+    let listed = expect(get(&srv, "/api-keys", Cred::Bearer(&ann)).await, 200).await;
     assert_eq!(listed.as_array().unwrap().len(), 2);
     let path = format!("/api-keys/{}", grandchild["key_id"].as_str().unwrap());
-    let res = call(&srv, Method::DELETE, &path, Cred::Bearer(&bob), None).await;
+    let res = delete(&srv, &path, Cred::Bearer(&bob)).await;
     assert_problem(res, 404, "not_found").await;
-    expect(
-        call(&srv, Method::GET, "/api-keys", Cred::Bearer(&bob), None).await,
-        200,
-    )
-    .await;
-    expect(
-        call(&srv, Method::DELETE, &path, Cred::Bearer(&ann), None).await,
-        204,
-    )
-    .await;
+    expect(get(&srv, "/api-keys", Cred::Bearer(&bob)).await, 200).await;
+    expect(delete(&srv, &path, Cred::Bearer(&ann)).await, 204).await;
 }
 
 #[tokio::test]
@@ -675,12 +485,10 @@ async fn a_user_only_route_called_by_a_key_is_403_wrong_actor_kind() {
         json!({"name": "k", "permissions": ["session:read"]}),
     )
     .await;
-    let res = call(
+    let res = post_empty(
         &srv,
-        Method::POST,
         "/auth/logout",
         Cred::Key(key["api_key"].as_str().unwrap()),
-        None,
     )
     .await;
     let www = res.headers().get("www-authenticate").cloned();
@@ -766,12 +574,11 @@ async fn a_nul_in_any_text_is_400_on_postgres() {
 async fn a_400_names_the_field_and_never_echoes_the_value() {
     let srv = Server::start();
     let root = srv.admin_token().await;
-    let res = call(
+    let res = post(
         &srv,
-        Method::POST,
         "/api-keys",
         Cred::Bearer(&root),
-        Some(json!({"name": "n", "permissions": [], "expires_in_seconds": "31415926535"})),
+        json!({"name": "n", "permissions": [], "expires_in_seconds": "31415926535"}),
     )
     .await;
     let v = assert_problem(res, 400, "invalid_request").await;
@@ -781,12 +588,11 @@ async fn a_400_names_the_field_and_never_echoes_the_value() {
         "{detail}"
     );
     assert!(!detail.contains("31415926535"), "{detail}");
-    let res = call(
+    let res = post(
         &srv,
-        Method::POST,
         "/api-keys",
         Cred::Bearer(&root),
-        Some(json!({"name": "n", "permissions": [], "rate_limit_per_minute": 31_415_926_535_u64})),
+        json!({"name": "n", "permissions": [], "rate_limit_per_minute": 31_415_926_535_u64}),
     )
     .await;
     let v = assert_problem(res, 400, "invalid_request").await;
@@ -805,15 +611,20 @@ async fn a_400_names_the_field_and_never_echoes_the_value() {
     let detail = v["detail"].as_str().unwrap();
     assert!(detail.starts_with("password: "), "{detail}");
     assert!(!detail.contains("long password"), "{detail}");
-    let res = call(&srv, Method::POST, "/users", Cred::Bearer(&root), Some(json!({"email": "a@b.c", "password": "long password 123", "role": "emperor-of-everything"}))).await;
+    let res = post(
+        &srv,
+        "/users",
+        Cred::Bearer(&root),
+        json!({"email": "a@b.c", "password": "long password 123", "role": "emperor-of-everything"}),
+    )
+    .await;
     let v = assert_problem(res, 400, "invalid_request").await;
     assert!(!v["detail"].as_str().unwrap().contains("emperor"), "{v}");
-    let res = call(
+    let res = post(
         &srv,
-        Method::POST,
         "/api-keys",
         Cred::Bearer(&root),
-        Some(json!({"name": "n", "permissions": ["memory:own-everything"]})),
+        json!({"name": "n", "permissions": ["memory:own-everything"]}),
     )
     .await;
     let v = assert_problem(res, 400, "invalid_request").await;
@@ -833,14 +644,7 @@ async fn out_of_range_key_fields_are_400() {
         json!({"name": "n", "permissions": [], "rate_limit_per_minute": u32::MAX}),
         json!({"name": "n", "permissions": [], "rate_limit_per_minute": 0}),
     ] {
-        let res = call(
-            &srv,
-            Method::POST,
-            "/api-keys",
-            Cred::Bearer(&root),
-            Some(body.clone()),
-        )
-        .await;
+        let res = post(&srv, "/api-keys", Cred::Bearer(&root), body.clone()).await;
         assert_problem(res, 400, "invalid_request").await;
     }
 }

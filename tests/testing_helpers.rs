@@ -54,6 +54,16 @@ fn assert_problem(headers: &HeaderMap, json: &serde_json::Value, code: &str) {
     assert_eq!(json["code"], code, "{json}");
 }
 
+/// A 403 `insufficient_permissions` whose challenge names the missing `memory:create`.
+fn assert_needs_memory_create(status: StatusCode, headers: &HeaderMap, json: &serde_json::Value) {
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(headers, json, "insufficient_permissions");
+    assert_eq!(
+        header_str(headers, header::WWW_AUTHENTICATE),
+        r#"Bearer error="insufficient_scope", scope="memory:create""#
+    );
+}
+
 #[tokio::test]
 async fn a_minted_token_whose_role_grants_the_permission_is_200() {
     let auth = Authenticator::builder().build().unwrap();
@@ -84,12 +94,7 @@ async fn a_minted_token_without_the_permission_is_403_insufficient_permissions_w
         .unwrap();
     let app = routes().layer(AuthLayer::new(auth));
     let (status, headers, json) = call(app, post_memories(Some(token.expose()))).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_problem(&headers, &json, "insufficient_permissions");
-    assert_eq!(
-        header_str(&headers, header::WWW_AUTHENTICATE),
-        r#"Bearer error="insufficient_scope", scope="memory:create""#
-    );
+    assert_needs_memory_create(status, &headers, &json);
 }
 
 #[tokio::test]
@@ -111,12 +116,7 @@ async fn an_issued_api_key_with_exactly_the_permission_is_200_and_one_without_is
     let (status, _, _) = call(app.clone(), post_memories(Some(allowed.expose()))).await;
     assert_eq!(status, StatusCode::OK);
     let (status, headers, json) = call(app, post_memories(Some(refused.expose()))).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_problem(&headers, &json, "insufficient_permissions");
-    assert_eq!(
-        header_str(&headers, header::WWW_AUTHENTICATE),
-        r#"Bearer error="insufficient_scope", scope="memory:create""#
-    );
+    assert_needs_memory_create(status, &headers, &json);
 }
 
 #[tokio::test]
@@ -157,10 +157,5 @@ async fn a_handler_sees_the_actor_put_into_the_request_without_the_layer() {
     let refused = testing::actor().id("agent-1").agent();
     let (status, headers, json) =
         call(routes(), testing::with_actor(post_memories(None), refused)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_problem(&headers, &json, "insufficient_permissions");
-    assert_eq!(
-        header_str(&headers, header::WWW_AUTHENTICATE),
-        r#"Bearer error="insufficient_scope", scope="memory:create""#
-    );
+    assert_needs_memory_create(status, &headers, &json);
 }

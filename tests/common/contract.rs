@@ -22,7 +22,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
 /// The password `common::Server::user_token` gives its users.
-pub const USER_PASSWORD: &str = "user password 123";
+pub use super::USER_PASSWORD;
 /// A user-token secret the tests know, so they can mint tokens the server accepts.
 pub const JWT_SECRET: &str = "server-contract-test-secret-0123456789-abcdef";
 /// An agent-token secret the tests know.
@@ -144,6 +144,13 @@ pub async fn assert_401(res: Response, code: &str, presented: bool) -> Value {
         "WWW-Authenticate of a 401 {code}; body: {body}"
     );
     body
+}
+
+/// `GET path` as `cred` is a 401 with `code` and the exact challenge (see [`assert_401`]: a
+/// credential is presented unless `cred` is [`Cred::None`]); the body.
+pub async fn assert_get_401(srv: &Server, path: &str, cred: Cred<'_>, code: &str) -> Value {
+    let presented = !matches!(cred, Cred::None);
+    assert_401(get(srv, path, cred).await, code, presented).await
 }
 
 /// A 403 `insufficient_permissions` naming exactly the missing `scope`.
@@ -452,6 +459,27 @@ pub async fn create_agent(srv: &Server, admin: &str, org: Option<&str>) -> Value
         body["org_id"] = json!(org);
     }
     expect(post(srv, "/agents", Cred::Bearer(admin), body).await, 201).await
+}
+
+/// `POST /agents/{id}/terminate` as `cred`.
+pub async fn terminate_agent(srv: &Server, cred: Cred<'_>, agent_id: &str) -> Response {
+    post_empty(srv, &format!("/agents/{agent_id}/terminate"), cred).await
+}
+
+/// `PATCH /api-keys/{id}` as `cred`, turning the key on or off.
+pub async fn set_key_enabled(
+    srv: &Server,
+    cred: Cred<'_>,
+    key_id: &str,
+    enabled: bool,
+) -> Response {
+    patch(
+        srv,
+        &format!("/api-keys/{key_id}"),
+        cred,
+        json!({"enabled": enabled}),
+    )
+    .await
 }
 
 /// `POST /agents/{id}/runs` as `admin`.

@@ -190,12 +190,17 @@ impl Server {
         res.json().await.unwrap()
     }
 
-    /// The admin's access token.
-    pub async fn admin_token(&self) -> String {
-        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+    /// Logs in (must answer 200); the access token.
+    pub async fn access_token(&self, email: &str, password: &str) -> String {
+        self.login(email, password).await["access_token"]
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// The admin's access token.
+    pub async fn admin_token(&self) -> String {
+        self.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
     /// Creates a user as the admin and returns its access token.
@@ -205,15 +210,12 @@ impl Server {
             .client()
             .post(self.url("/users"))
             .bearer_auth(&admin)
-            .json(&json!({"email": email, "password": "user password 123", "role": role, "org_id": org}))
+            .json(&json!({"email": email, "password": USER_PASSWORD, "role": role, "org_id": org}))
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), 201, "create user {email}");
-        self.login(email, "user password 123").await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.access_token(email, USER_PASSWORD).await
     }
 }
 
@@ -222,6 +224,16 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A client without a cookie store that follows no redirect and gives up after `timeout` (so a
+/// request cannot hang the test).
+pub fn client_with_timeout(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .unwrap()
 }
 
 /// Asserts a problem+json refusal: status, `code`, content type; returns the body.
@@ -245,6 +257,48 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> 
         assert!(v[field].is_string(), "{field} missing: {body}");
     }
     v
+}
+
+/// Status and problem `code` (empty for a success or a body that is not problem+json).
+pub async fn outcome(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    let code = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, code)
+}
+
+/// `POST /auth/login` with `email` and `password` through `http`; the answer, whatever it is.
+pub async fn post_login(
+    http: &reqwest::Client,
+    s: &Server,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    http.post(s.url("/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The password of every user the tests create.
+pub const USER_PASSWORD: &str = "user password 123";
+
+/// Creates a user (role `user`, password [`USER_PASSWORD`]) as `admin` through `http`; asserts
+/// the 201 and returns the body.
+pub async fn create_user(http: &reqwest::Client, s: &Server, admin: &str, email: &str) -> Value {
+    let res = http
+        .post(s.url("/users"))
+        .bearer_auth(admin)
+        .json(&json!({"email": email, "password": USER_PASSWORD, "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "create user {email}");
+    res.json().await.unwrap()
 }
 
 /// `var`, or `default` when unset.
@@ -303,8 +357,7 @@ pub const CLUSTER_AGENT_SECRET: &str = "server-cluster-test-agent-secret-0123456
 /// What the instances of one test share: a fresh PostgreSQL database and a fresh prefix on the
 /// shared Redis.
 pub struct Cluster {
-    admin_url: String,
-    name: String,
+    database: PgDatabase,
     /// `postgres://…/<name>`.
     pub db: String,
     /// The Redis key prefix.
@@ -314,35 +367,15 @@ pub struct Cluster {
 impl Cluster {
     /// A new one; `None` when PostgreSQL or Redis is down outside CI.
     pub async fn new(tag: &str) -> Option<Self> {
-        use sqlx::Connection as _;
         if let Err(e) = redis_ping(&redis_addr(&redis_url())) {
             service_unreachable("Redis", e);
             return None;
         }
-        let admin_url = env_or(
-            "PORTCULLIS_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/postgres",
-        );
-        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) => {
-                service_unreachable("PostgreSQL", e);
-                return None;
-            }
-        };
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let name = format!("portcullis_{tag}_{id}");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-        let db = format!("{base}/{name}");
+        let database = PgDatabase::create(tag).await?;
         Some(Self {
-            admin_url,
-            name,
-            db,
-            prefix: format!("pc-{tag}-{id}:"),
+            db: database.url.clone(),
+            database,
+            prefix: format!("pc-{tag}-{}:", uuid::Uuid::new_v4().simple()),
         })
     }
 
@@ -365,6 +398,71 @@ impl Cluster {
 
     /// Drops the database; call once every instance is stopped.
     pub async fn drop_database(self) {
+        self.database.drop_database().await;
+    }
+}
+
+/// Runs `trial(a, b, admin_token)` against a fresh pair of instances of a fresh [`Cluster`]
+/// (one heavy test at a time, see [`serial`]), then drops the database; returns at once when
+/// PostgreSQL or Redis is down outside CI.
+pub fn with_pair<F>(tag: &str, trial: F)
+where
+    F: AsyncFnOnce(&Server, &Server, String),
+{
+    let _serial = serial();
+    run(async {
+        let Some(cluster) = Cluster::new(tag).await else {
+            return;
+        };
+        let (a, b) = cluster.start_pair();
+        let admin = a.admin_token().await;
+        trial(&a, &b, admin).await;
+        drop((a, b));
+        cluster.drop_database().await;
+    });
+}
+
+/// A fresh, empty PostgreSQL database of one test (on `PORTCULLIS_TEST_POSTGRES_URL`, default
+/// the local server); [`PgDatabase::drop_database`] removes it.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// `postgres://…/<name>`, direct.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// A new one; `None` when PostgreSQL is unreachable outside CI — under `CI=true` an
+    /// unreachable service fails the test instead of skipping it.
+    pub async fn create(tag: &str) -> Option<Self> {
+        use sqlx::Connection as _;
+        let admin_url = env_or(
+            "PORTCULLIS_TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        );
+        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(c) => c,
+            Err(e) => {
+                service_unreachable("PostgreSQL", e);
+                return None;
+            }
+        };
+        let name = format!("portcullis_{tag}_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+        let url = format!("{base}/{name}");
+        Some(Self {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    /// Drops the database; call once every server using it is stopped.
+    pub async fn drop_database(self) {
         use sqlx::Connection as _;
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
             let _ = sqlx::query(&format!(
@@ -377,29 +475,101 @@ impl Cluster {
     }
 }
 
-/// A fresh, empty PostgreSQL database (on `PORTCULLIS_TEST_POSTGRES_URL`, default the local
-/// server); its URL. `None` when PostgreSQL is unreachable outside CI — under `CI=true` an
-/// unreachable service fails the test instead of skipping it.
+/// A fresh, empty PostgreSQL database (see [`PgDatabase`]) that outlives the test; its URL.
+/// `None` when PostgreSQL is unreachable outside CI.
 pub async fn fresh_postgres(tag: &str) -> Option<String> {
-    use sqlx::Connection as _;
-    let admin = env_or(
-        "PORTCULLIS_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    );
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) => {
-            service_unreachable("PostgreSQL", e);
-            return None;
+    PgDatabase::create(tag).await.map(|d| d.url)
+}
+
+/// A TCP proxy on `127.0.0.1:port` that can be cut (live connections closed, new ones refused)
+/// and restored: a database or Redis that goes away and comes back.
+pub struct CutProxy {
+    /// Where it listens.
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl CutProxy {
+    /// Listens on a free port and forwards every connection to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, watch) = tokio::sync::watch::channel(0u64);
+        let accepting = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: connection closed at once
+                }
+                let upstream = upstream.clone();
+                let mut watch = watch.clone();
+                // Only cuts after this connection opened close it.
+                watch.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    /// Restores (`true`) or cuts (`false`) the way through.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            self.cut.send_modify(|n| *n += 1);
         }
-    };
-    let name = format!("portcullis_{tag}_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
+    }
+}
+
+/// In-process tests: writes a live session of `user` in `org` to `stores` and mints an access
+/// token of it with `role` through `auth`; `(session id, token)`.
+pub async fn session_token(
+    auth: &portcullis::Authenticator,
+    stores: &portcullis::store::Stores,
+    user: &portcullis::ids::UserId,
+    org: &portcullis::ids::OrgId,
+    role: &str,
+) -> (portcullis::ids::SessionId, String) {
+    let sid = portcullis::ids::SessionId::random();
+    let now = auth.clock().now();
+    stores
+        .sessions
+        .create(portcullis::session::SessionRecord::new(
+            sid.clone(),
+            user.clone(),
+            org.clone(),
+            portcullis::api_key::KeyHash::of(b"r"),
+            now,
+            3600,
+            false,
+        ))
         .await
         .unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
-    Some(format!("{base}/{name}"))
+    let minted = auth
+        .user_tokens()
+        .mint_access(portcullis::token::AccessGrant {
+            user_id: user,
+            email: "u@example.com",
+            role,
+            org_id: org,
+            session_id: &sid,
+        })
+        .unwrap();
+    let token = minted.token.expose().to_owned();
+    (sid, token)
 }
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
