@@ -32,6 +32,7 @@ use portcullis::ids::TokenId;
 use portcullis::redis::RedisStores;
 use portcullis::sql::SqlStores;
 use portcullis::store::Denylist;
+use portcullis_testkit::jws::unb64url;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -496,30 +497,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// base64url without padding, decoded.
-fn unb64url(s: &str) -> Vec<u8> {
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url: {c:?}"),
-        };
-        bits = (bits << 6) | u32::from(v);
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push(u8::try_from((bits >> n) & 0xff).unwrap());
-        }
-    }
-    out
 }
 
 /// `(jti, exp)` of a JWT (read, not verified: the server minted it).
