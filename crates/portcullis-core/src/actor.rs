@@ -18,16 +18,19 @@ pub enum AuthMethod {
     Cookie,
     /// No credentials; board fallback in local trusted mode.
     Fallback,
+    /// An external issuer's access token (OpenID Connect).
+    Oidc,
 }
 
 impl AuthMethod {
-    /// The contract's name: `jwt`, `api_key`, `cookie`, `fallback`.
+    /// The contract's name: `jwt`, `api_key`, `cookie`, `fallback`, `oidc`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Jwt => "jwt",
             Self::ApiKey => "api_key",
             Self::Cookie => "cookie",
             Self::Fallback => "fallback",
+            Self::Oidc => "oidc",
         }
     }
 }
@@ -41,6 +44,8 @@ pub enum ActorKind {
     Agent,
     /// An API key owned by a user.
     ApiKey,
+    /// A machine client of an external issuer (client credentials).
+    Service,
     /// Local trusted mode.
     Board,
     /// Nobody.
@@ -48,12 +53,13 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
-    /// `user`, `agent`, `api_key`, `board`, `anonymous`.
+    /// `user`, `agent`, `api_key`, `service`, `board`, `anonymous`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Agent => "agent",
             Self::ApiKey => "api_key",
+            Self::Service => "service",
             Self::Board => "board",
             Self::Anonymous => "anonymous",
         }
@@ -117,6 +123,32 @@ pub struct ApiKeyActor {
     pub expires_at: Option<UnixTime>,
 }
 
+/// A person or machine client signed in at an external issuer (OpenID Connect), from its
+/// access token. Acts in its one org only, whatever roles the issuer gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalActor {
+    /// The issuer (`iss`).
+    pub issuer: Arc<str>,
+    /// The subject (the configured subject claim, `sub` by default).
+    pub subject: Arc<str>,
+    /// A person or a machine client.
+    pub kind: crate::oidc::ExternalKind,
+    /// The org the token maps to.
+    pub org_id: OrgId,
+    /// What its scopes and roles grant.
+    pub permissions: PermissionSet,
+    /// The token's `exp`.
+    pub expires_at: UnixTime,
+}
+
+impl ExternalActor {
+    /// The actor's id where it owns things (API keys it makes): the subject qualified by
+    /// its issuer, so that no two issuers' subjects — nor a local user's id — are the same.
+    pub fn principal(&self) -> String {
+        format!("{}#{}", self.issuer, self.subject)
+    }
+}
+
 /// Where an actor acts: in one org, or in every org (the board, a `superadmin`).
 ///
 /// ```
@@ -167,6 +199,8 @@ pub enum Actor {
     Agent(Arc<AgentActor>),
     /// A user's API key.
     ApiKey(Arc<ApiKeyActor>),
+    /// A person or service signed in at an external issuer.
+    External(Arc<ExternalActor>),
     /// Local trusted mode: every permission in every org.
     Board,
     /// No credentials and no fallback.
@@ -178,22 +212,28 @@ pub const BOARD_ID: &str = "board";
 
 impl Actor {
     /// The kind of actor.
-    pub const fn kind(&self) -> ActorKind {
+    pub fn kind(&self) -> ActorKind {
         match self {
             Self::User(_) => ActorKind::User,
             Self::Agent(_) => ActorKind::Agent,
             Self::ApiKey(_) => ActorKind::ApiKey,
+            Self::External(e) => match e.kind {
+                crate::oidc::ExternalKind::User => ActorKind::User,
+                crate::oidc::ExternalKind::Service => ActorKind::Service,
+            },
             Self::Board => ActorKind::Board,
             Self::Anonymous => ActorKind::Anonymous,
         }
     }
 
-    /// The actor's id: user id, agent id, key id, `"board"`, or none for anonymous.
+    /// The actor's id: user id, agent id, key id, an external actor's subject, `"board"`, or
+    /// none for anonymous.
     pub fn id(&self) -> Option<&str> {
         match self {
             Self::User(u) => Some(u.id.as_str()),
             Self::Agent(a) => Some(a.id.as_str()),
             Self::ApiKey(k) => Some(k.key_id.as_str()),
+            Self::External(e) => Some(&e.subject),
             Self::Board => Some(BOARD_ID),
             Self::Anonymous => None,
         }
@@ -205,6 +245,7 @@ impl Actor {
             Self::User(u) => Some(&u.org_id),
             Self::Agent(a) => Some(&a.org_id),
             Self::ApiKey(k) => Some(&k.org_id),
+            Self::External(e) => Some(&e.org_id),
             Self::Board | Self::Anonymous => None,
         }
     }
@@ -267,11 +308,13 @@ impl Actor {
     }
 
     /// When the credential the actor presented stops working, if it is bounded: an API key's
-    /// expiry, an agent run token's `exp`. Keys it makes expire no later.
+    /// expiry, an agent run token's or an external token's `exp`. Keys it makes expire no
+    /// later.
     pub fn credential_expires_at(&self) -> Option<UnixTime> {
         match self {
             Self::ApiKey(k) => k.expires_at,
             Self::Agent(a) => a.expires_at,
+            Self::External(e) => Some(e.expires_at),
             _ => None,
         }
     }
@@ -292,6 +335,7 @@ impl Actor {
             Self::User(u) => u.permissions,
             Self::Agent(a) => a.permissions,
             Self::ApiKey(k) => k.permissions,
+            Self::External(e) => e.permissions,
             Self::Board => PermissionSet::ALL,
             Self::Anonymous => PermissionSet::EMPTY,
         }
@@ -308,6 +352,7 @@ impl Actor {
             Self::User(u) => Some(u.method),
             Self::Agent(a) => Some(a.method),
             Self::ApiKey(_) => Some(AuthMethod::ApiKey),
+            Self::External(_) => Some(AuthMethod::Oidc),
             Self::Board => Some(AuthMethod::Fallback),
             Self::Anonymous => None,
         }
@@ -325,6 +370,14 @@ impl Actor {
     pub fn run_id(&self) -> Option<&RunId> {
         match self {
             Self::Agent(a) => a.run_id.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The external issuer, for actors signed in at one.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            Self::External(e) => Some(&e.issuer),
             _ => None,
         }
     }

@@ -171,20 +171,22 @@ fn owner_of(actor: &Actor) -> KeyOwner {
         Actor::User(u) => KeyOwner::User(u.id.clone()),
         Actor::ApiKey(k) => KeyOwner::User(k.owner.clone()),
         Actor::Agent(a) => KeyOwner::Agent(a.id.clone()),
+        Actor::External(e) => KeyOwner::User(UserId::from(e.principal())),
         Actor::Board | Actor::Anonymous => KeyOwner::User(UserId::from(crate::actor::BOARD_ID)),
     }
 }
 
 /// The creator record of a key `actor` makes; none for anonymous.
 pub fn creator(actor: &Actor) -> Option<KeyCreator> {
-    let actor_id = actor.api_key_id().map(|k| k.as_str()).or(actor.id())?;
-    let user = match actor {
-        Actor::User(u) => Some(u.id.clone()),
-        Actor::ApiKey(k) => Some(k.owner.clone()),
-        _ => None,
+    let (actor_id, user) = match actor {
+        // Qualified by its issuer: no other issuer's subject, nor a local id, is the same.
+        Actor::External(e) => (e.principal(), None),
+        Actor::User(u) => (u.id.as_str().to_owned(), Some(u.id.clone())),
+        Actor::ApiKey(k) => (k.key_id.as_str().to_owned(), Some(k.owner.clone())),
+        other => (other.api_key_id().map(|k| k.as_str()).or(other.id())?.to_owned(), None),
     };
     Some(KeyCreator {
-        actor: actor_id.to_owned(),
+        actor: actor_id,
         user,
     })
 }

@@ -28,6 +28,7 @@ pub mod ids;
 pub mod key_hash;
 pub mod key_issuance;
 pub mod lifecycle;
+pub mod oidc;
 pub mod password;
 pub mod permission;
 mod random;
@@ -42,7 +43,9 @@ pub mod throttle;
 pub mod token;
 pub mod users;
 
-pub use actor::{Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, OrgScope, UserActor};
+pub use actor::{
+    Actor, ActorKind, AgentActor, ApiKeyActor, AuthMethod, ExternalActor, OrgScope, UserActor,
+};
 pub use authenticator::{
     Authenticator, AuthenticatorBuilder, Credential, Rotation, UsageSink, WeakAuthenticator,
 };

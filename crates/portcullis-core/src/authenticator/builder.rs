@@ -1,5 +1,6 @@
 //! [`AuthenticatorBuilder`]: configuration, stores, clock, catalog, caches.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Authenticator, Inner, UsageSink};
@@ -8,6 +9,7 @@ use crate::cache::stores::StoreCaches;
 use crate::cache::{CacheConfig, InvalidationSink};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AuthConfig, ConfigError};
+use crate::oidc::{Issuers, JwksSource};
 use crate::permission::{PermissionCatalog, PermissionSet, seed};
 use crate::rate_limit::{MemoryRateLimiter, RateLimiter};
 use crate::store::Stores;
@@ -24,6 +26,7 @@ pub struct AuthenticatorBuilder {
     cache: CacheConfig,
     sink: Option<Arc<dyn InvalidationSink>>,
     usage: Option<Arc<dyn UsageSink>>,
+    jwks_sources: HashMap<String, Arc<dyn JwksSource>>,
 }
 
 impl AuthenticatorBuilder {
@@ -39,6 +42,7 @@ impl AuthenticatorBuilder {
             cache: CacheConfig::default(),
             sink: None,
             usage: None,
+            jwks_sources: HashMap::new(),
         }
     }
 
@@ -125,14 +129,24 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Where the keys of the configured external issuer `issuer` come from, instead of
+    /// HTTPS discovery (the `oidc` feature's [`HttpJwks`](crate::oidc::HttpJwks)).
+    #[must_use]
+    pub fn jwks_source(mut self, issuer: &str, source: Arc<dyn JwksSource>) -> Self {
+        self.jwks_sources.insert(issuer.to_owned(), source);
+        self
+    }
+
     /// Builds it.
     pub fn build(self) -> Result<Authenticator, ConfigError> {
         let config = match self.config {
             Some(c) => c,
             None => AuthConfig::builder().build()?,
         };
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let issuers = Issuers::new(&config.issuers, self.jwks_sources, &clock)?;
         Ok(Authenticator(Arc::new(Inner {
+            issuers,
             tokens: TokenFamilies::new(
                 config.user_tokens().with_clock(clock.clone()),
                 config.agent_tokens().with_clock(clock.clone()),

@@ -8,6 +8,7 @@ use crate::cache::credentials::CredentialCache;
 use crate::cache::stores::StoreCaches;
 use crate::clock::SharedClock;
 use crate::config::{AuthConfig, ConfigError};
+use crate::oidc::{FetchError, IssuerStatus, Issuers};
 use crate::permission::{PermissionCatalog, PermissionSet};
 use crate::rate_limit::RateLimiter;
 use crate::store::Stores;
@@ -95,6 +96,8 @@ pub struct Authenticator(Arc<Inner>);
 struct Inner {
     config: AuthConfig,
     tokens: TokenFamilies,
+    /// External issuers (OpenID Connect), by `iss`.
+    issuers: Issuers,
     stores: Stores,
     rate_limiter: Arc<dyn RateLimiter>,
     clock: SharedClock,
@@ -180,6 +183,27 @@ impl Authenticator {
         if let Some(usage) = &self.0.usage {
             usage.shutdown().await;
         }
+    }
+
+    /// Fetches every external issuer's keys once and keeps them fresh in the background for
+    /// as long as this authenticator lives. Call it once, at start; it returns the issuers
+    /// whose first fetch failed, and why (they are retried in the background, and their
+    /// tokens are refused until a fetch succeeds): a production server refuses to start on
+    /// any, a development one warns.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let auth = portcullis_core::Authenticator::builder().build().unwrap();
+    /// assert!(auth.start_issuers().await.is_empty(), "no issuer configured");
+    /// # });
+    /// ```
+    pub async fn start_issuers(&self) -> Vec<(String, FetchError)> {
+        self.0.issuers.start(|task| self.own(task)).await
+    }
+
+    /// Each external issuer's key freshness, for readiness reports.
+    pub fn issuer_status(&self) -> Vec<IssuerStatus> {
+        self.0.issuers.status()
     }
 
     /// The configuration.

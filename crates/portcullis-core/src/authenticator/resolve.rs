@@ -10,6 +10,7 @@ use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::error::{AuthError, TokenError};
 use crate::ids::{AgentId, SessionId, TokenId};
+use crate::oidc::Grants;
 use crate::permission::PermissionSet;
 use crate::store::{AgentRecord, AgentStatus};
 use crate::token::{AccessToken, AgentToken, Carrier, VerifiedToken};
@@ -85,6 +86,24 @@ impl Authenticator {
         } else {
             Carrier::Cookie
         };
+        // An external issuer's token is verified by that issuer alone (bearer only).
+        if carrier == Carrier::Bearer
+            && !self.0.issuers.is_empty()
+            && let Some(issuer) = self.0.issuers.route(token)
+        {
+            let grants = Grants {
+                roles: &self.0.config.roles,
+                catalog: &self.0.catalog,
+            };
+            let max_bytes = self.0.config.user_policy.max_token_bytes;
+            let external = issuer
+                .verify(token, max_bytes, self.0.clock.now(), &grants)
+                .await?;
+            let stale_at = external
+                .expires_at
+                .saturating_add(issuer.config.leeway_secs);
+            return Ok((Actor::External(Arc::new(external)), stale_at));
+        }
         match self.0.tokens.verify(token, carrier)? {
             VerifiedToken::User(access) => self.resolve_user_token(access, method).await,
             VerifiedToken::Agent(run) => self.resolve_agent_token(run).await,

@@ -6,6 +6,7 @@ use super::previous_keys::load_previous_keys;
 use super::secrets::{refuse_one_secret_for_users_and_agents, resolve_secret};
 use super::{AuthConfig, AuthEnv, ConfigError};
 use crate::api_key::ApiKeyPrefix;
+use crate::oidc::IssuerConfig;
 use crate::roles::Roles;
 use crate::secret::Secret;
 use crate::token::{
@@ -37,6 +38,7 @@ pub struct AuthConfigBuilder {
     api_key_prefix: ApiKeyPrefix,
     cookie_secure: Option<bool>,
     roles: Roles,
+    issuers: Vec<IssuerConfig>,
 }
 
 impl Default for AuthConfigBuilder {
@@ -63,6 +65,7 @@ impl Default for AuthConfigBuilder {
             api_key_prefix: ApiKeyPrefix::default(),
             cookie_secure: None,
             roles: Roles::default(),
+            issuers: Vec::new(),
         }
     }
 }
@@ -120,6 +123,13 @@ impl AuthConfigBuilder {
         cookie_secure: bool => cookie_secure via Some;
         /// Role → permissions.
         roles: Roles => roles;
+    }
+
+    /// Adds an external issuer whose access tokens resolve to actors (OpenID Connect).
+    #[must_use]
+    pub fn external_issuer(mut self, issuer: IssuerConfig) -> Self {
+        self.issuers.push(issuer);
+        self
     }
 
     /// Adds a verify-only user token key (rotation).
@@ -195,6 +205,9 @@ impl AuthConfigBuilder {
         }
         let agent_keys = KeyRing::new(SigningKey::hs256(&agent_secret));
 
+        let own = [self.user_issuer.as_str(), self.agent_issuer.as_str()];
+        crate::oidc::check_all(&self.issuers, &own, production)?;
+
         let policy = |issuer: String, audience: String| TokenPolicy {
             issuer,
             audience,
@@ -214,6 +227,7 @@ impl AuthConfigBuilder {
             api_key_prefix: self.api_key_prefix,
             cookie_secure: self.cookie_secure.unwrap_or(production),
             roles: self.roles,
+            issuers: self.issuers,
         })
     }
 }

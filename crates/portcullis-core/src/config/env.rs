@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::{AuthConfig, AuthConfigBuilder, AuthEnv, ConfigError};
 use crate::api_key::ApiKeyPrefix;
+use crate::oidc::IssuerConfig;
 use crate::secret::Secret;
 use crate::token::JwtAlgorithm;
 
@@ -115,6 +116,25 @@ fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<AuthConfigBui
     }
     if let Some(v) = get("AUTH_COOKIE_SECURE") {
         b = b.cookie_secure(boolean("AUTH_COOKIE_SECURE", &v)?);
+    }
+    let issuers = match (get("AUTH_OIDC_ISSUERS"), get("AUTH_OIDC_ISSUERS_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "AUTH_OIDC_ISSUERS",
+                "set AUTH_OIDC_ISSUERS or AUTH_OIDC_ISSUERS_FILE, not both",
+            ));
+        }
+        (Some(json), None) => IssuerConfig::parse_list(&json)?,
+        (None, Some(path)) => {
+            let json = std::fs::read_to_string(&path).map_err(|e| {
+                invalid("AUTH_OIDC_ISSUERS_FILE", &format!("cannot read {path}: {e}"))
+            })?;
+            IssuerConfig::parse_list(&json)?
+        }
+        (None, None) => Vec::new(),
+    };
+    for issuer in issuers {
+        b = b.external_issuer(issuer);
     }
     Ok(b)
 }

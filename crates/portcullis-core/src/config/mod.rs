@@ -94,6 +94,8 @@ pub struct AuthConfig {
     pub cookie_secure: bool,
     /// Role → permissions.
     pub roles: Roles,
+    /// External issuers whose access tokens resolve to actors (`AUTH_OIDC_ISSUERS`).
+    pub issuers: Vec<crate::oidc::IssuerConfig>,
 }
 
 impl AuthConfig {

@@ -93,6 +93,14 @@ impl TokenHeader {
     /// # Ok::<(), TokenError>(())
     /// ```
     pub fn parse(token: &str, max_token_bytes: usize) -> Result<(Self, JwtAlgorithm), TokenError> {
+        let header = Self::screen(token, max_token_bytes)?;
+        let alg = JwtAlgorithm::from_name(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
+        Ok((header, alg))
+    }
+
+    /// [`parse`](Self::parse) without the algorithm check, for verifiers that accept other
+    /// algorithms than ours (an external issuer's): size, shape, `alg: none`, `crit`.
+    pub fn screen(token: &str, max_token_bytes: usize) -> Result<Self, TokenError> {
         if token.len() > max_token_bytes {
             return Err(TokenError::Oversize);
         }
@@ -116,8 +124,7 @@ impl TokenHeader {
         if header.crit.is_some() {
             return Err(TokenError::UnknownCrit);
         }
-        let alg = JwtAlgorithm::from_name(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
-        Ok((header, alg))
+        Ok(header)
     }
 }
 

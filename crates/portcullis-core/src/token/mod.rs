@@ -19,7 +19,7 @@
 //! and its JWKS (`jwks`).
 
 mod algorithm;
-mod claims;
+pub(crate) mod claims;
 mod header;
 mod hmac;
 mod jwks;
