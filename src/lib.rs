@@ -43,11 +43,11 @@
 pub use portcullis_core::{
     Actor, ActorKind, AgentActor, ApiKeyActor, ApiKeyFormatError, AuthConfig, AuthConfigBuilder,
     AuthEnv, AuthError, AuthMethod, Authenticator, AuthenticatorBuilder, Clock, ConfigError,
-    Credential, ManualClock, OrgScope, Permission, PermissionCatalog, PermissionDef,
+    Credential, ExternalActor, ManualClock, OrgScope, Permission, PermissionCatalog, PermissionDef,
     PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Rotation, Secret,
     SecretString, SharedClock, StoreError, SystemClock, TokenError, UnixTime, UsageSink, UserActor,
     actor, api_key, authenticator, cache, clock, config, error, ids, key_issuance, lifecycle,
-    password, permission, permissions, rate_limit, roles, secret, seed, session, store, throttle,
+    oidc, password, permission, permissions, rate_limit, roles, secret, seed, session, store, throttle,
     token, users,
 };
 pub use portcullis_tower::{

@@ -66,7 +66,7 @@ pub struct PasswordChange {
 /// `GET /auth/whoami`.
 #[derive(Serialize, ToSchema)]
 pub struct WhoAmI {
-    /// `user`, `agent`, `api_key` or `board`.
+    /// `user`, `agent`, `api_key`, `service` (an external issuer's machine client) or `board`.
     pub kind: &'static str,
     /// The actor's id.
     pub id: Option<String>,
@@ -74,8 +74,11 @@ pub struct WhoAmI {
     pub org_id: Option<String>,
     /// Its permissions, sorted.
     pub permissions: Vec<&'static str>,
-    /// `jwt`, `api_key`, `cookie` or `fallback`.
+    /// `jwt`, `api_key`, `cookie`, `fallback` or `oidc`.
     pub auth_method: Option<&'static str>,
+    /// The external issuer, for `oidc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// The login session, for users.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -215,6 +218,7 @@ pub async fn whoami(State(s): State<Lifecycle>, who: CurrentActor) -> Json<WhoAm
         org_id: actor.org_id().map(ToString::to_string),
         permissions: super::sorted_names(&s, actor.permissions()),
         auth_method: actor.auth_method().map(|m| m.as_str()),
+        issuer: actor.issuer().map(str::to_owned),
         session_id: actor.session_id().map(ToString::to_string),
         run_id: actor.run_id().map(ToString::to_string),
     })

@@ -44,7 +44,39 @@ pub use issuer::{FetchError, FetchedJwks, IssuerStatus, JwksSource, KeyFreshness
 pub(crate) use verify::Grants;
 
 use crate::clock::SharedClock;
-use crate::config::ConfigError;
+use crate::config::{AuthEnv, ConfigError};
+
+/// The start-up rule for issuers whose first fetch failed
+/// ([`Authenticator::start_issuers`](crate::Authenticator::start_issuers)): production
+/// refuses to start without their keys; development warns and goes on (their keys are
+/// retried in the background, and their tokens refused until a fetch succeeds).
+///
+/// ```
+/// use portcullis_core::{AuthEnv, oidc::{FetchError, refuse_unreachable}};
+/// let failed = vec![("https://idp.example".to_owned(), FetchError("connection refused".into()))];
+/// assert!(refuse_unreachable(AuthEnv::Production, &failed).is_err());
+/// assert!(refuse_unreachable(AuthEnv::Development, &failed).is_ok());
+/// ```
+pub fn refuse_unreachable(env: AuthEnv, failed: &[(String, FetchError)]) -> Result<(), ConfigError> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let reasons = failed
+        .iter()
+        .map(|(issuer, e)| format!("{issuer}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if env == AuthEnv::Production {
+        return Err(ConfigError::Invalid {
+            var: "AUTH_OIDC_ISSUERS",
+            reason: format!(
+                "cannot fetch the keys of {reasons}; production does not start without them"
+            ),
+        });
+    }
+    tracing::warn!(issuers = %reasons, "cannot fetch external issuers' keys yet; retrying in the background, their tokens are refused until then");
+    Ok(())
+}
 
 /// The configured external issuers, by `iss`.
 #[derive(Clone, Default)]

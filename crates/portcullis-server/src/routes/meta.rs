@@ -39,7 +39,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "meta", operation_id = "readyz",
-    responses((status = 200, description = "`{\"status\": \"ready\", \"database\", \"redis\"}`", body = Object),
+    responses((status = 200, description = "`{\"status\": \"ready\", \"database\", \"redis\", \"issuers\"}`: `issuers` maps each external issuer to its keys' state (`fresh`, `stale`: the last fetch failed and the last good keys are used, `expired`, `pending`)", body = Object),
               (status = 503, description = "auth_unavailable: the database or Redis is down")))]
 /// The database (and Redis, when configured) answer.
 pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
@@ -51,10 +51,28 @@ pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         }
         None => "not configured",
     };
+    // External issuers: a stale one still verifies with its last good keys, so the
+    // instance stays ready; the state is reported for operators.
+    let issuers: serde_json::Map<String, Value> = s
+        .auth
+        .issuer_status()
+        .into_iter()
+        .map(|i| {
+            let state = json!({
+                "keys": i.freshness.as_str(),
+                "key_count": i.keys,
+                "fetches": i.fetches,
+                "age_secs": i.age_secs,
+                "last_error": i.last_error,
+            });
+            (i.issuer, state)
+        })
+        .collect();
     Ok(Json(json!({
         "status": "ready",
         "database": s.sql.pool().backend_name(),
         "redis": redis,
+        "issuers": issuers,
     })))
 }
 
