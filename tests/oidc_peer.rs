@@ -1,7 +1,7 @@
 //! The OpenID Provider test peer (`common::oidc`, node's `oidc-provider`) does what the
 //! end-to-end tests rely on: discovery and JWKS at the issuer, client-credentials JWT access
-//! tokens with our claims, key rotation, and stop/restart on the same port. No mocks: every test
-//! starts the real provider.
+//! tokens with our claims, key rotation, stop/restart on the same port, and a user's login
+//! through the authorization-code flow. No mocks: every test starts the real provider.
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -150,6 +150,11 @@ async fn rotate_signs_with_a_new_key_and_keeps_publishing_the_old_one() {
     let (h, claims) = decode_jwt(&p.token("svc-acme", "session:read").await);
     assert_eq!(h["kid"], kids[0].as_str(), "new tokens carry the new kid");
     assert_eq!(claims["iss"], issuer.as_str());
+
+    // Retiring the old key unpublishes it.
+    p.drop_old_keys();
+    assert_eq!(p.kids(), vec![kids[0].clone()]);
+    assert_eq!(jwks_kids(&p).await, vec![kids[0].clone()]);
 }
 
 #[tokio::test]
@@ -176,4 +181,30 @@ async fn stop_refuses_connections_and_restart_serves_the_same_issuer() {
     let (h, claims) = decode_jwt(&p.token("svc-globex", "memory:list").await);
     assert_eq!(h["kid"], kids[0].as_str());
     assert_eq!(claims["iss"], issuer.as_str());
+}
+
+#[tokio::test]
+async fn a_user_logs_in_with_the_authorization_code_flow() {
+    let p = Provider::start();
+    let token = p.login("alice", "openid session:read session:list");
+    let (header, claims) = decode_jwt(&token);
+    assert_eq!(header["alg"], "RS256", "{header}");
+    assert_eq!(header["typ"], "at+jwt", "{header}");
+    assert_eq!(header["kid"], p.kids()[0].as_str(), "{header}");
+    assert_eq!(claims["iss"], p.issuer(), "{claims}");
+    assert_eq!(claims["sub"], "alice", "{claims}");
+    assert_eq!(claims["client_id"], "portcullis-web", "{claims}");
+    assert_eq!(claims["aud"], "portcullis-api", "{claims}");
+    assert_eq!(
+        claims["scope"], "openid session:read session:list",
+        "{claims}"
+    );
+    assert_eq!(claims["org"], "acme", "{claims}");
+    assert_eq!(claims["roles"], json!(["user"]), "{claims}");
+    assert_eq!(claims["realm_access"]["roles"], json!(["user"]), "{claims}");
+
+    // A name without claims still logs in, and gets none.
+    let (_, claims) = decode_jwt(&p.login("mallory", "openid memory:read"));
+    assert_eq!(claims["sub"], "mallory", "{claims}");
+    assert!(claims.get("org").is_none(), "{claims}");
 }

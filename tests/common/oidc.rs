@@ -6,6 +6,7 @@
 //! `svc-globex` (secret `<client>-secret`), each with its own `org`, `roles` and
 //! `realm_access.roles` claims. Its signing keys live in a file in the provider's own temporary
 //! directory, so a test can rotate them, stop the provider and start it again on the same port.
+//! `Provider::login` gets a user's token through the authorization-code flow.
 //!
 //! Needs Node.js and npm; the provider's packages are installed by `scripts/install-oidc-provider`
 //! (`ensure_installed`, called by `Provider::start`).
@@ -182,6 +183,13 @@ impl Provider {
         self.spawn(&["--rotate"]);
     }
 
+    /// Stops it and starts it again on the same port with only its signing key: the keys
+    /// before the last rotation are no longer published.
+    pub fn drop_old_keys(&mut self) {
+        self.stop();
+        self.spawn(&["--drop-old"]);
+    }
+
     /// A client-credentials access token for `client` (secret `<client>-secret`) with `scope`
     /// (space-separated; empty for none). Panics with the response body unless it is a 200.
     pub async fn token(&self, client: &str, scope: &str) -> String {
@@ -214,6 +222,29 @@ impl Provider {
             .as_str()
             .unwrap_or_else(|| panic!("no access_token in {body}"))
             .to_owned()
+    }
+
+    /// Logs `user` in with the authorization-code flow (`login.mjs`: PKCE, public client
+    /// `portcullis-web`, the provider's development login and consent pages, no browser) and
+    /// returns the access token: a JWT like a client-credentials one, with `sub` = `user` and
+    /// `client_id` = `portcullis-web`; `alice` (acme, user) and `bob` (globex, viewer) get
+    /// org/roles claims, any other name none. Panics with the script's and provider's output.
+    pub fn login(&self, user: &str, scope: &str) -> String {
+        let script = peer_dir().join("login.mjs");
+        let out = Command::new("node")
+            .arg(&script)
+            .args(["--issuer", &self.issuer, "--user", user, "--scope", scope])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run node {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "login.mjs --user {user} failed ({}): {}\nprovider output:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.output()
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     /// Starts the process (on `self.port`, 0 the first time) and waits for its JSON line.

@@ -113,7 +113,8 @@ const provider = new Provider(issuer, {
     client('svc-acme'),
     client('svc-admin'),
     client('svc-globex'),
-    // The authorization-code login (login.mjs): a public client with PKCE.
+    // The authorization-code login (login.mjs): a public client with PKCE; the redirect URI is
+    // never fetched, login.mjs reads the code off the redirect.
     {
       client_id: 'portcullis-web',
       token_endpoint_auth_method: 'none',
@@ -129,18 +130,20 @@ const provider = new Provider(issuer, {
   claims: { openid: ['sub'] },
   // Signed cookies for the interaction/session cookies of the code flow (test value).
   cookies: { keys: ['portcullis-oidc-peer-cookie-key'] },
-  findAccount: async (_ctx, sub) =>
-    USER_CLAIMS[sub] ? { accountId: sub, claims: async () => ({ sub }) } : undefined,
+  // Any login name is an account (devInteractions takes any); only USER_CLAIMS' users get
+  // org/roles claims in their access tokens.
+  findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   features: {
     clientCredentials: { enabled: true },
-    // devInteractions: the built-in login/consent pages (any login name, no password) that
-    // login.mjs drives without a browser. Fine for a test peer, never for production.
+    // devInteractions: the built-in login and consent pages (any password; the login name is
+    // the account) that login.mjs drives without a browser. Fine for a test peer only.
     devInteractions: { enabled: true },
     resourceIndicators: {
       enabled: true,
       // Without a `resource` parameter every token is for our one API...
       defaultResource: async () => RESOURCE,
-      // ...and the code flow's token request reuses the resource the authorization granted.
+      // ...and the code flow's token request (which sends no `resource`) gets the resource the
+      // authorization granted instead of being refused.
       useGrantedResource: async () => true,
       getResourceServerInfo: async (_ctx, resource) => {
         if (resource !== RESOURCE) throw new errors.InvalidTarget();
@@ -155,17 +158,6 @@ const provider = new Provider(issuer, {
         };
       },
     },
-  },
-  // The code flow grants what the client asked for without a consent screen.
-  loadExistingGrant: async (ctx) => {
-    const grant = new ctx.oidc.provider.Grant({
-      clientId: ctx.oidc.client.clientId,
-      accountId: ctx.oidc.session.accountId,
-    });
-    grant.addOIDCScope('openid');
-    grant.addResourceScope(RESOURCE, ctx.oidc.params.scope ?? '');
-    await grant.save();
-    return grant;
   },
   // `token.clientId` for client credentials; for a user's token (code flow) the account.
   extraTokenClaims: async (_ctx, token) =>
