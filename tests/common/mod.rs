@@ -1,10 +1,12 @@
 //! Starts the real `portcullis` binary on a free port and talks HTTP to it.
 //!
 //! The binary is the one `cargo test --workspace` builds beside this test executable
-//! (`target/<profile>/portcullis`); `PORTCULLIS_BIN` overrides it.
+//! (`target/<profile>/portcullis`); `PORTCULLIS_BIN` overrides it. `oidc` runs a real OpenID
+//! Provider (node's `oidc-provider`) for tests that take tokens from one.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod contract;
+pub mod oidc;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
