@@ -57,7 +57,10 @@ use crate::config::{AuthEnv, ConfigError};
 /// assert!(refuse_unreachable(AuthEnv::Production, &failed).is_err());
 /// assert!(refuse_unreachable(AuthEnv::Development, &failed).is_ok());
 /// ```
-pub fn refuse_unreachable(env: AuthEnv, failed: &[(String, FetchError)]) -> Result<(), ConfigError> {
+pub fn refuse_unreachable(
+    env: AuthEnv,
+    failed: &[(String, FetchError)],
+) -> Result<(), ConfigError> {
     if failed.is_empty() {
         return Ok(());
     }
@@ -117,10 +120,7 @@ impl Issuers {
         let payload = token.split('.').nth(1)?;
         let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let iss = serde_json::from_slice::<Peek<'_>>(&json).ok()?.iss?;
-        self.0
-            .iter()
-            .find(|i| i.config.issuer == iss)
-            .map(|i| &**i)
+        self.0.iter().find(|i| i.config.issuer == iss).map(|i| &**i)
     }
 
     /// Fetches every issuer's keys once, then keeps them fresh in the background (tasks that
