@@ -183,7 +183,14 @@ pub fn creator(actor: &Actor) -> Option<KeyCreator> {
         Actor::External(e) => (e.principal(), None),
         Actor::User(u) => (u.id.as_str().to_owned(), Some(u.id.clone())),
         Actor::ApiKey(k) => (k.key_id.as_str().to_owned(), Some(k.owner.clone())),
-        other => (other.api_key_id().map(|k| k.as_str()).or(other.id())?.to_owned(), None),
+        other => (
+            other
+                .api_key_id()
+                .map(|k| k.as_str())
+                .or(other.id())?
+                .to_owned(),
+            None,
+        ),
     };
     Some(KeyCreator {
         actor: actor_id,

@@ -127,7 +127,10 @@ fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<AuthConfigBui
         (Some(json), None) => IssuerConfig::parse_list(&json)?,
         (None, Some(path)) => {
             let json = std::fs::read_to_string(&path).map_err(|e| {
-                invalid("AUTH_OIDC_ISSUERS_FILE", &format!("cannot read {path}: {e}"))
+                invalid(
+                    "AUTH_OIDC_ISSUERS_FILE",
+                    &format!("cannot read {path}: {e}"),
+                )
             })?;
             IssuerConfig::parse_list(&json)?
         }

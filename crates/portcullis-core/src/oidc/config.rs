@@ -264,7 +264,9 @@ impl IssuerConfig {
             check_url(name, jwks, production)?;
         }
         if self.audiences.is_empty() || self.audiences.iter().any(|a| a.is_empty()) {
-            return Err(invalid(format!("{name}: `audiences` must name at least one")));
+            return Err(invalid(format!(
+                "{name}: `audiences` must name at least one"
+            )));
         }
         if self.algorithms.is_empty() {
             return Err(invalid(format!("{name}: `algorithms` is empty")));
@@ -351,43 +353,70 @@ mod tests {
 
     #[test]
     fn a_full_issuer_parses_with_its_defaults() {
-        let list = one(
-            r#"[{"issuer": "https://idp.example", "audiences": ["api"],
+        let list = one(r#"[{"issuer": "https://idp.example", "audiences": ["api"],
                 "org": {"claim": "org"}, "algorithms": ["RS256", "ES384", "EdDSA"],
-                "refresh": {"unknown_kid_cooldown_secs": 5}}]"#,
-        )
+                "refresh": {"unknown_kid_cooldown_secs": 5}}]"#)
         .unwrap();
         let i = &list[0];
         assert_eq!(i.subject_claim, "sub");
         assert_eq!(i.leeway_secs, 30);
         assert!(i.scope_permissions);
         assert_eq!(i.refresh.unknown_kid_cooldown_secs, 5);
-        assert_eq!(i.refresh.max_secs, 3600, "unnamed refresh settings keep defaults");
-        assert_eq!(i.discovery_url(), "https://idp.example/.well-known/openid-configuration");
+        assert_eq!(
+            i.refresh.max_secs, 3600,
+            "unnamed refresh settings keep defaults"
+        );
+        assert_eq!(
+            i.discovery_url(),
+            "https://idp.example/.well-known/openid-configuration"
+        );
     }
 
     #[test]
     fn bad_issuer_lists_are_refused_with_the_reason() {
         let cases = [
-            (r#"[{"issuer": "https://a", "audiences": [], "org": {"fixed": "o"}}]"#, "audiences"),
-            (r#"[{"issuer": "https://a", "audiences": ["x"], "org": {"fixed": "o"}, "algorithms": ["HS256"]}]"#, "not a list"),
-            (r#"[{"issuer": "https://a", "audiences": ["x"], "org": {"fixed": "o"}, "typo": 1}]"#, "not a list"),
-            (r#"[{"issuer": "http://idp.example", "audiences": ["x"], "org": {"fixed": "o"}}]"#, "https"),
-            (r#"[{"issuer": "portcullis", "audiences": ["x"], "org": {"fixed": "o"}}]"#, "http(s)"),
-            (r#"[{"issuer": "https://a", "audiences": ["x"], "org": {"fixed": "o"}},
-                 {"issuer": "https://a", "audiences": ["y"], "org": {"fixed": "o"}}]"#, "twice"),
+            (
+                r#"[{"issuer": "https://a", "audiences": [], "org": {"fixed": "o"}}]"#,
+                "audiences",
+            ),
+            (
+                r#"[{"issuer": "https://a", "audiences": ["x"], "org": {"fixed": "o"}, "algorithms": ["HS256"]}]"#,
+                "not a list",
+            ),
+            (
+                r#"[{"issuer": "https://a", "audiences": ["x"], "org": {"fixed": "o"}, "typo": 1}]"#,
+                "not a list",
+            ),
+            (
+                r#"[{"issuer": "http://idp.example", "audiences": ["x"], "org": {"fixed": "o"}}]"#,
+                "https",
+            ),
+            (
+                r#"[{"issuer": "portcullis", "audiences": ["x"], "org": {"fixed": "o"}}]"#,
+                "http(s)",
+            ),
+            (
+                r#"[{"issuer": "https://a", "audiences": ["x"], "org": {"fixed": "o"}},
+                 {"issuer": "https://a", "audiences": ["y"], "org": {"fixed": "o"}}]"#,
+                "twice",
+            ),
         ];
         for (json, says) in cases {
             let err = one(json).unwrap_err().to_string();
             assert!(err.contains(says), "{json}: {err}");
         }
-        let loopback = r#"[{"issuer": "http://127.0.0.1:4000", "audiences": ["x"], "org": {"fixed": "o"}}]"#;
+        let loopback =
+            r#"[{"issuer": "http://127.0.0.1:4000", "audiences": ["x"], "org": {"fixed": "o"}}]"#;
         assert!(one(loopback).is_ok(), "plain http is fine on loopback");
     }
 
     #[test]
     fn our_own_issuer_cannot_be_an_external_one() {
-        let list = vec![IssuerConfig::new("https://us", "api", OrgMapping::Fixed("o".into()))];
+        let list = vec![IssuerConfig::new(
+            "https://us",
+            "api",
+            OrgMapping::Fixed("o".into()),
+        )];
         let err = check_all(&list, &["https://us"], false).unwrap_err();
         assert!(err.to_string().contains("our own tokens"), "{err}");
     }

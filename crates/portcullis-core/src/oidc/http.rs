@@ -54,7 +54,12 @@ impl HttpJwks {
     }
 
     async fn jwks_uri(&self) -> Result<String, FetchError> {
-        if let Some(uri) = self.jwks_uri.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(uri) = self
+            .jwks_uri
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Ok(uri);
         }
         #[derive(serde::Deserialize)]
@@ -143,7 +148,11 @@ fn max_age(headers: &HeaderMap) -> Option<Duration> {
         if !name.trim().eq_ignore_ascii_case("max-age") {
             return None;
         }
-        secs.trim().trim_matches('"').parse().ok().map(Duration::from_secs)
+        secs.trim()
+            .trim_matches('"')
+            .parse()
+            .ok()
+            .map(Duration::from_secs)
     })
 }
 

@@ -100,7 +100,11 @@ pub(crate) struct Issuer {
 }
 
 impl Issuer {
-    pub(crate) fn new(config: IssuerConfig, source: Arc<dyn JwksSource>, clock: SharedClock) -> Self {
+    pub(crate) fn new(
+        config: IssuerConfig,
+        source: Arc<dyn JwksSource>,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             config,
             source,
@@ -125,11 +129,11 @@ impl Issuer {
     /// when to fetch next.
     pub(crate) async fn refresh(&self) -> Result<Duration, FetchError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let fetched = self
-            .source
-            .fetch()
-            .await
-            .and_then(|f| KeySet::parse(&f.body).map(|k| (k, f.max_age)).map_err(FetchError));
+        let fetched = self.source.fetch().await.and_then(|f| {
+            KeySet::parse(&f.body)
+                .map(|k| (k, f.max_age))
+                .map_err(FetchError)
+        });
         let now = self.clock.now();
         let r = &self.config.refresh;
         match fetched {
@@ -142,7 +146,9 @@ impl Issuer {
                 drop(state);
                 tracing::debug!(issuer = %self.config.issuer, keys = count, "fetched JWKS");
                 let secs = max_age.map_or(r.max_secs, |a| a.as_secs());
-                Ok(Duration::from_secs(secs.clamp(r.min_secs, r.max_secs).max(1)))
+                Ok(Duration::from_secs(
+                    secs.clamp(r.min_secs, r.max_secs).max(1),
+                ))
             }
             Err(e) => {
                 tracing::warn!(issuer = %self.config.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");

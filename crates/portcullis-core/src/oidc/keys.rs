@@ -124,7 +124,8 @@ mod tests {
     const RSA_N: &str = "u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0_IzW7yWR7QkrmBL7jTKEn5u-qKhbwKfBstIs-bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW_VDL5AaWTg0nLVkjRo9z-40RQzuVaE8AkAFmxZzow3x-VJYKdjykkJ0iT9wCS0DRTXu269V264Vf_3jvredZiKRkgwlL9xNAwxXFg0x_XFw005UWVRIkdgcKWTjpBP2dPwVZ4WWC-9aGVd-Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmw";
 
     fn rsa(kid: &str, alg: Option<&str>, use_: &str) -> serde_json::Value {
-        let mut v = serde_json::json!({"kty": "RSA", "kid": kid, "use": use_, "n": RSA_N, "e": "AQAB"});
+        let mut v =
+            serde_json::json!({"kty": "RSA", "kid": kid, "use": use_, "n": RSA_N, "e": "AQAB"});
         if let Some(a) = alg {
             v["alg"] = a.into();
         }
@@ -144,15 +145,23 @@ mod tests {
         assert_eq!(set.len(), 2);
         let rs = IssuerAlgorithm::Rs256;
         assert!(set.find(Some("sig"), rs).unwrap().is_some());
-        assert!(set.find(Some("hmac"), rs).unwrap().is_none(), "oct keys are never used");
-        assert!(set.find(Some("enc"), rs).unwrap().is_none(), "encryption keys are skipped");
+        assert!(
+            set.find(Some("hmac"), rs).unwrap().is_none(),
+            "oct keys are never used"
+        );
+        assert!(
+            set.find(Some("enc"), rs).unwrap().is_none(),
+            "encryption keys are skipped"
+        );
         assert_eq!(
             set.find(Some("ps"), rs).err(),
             Some(TokenError::AlgorithmNotAllowed),
             "a key's stated alg is the only one it verifies"
         );
         assert_eq!(
-            set.find(None, IssuerAlgorithm::Es256).unwrap().map(|k| k.kid.clone()),
+            set.find(None, IssuerAlgorithm::Es256)
+                .unwrap()
+                .map(|k| k.kid.clone()),
             None
         );
         assert_eq!(

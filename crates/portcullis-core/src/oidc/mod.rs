@@ -85,10 +85,7 @@ impl Issuers {
         let payload = token.split('.').nth(1)?;
         let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let iss = serde_json::from_slice::<Peek<'_>>(&json).ok()?.iss?;
-        self.0
-            .iter()
-            .find(|i| i.config.issuer == iss)
-            .map(|i| &**i)
+        self.0.iter().find(|i| i.config.issuer == iss).map(|i| &**i)
     }
 
     /// Fetches every issuer's keys once, then keeps them fresh in the background (tasks that

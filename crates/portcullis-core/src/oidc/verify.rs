@@ -68,7 +68,10 @@ impl Issuer {
         // `jku`, `x5u`, `jwk` and `x5c` are never read: keys come from the configured JWKS only.
         let key = self.key(header.kid.as_deref(), alg).await?;
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let payload = signing_input.split_once('.').ok_or(TokenError::Malformed)?.1;
+        let payload = signing_input
+            .split_once('.')
+            .ok_or(TokenError::Malformed)?
+            .1;
         let valid = jsonwebtoken::crypto::verify(
             signature,
             signing_input.as_bytes(),
@@ -124,7 +127,12 @@ impl Issuer {
         grants: &Grants<'_>,
     ) -> Result<ExternalActor, AuthError> {
         let config = &self.config;
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
         let subject = text(&config.subject_claim).ok_or(TokenError::MissingClaim("sub"))?;
         let org = match &config.org {
             OrgMapping::Fixed(org) => org.as_str(),
@@ -134,7 +142,8 @@ impl Issuer {
         if config.scope_permissions {
             let scope = claims.get("scope").or_else(|| claims.get("scp"));
             for name in names(scope) {
-                permissions = permissions | grants.catalog.parse(name).unwrap_or(PermissionSet::EMPTY);
+                permissions =
+                    permissions | grants.catalog.parse(name).unwrap_or(PermissionSet::EMPTY);
             }
         }
         if let Some(path) = &config.roles_claim {
