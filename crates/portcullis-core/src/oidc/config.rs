@@ -210,8 +210,9 @@ pub struct IssuerConfig {
     /// names that are not permissions (`openid`, `profile`) are ignored (default true).
     #[serde(default = "yes")]
     pub scope_permissions: bool,
-    /// A claim holding role names, as a dotted path (`roles`, `realm_access.roles`): each
-    /// role in the role table grants its permissions, in the actor's org only.
+    /// A claim holding role names, as a dotted path (`roles`, `realm_access.roles`) or a
+    /// claim's whole name (`https://example.com/roles`): each role in the role table grants
+    /// its permissions, in the actor's org only.
     #[serde(default)]
     pub roles_claim: Option<String>,
     /// Require the header's `typ` to be `at+jwt` (RFC 9068). Whatever this says, a token

@@ -162,8 +162,12 @@ impl Issuer {
     }
 }
 
-/// The value at a dotted path (`realm_access.roles`).
+/// The value at a dotted path (`realm_access.roles`), or of the claim named by the whole path
+/// when there is one: Auth0's namespaced claims are URLs (`https://example.com/roles`).
 fn at_path<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
     let mut parts = path.split('.');
     let mut value = claims.get(parts.next()?)?;
     for part in parts {
@@ -178,5 +182,23 @@ fn names(value: Option<&Value>) -> Box<dyn Iterator<Item = &str> + '_> {
         Some(Value::String(s)) => Box::new(s.split_ascii_whitespace()),
         Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
         _ => Box::new(std::iter::empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roles_path_is_a_whole_claim_name_or_dotted() {
+        let claims = serde_json::json!({
+            "https://app.example.com/roles": ["admin"],
+            "realm_access": {"roles": ["viewer"]},
+        });
+        let claims = claims.as_object().unwrap();
+        let at = |path| names(at_path(claims, path)).collect::<Vec<_>>();
+        assert_eq!(at("https://app.example.com/roles"), ["admin"]);
+        assert_eq!(at("realm_access.roles"), ["viewer"]);
+        assert!(at("realm_access.groups").is_empty());
     }
 }
