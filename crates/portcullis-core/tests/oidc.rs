@@ -1121,6 +1121,7 @@ async fn a_fetched_document_that_is_not_a_key_set_keeps_the_last_good_keys() {
 async fn keys_not_refreshed_for_longer_than_max_key_age_are_refused_with_503() {
     let mut config = issuer(A);
     config.refresh.max_key_age_secs = 3_600;
+    config.refresh.max_secs = 600;
     let idp = Idp::start(config).await;
     idp.source.set_down(true);
 
@@ -1139,10 +1140,11 @@ async fn keys_not_refreshed_for_longer_than_max_key_age_are_refused_with_503() {
     let expected = AuthError::Unavailable(StoreError::Unavailable(format!(
         "the keys of {A} are older than allowed and cannot be refreshed"
     )));
+    // Expired keys are refetched first (once per cooldown); the provider is down: 503.
     let err = idp.resolve(&other).await.unwrap_err();
     assert_eq!(err, expected);
     assert_eq!((err.status(), err.code()), (503, "auth_unavailable"));
-    // An unknown kid too, without a fetch.
+    // An unknown kid too, without another fetch within the cooldown.
     let new_kid = idp.key.sign_as(
         Algorithm::RS256,
         Some("k9"),
@@ -1152,12 +1154,12 @@ async fn keys_not_refreshed_for_longer_than_max_key_age_are_refused_with_503() {
     assert_eq!(idp.resolve(&new_kid).await, Err(expected));
     assert_eq!(
         idp.status(),
-        status(A, KeyFreshness::Expired, 1, 1, Some(3_601), None)
+        status(A, KeyFreshness::Expired, 1, 2, Some(3_601), Some(DOWN))
     );
 }
 
 #[tokio::test]
-async fn an_issuer_never_fetched_is_pending_and_refuses_its_tokens_with_401() {
+async fn an_issuer_never_fetched_is_pending_and_refuses_its_tokens_with_503() {
     let key = Key::rsa("a-rsa-1");
     let source = MemoryJwks::serving(&[key.jwk()]);
     source.set_down(true);
@@ -1169,19 +1171,22 @@ async fn an_issuer_never_fetched_is_pending_and_refuses_its_tokens_with_401() {
         vec![status(A, KeyFreshness::Pending, 0, 1, None, Some(DOWN))]
     );
 
-    // No keys at all: every kid is unknown (one refetch, which fails too): 401, not 503.
+    // No keys at all: the fault is ours, not the token's (one refetch, which fails too): 503.
+    let never = AuthError::Unavailable(StoreError::Unavailable(format!(
+        "the keys of {A} have never been fetched"
+    )));
     let err = auth
         .resolve(Credential::Bearer(&key.sign(&claims(A))))
         .await
         .unwrap_err();
-    assert_eq!(err, AuthError::InvalidToken(TokenError::UnknownKid));
-    assert_eq!(err.status(), 401);
+    assert_eq!(err, never);
+    assert_eq!((err.status(), err.code()), (503, "auth_unavailable"));
     assert_eq!(
         auth.issuer_status(),
         vec![status(A, KeyFreshness::Pending, 0, 2, None, Some(DOWN))]
     );
 
-    // Long after, still pending (never expired: there is nothing to expire) and still 401.
+    // Long after, still pending (never expired: there is nothing to expire) and still 503.
     clock.advance(100_000);
     let err = auth
         .resolve(Credential::Bearer(&key.sign(&with(
@@ -1191,7 +1196,7 @@ async fn an_issuer_never_fetched_is_pending_and_refuses_its_tokens_with_401() {
         ))))
         .await
         .unwrap_err();
-    assert_eq!(err, AuthError::InvalidToken(TokenError::UnknownKid));
+    assert_eq!(err, never);
     assert_eq!(auth.issuer_status()[0].freshness, KeyFreshness::Pending);
     assert_eq!(auth.issuer_status()[0].fetches, 3);
 
@@ -1313,7 +1318,7 @@ async fn the_background_refresh_follows_cache_control_and_retries_failures() {
 async fn expired_keys_recover_when_the_background_refresh_succeeds() {
     let mut config = issuer(A);
     config.refresh.max_key_age_secs = 3_600;
-    config.refresh.max_secs = 3_600;
+    config.refresh.max_secs = 1_800;
     let idp = Idp::start(config).await;
     idp.source.set_down(true);
     idp.clock.advance(3_601);
@@ -1324,18 +1329,20 @@ async fn expired_keys_recover_when_the_background_refresh_succeeds() {
     ));
     assert_eq!(idp.status().freshness, KeyFreshness::Expired);
 
-    // The background refresh (due after 3600 s) fails: still expired, the error recorded.
-    tokio::time::sleep(Duration::from_secs(3_601)).await;
+    // That request refetched (and failed): the background refresh retries 10 s later, and
+    // fails again, still expired.
+    assert_eq!(idp.status().fetches, 2);
+    tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(
         idp.status(),
-        status(A, KeyFreshness::Expired, 1, 2, Some(3_601), Some(DOWN))
+        status(A, KeyFreshness::Expired, 1, 3, Some(3_601), Some(DOWN))
     );
-    // Its retry, 10 s later, succeeds.
+    // Its next retry succeeds.
     idp.source.set_down(false);
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(
         idp.status(),
-        status(A, KeyFreshness::Fresh, 1, 3, Some(0), None)
+        status(A, KeyFreshness::Fresh, 1, 4, Some(0), None)
     );
     let actor = idp.resolve(&token).await.unwrap();
     assert_eq!(actor.issuer(), Some(A));
@@ -1426,4 +1433,63 @@ async fn an_issuer_configured_in_json_resolves_end_to_end() {
         .await
         .unwrap_err();
     assert_eq!(source.fetches(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_fetch_for_an_unknown_kid_is_retried_in_the_background() {
+    let idp = Idp::start(issuer(A)).await;
+    idp.source.set_down(true);
+    let new_kid = idp
+        .key
+        .sign_as(Algorithm::RS256, Some("k9"), Some("JWT"), &claims(A));
+    assert_eq!(
+        idp.resolve(&new_kid).await,
+        Err(AuthError::InvalidToken(TokenError::UnknownKid))
+    );
+    assert_eq!(idp.status().freshness, KeyFreshness::Stale);
+    // The provider is back: the retry `retry_secs` (10 s) after that failed fetch — not
+    // the hour the start-up fetch scheduled — makes the keys fresh again.
+    idp.source.set_down(false);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(
+        idp.status(),
+        status(A, KeyFreshness::Fresh, 1, 3, Some(0), None)
+    );
+}
+
+#[tokio::test]
+async fn a_cached_resolution_is_not_served_past_the_issuers_key_age() {
+    let mut config = issuer(A);
+    config.refresh.max_key_age_secs = 3_600;
+    config.refresh.max_secs = 600;
+    let idp = Idp::start(config).await;
+    let token = idp.key.sign(&with(claims(A), "exp", json!(T0 + 7_200)));
+    idp.source.set_down(true);
+    // Resolved (and cached) 10 s before the keys stop being trusted, well within the cache's
+    // own lifetime.
+    idp.clock.advance(3_590);
+    idp.resolve(&token).await.unwrap();
+    assert!(
+        idp.auth
+            .resolve_cached(Credential::Bearer(&token))
+            .is_some()
+    );
+    idp.clock.advance(10);
+    assert!(
+        idp.auth
+            .resolve_cached(Credential::Bearer(&token))
+            .is_some(),
+        "at exactly the maximum age the keys still count"
+    );
+    idp.clock.advance(1);
+    assert!(
+        idp.auth
+            .resolve_cached(Credential::Bearer(&token))
+            .is_none(),
+        "expired keys: the cache no longer answers for them"
+    );
+    assert!(matches!(
+        idp.resolve(&token).await,
+        Err(AuthError::Unavailable(_))
+    ));
 }

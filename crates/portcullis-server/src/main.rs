@@ -82,11 +82,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     policy.check_env(config.env).map_err(|e| e.to_string())?;
     policy.check_bind(args.bind).map_err(|e| e.to_string())?;
     let state = AppState::connect(config).await?;
-    state.ensure_admin().await?;
     // External issuers' keys: production does not start without them; development retries.
     let failed = state.auth.start_issuers().await;
     portcullis::oidc::refuse_unreachable(state.auth.config().env, &failed)
         .map_err(|e| e.to_string())?;
+    state.ensure_admin().await?;
     // Expired sessions and denylist entries go from SQL now and then.
     state
         .sql

@@ -99,9 +99,12 @@ impl Authenticator {
             let external = issuer
                 .verify(token, max_bytes, self.0.clock.now(), &grants)
                 .await?;
+            // Not served from the cache past the token's `exp`, nor past the time its
+            // issuer's keys stop being trusted.
             let stale_at = external
                 .expires_at
-                .saturating_add(issuer.config.leeway_secs);
+                .saturating_add(issuer.config.leeway_secs)
+                .min(issuer.trusted_until());
             return Ok((Actor::External(Arc::new(external)), stale_at));
         }
         match self.0.tokens.verify(token, carrier)? {

@@ -211,8 +211,9 @@ pub struct IssuerConfig {
     #[serde(default = "yes")]
     pub scope_permissions: bool,
     /// A claim holding role names, as a dotted path (`roles`, `realm_access.roles`) or a
-    /// claim's whole name (`https://example.com/roles`): each role in the role table grants
-    /// its permissions, in the actor's org only.
+    /// claim's whole name (`https://example.com/roles`); its value an array, a
+    /// space-separated string, or an object keyed by role name (Zitadel): each role in the
+    /// role table grants its permissions, in the actor's org only.
     #[serde(default)]
     pub roles_claim: Option<String>,
     /// Require the header's `typ` to be `at+jwt` (RFC 9068). Whatever this says, a token
@@ -282,9 +283,21 @@ impl IssuerConfig {
             _ => {}
         }
         let r = &self.refresh;
-        if r.min_secs > r.max_secs || r.max_body_bytes == 0 || r.max_key_age_secs == 0 {
+        if r.min_secs > r.max_secs || r.max_body_bytes == 0 {
             return Err(invalid(format!(
-                "{name}: `refresh` needs min_secs <= max_secs and non-zero sizes"
+                "{name}: `refresh` needs min_secs <= max_secs and a non-zero max_body_bytes"
+            )));
+        }
+        // Keys a healthy provider refreshes every max_secs must not expire in between.
+        if r.max_key_age_secs <= r.max_secs {
+            return Err(invalid(format!(
+                "{name}: `refresh.max_key_age_secs` must be above `refresh.max_secs`"
+            )));
+        }
+        // Zero would let every unknown `kid` refetch: the flood protection off.
+        if r.unknown_kid_cooldown_secs == 0 {
+            return Err(invalid(format!(
+                "{name}: `refresh.unknown_kid_cooldown_secs` must be at least 1"
             )));
         }
         Ok(())

@@ -99,7 +99,7 @@ impl HttpJwks {
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(reason(e)))?;
         if !response.status().is_success() {
             return Err(fail(format!("answered {}", response.status())));
         }
@@ -112,11 +112,7 @@ impl HttpJwks {
         }
         let max_age = max_age(response.headers());
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| fail(e.without_url().to_string()))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(reason(e)))? {
             if body.len() + chunk.len() > self.max_body {
                 return Err(too_big());
             }
@@ -133,6 +129,20 @@ impl JwksSource for HttpJwks {
         let (body, max_age) = self.get(&uri).await?;
         Ok(FetchedJwks { body, max_age })
     }
+}
+
+/// Why a request failed, with its causes (connection refused, timed out, …) and without
+/// the address, which the caller names.
+fn reason(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `Cache-Control: max-age=N` (`no-cache` and `no-store` read as 0: refetch as soon as

@@ -2,7 +2,7 @@
 //! they are.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,7 +38,7 @@ pub struct FetchError(pub String);
 /// How fresh an issuer's keys are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyFreshness {
-    /// No fetch has succeeded yet: every token of the issuer is refused.
+    /// No fetch has succeeded yet: every token of the issuer is refused with 503.
     Pending,
     /// The last fetch succeeded.
     Fresh,
@@ -97,6 +97,10 @@ pub(crate) struct Issuer {
     /// fetch, so that requests waiting on it see its keys instead of fetching again.
     unknown_kid_fetch: tokio::sync::Mutex<Option<UnixTime>>,
     fetches: AtomicU64,
+    /// When the background refresh fetches next, set by every fetch.
+    next_fetch: Mutex<Option<tokio::time::Instant>>,
+    /// Wakes the background refresh when a fetch elsewhere changed `next_fetch`.
+    rescheduled: tokio::sync::Notify,
 }
 
 impl Issuer {
@@ -113,6 +117,8 @@ impl Issuer {
             state: Mutex::new(FetchState::default()),
             unknown_kid_fetch: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
+            next_fetch: Mutex::new(None),
+            rescheduled: tokio::sync::Notify::new(),
         }
     }
 
@@ -125,9 +131,10 @@ impl Issuer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Fetches the keys now and installs them; on failure keeps the last good ones. Returns
-    /// when to fetch next.
-    pub(crate) async fn refresh(&self) -> Result<Duration, FetchError> {
+    /// Fetches the keys now and installs them; on failure keeps the last good ones. Either
+    /// way it sets when the background refresh fetches next — as `Cache-Control` allows
+    /// after a success, `retry_secs` after a failure — whoever fetched.
+    pub(crate) async fn refresh(&self) -> Result<(), FetchError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let fetched = self.source.fetch().await.and_then(|f| {
             KeySet::parse(&f.body)
@@ -146,62 +153,85 @@ impl Issuer {
                 drop(state);
                 tracing::debug!(issuer = %self.config.issuer, keys = count, "fetched JWKS");
                 let secs = max_age.map_or(r.max_secs, |a| a.as_secs());
-                Ok(Duration::from_secs(
-                    secs.clamp(r.min_secs, r.max_secs).max(1),
-                ))
+                self.reschedule(secs.clamp(r.min_secs, r.max_secs));
+                Ok(())
             }
             Err(e) => {
                 tracing::warn!(issuer = %self.config.issuer, error = %e, "JWKS fetch failed; keeping the last good keys");
                 self.state().last_error = Some(e.0.clone());
+                self.reschedule(r.retry_secs);
                 Err(e)
             }
         }
     }
 
+    /// The background refresh fetches next in `secs` (at least one).
+    fn reschedule(&self, secs: u64) {
+        let at = tokio::time::Instant::now() + Duration::from_secs(secs.max(1));
+        *self.next_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+        self.rescheduled.notify_waiters();
+    }
+
     /// The key that must have signed a token with this `kid` and `alg`. A `kid` the keys do
-    /// not hold refetches them, at most once per cooldown for this issuer.
+    /// not hold — or keys not to be trusted (never fetched, or older than `max_key_age_secs`)
+    /// — refetches them, at most once per cooldown for this issuer. Without trusted keys the
+    /// answer is 503 (fail closed: the fault is ours); a `kid` trusted keys do not hold is 401.
     pub(crate) async fn key(
         &self,
         kid: Option<&str>,
         alg: IssuerAlgorithm,
     ) -> Result<Arc<ExternalKey>, AuthError> {
-        self.check_not_expired()?;
         let seen = self.keys();
-        if let Some(key) = seen.find(kid, alg)? {
+        if self.untrusted().is_none()
+            && let Some(key) = seen.find(kid, alg)?
+        {
             return Ok(key);
         }
         let mut last = self.unknown_kid_fetch.lock().await;
         // Another request may have fetched while this one waited.
         let current = self.keys();
         if !Arc::ptr_eq(&seen, &current)
+            && self.untrusted().is_none()
             && let Some(key) = current.find(kid, alg)?
         {
             return Ok(key);
         }
         let now = self.clock.now();
         let cooldown = self.config.refresh.unknown_kid_cooldown_secs;
-        if last.is_some_and(|at| now < at.saturating_add(cooldown)) {
-            return Err(TokenError::UnknownKid.into());
+        if last.is_none_or(|at| now >= at.saturating_add(cooldown)) {
+            *last = Some(now);
+            // A failure is recorded (stale) and leaves the last good keys in place.
+            let _ = self.refresh().await;
         }
-        *last = Some(now);
-        // A failure is recorded (stale) and leaves the last good keys in place.
-        let _ = self.refresh().await;
         drop(last);
-        self.check_not_expired()?;
+        if let Some(unavailable) = self.untrusted() {
+            return Err(unavailable);
+        }
         self.keys()
             .find(kid, alg)?
             .ok_or(AuthError::InvalidToken(TokenError::UnknownKid))
     }
 
-    /// Keys older than `max_key_age_secs` are not trusted: 503, fail closed.
-    fn check_not_expired(&self) -> Result<(), AuthError> {
-        if self.freshness(self.clock.now()) == KeyFreshness::Expired {
-            return Err(AuthError::Unavailable(StoreError::Unavailable(format!(
-                "the keys of {} are older than allowed and cannot be refreshed",
-                self.config.issuer
-            ))));
-        }
-        Ok(())
+    /// The first second the keys may no longer be trusted (unless refreshed by then): a
+    /// resolution cached now must not be served past it.
+    pub(crate) fn trusted_until(&self) -> UnixTime {
+        self.state().last_success.map_or(0, |at| {
+            at.saturating_add(self.config.refresh.max_key_age_secs)
+                .saturating_add(1)
+        })
+    }
+
+    /// Why the keys cannot be trusted, if they cannot: never fetched, or too old.
+    fn untrusted(&self) -> Option<AuthError> {
+        let why = match self.freshness(self.clock.now()) {
+            KeyFreshness::Pending => "have never been fetched",
+            KeyFreshness::Expired => "are older than allowed and cannot be refreshed",
+            KeyFreshness::Fresh | KeyFreshness::Stale => return None,
+        };
+        Some(AuthError::Unavailable(StoreError::Unavailable(format!(
+            "the keys of {} {why}",
+            self.config.issuer
+        ))))
     }
 
     fn freshness(&self, now: UnixTime) -> KeyFreshness {
@@ -230,15 +260,22 @@ impl Issuer {
         }
     }
 
-    /// Refreshes in the background until the issuer is dropped: after `first` (the delay the
-    /// start-up fetch asked for), then as each fetch says.
-    pub(crate) async fn keep_fresh(this: Weak<Self>, first: Duration) {
-        let mut delay = first;
+    /// Refreshes in the background, as the last fetch (its own, start-up's, or one an
+    /// unknown `kid` caused) scheduled, until the task is aborted (the authenticator owns it).
+    pub(crate) async fn keep_fresh(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(delay).await;
-            let Some(issuer) = this.upgrade() else { return };
-            let retry = Duration::from_secs(issuer.config.refresh.retry_secs.max(1));
-            delay = issuer.refresh().await.unwrap_or(retry);
+            let rescheduled = self.rescheduled.notified();
+            tokio::pin!(rescheduled);
+            // Registered before the schedule is read: a fetch elsewhere in between wakes it.
+            rescheduled.as_mut().enable();
+            let due = *self.next_fetch.lock().unwrap_or_else(|e| e.into_inner());
+            let due = due.unwrap_or_else(tokio::time::Instant::now);
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {
+                    let _ = self.refresh().await;
+                }
+                () = rescheduled => {}
+            }
         }
     }
 }

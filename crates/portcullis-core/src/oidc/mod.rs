@@ -23,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -124,20 +123,15 @@ impl Issuers {
     }
 
     /// Fetches every issuer's keys once, then keeps them fresh in the background (tasks that
-    /// end when `owner` drops what they are given to own). The issuers whose first fetch
+    /// end when what `own` is given is dropped). The issuers whose first fetch
     /// failed, with why: they are retried in the background.
     pub(crate) async fn start(&self, own: impl Fn(RefreshTask)) -> Vec<(String, FetchError)> {
         let mut failed = Vec::new();
         for issuer in self.0.iter() {
-            let first = match issuer.refresh().await {
-                Ok(next) => next,
-                Err(e) => {
-                    failed.push((issuer.config.issuer.clone(), e));
-                    Duration::from_secs(issuer.config.refresh.retry_secs.max(1))
-                }
-            };
-            let task = tokio::spawn(Issuer::keep_fresh(Arc::downgrade(issuer), first));
-            own(RefreshTask(task));
+            if let Err(e) = issuer.refresh().await {
+                failed.push((issuer.config.issuer.clone(), e));
+            }
+            own(RefreshTask(tokio::spawn(issuer.clone().keep_fresh())));
         }
         failed
     }

@@ -176,11 +176,13 @@ fn at_path<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> 
     Some(value)
 }
 
-/// Names from a space-separated string or an array of strings.
+/// Names from a space-separated string, an array of strings, or an object's keys.
 fn names(value: Option<&Value>) -> Box<dyn Iterator<Item = &str> + '_> {
     match value {
         Some(Value::String(s)) => Box::new(s.split_ascii_whitespace()),
         Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
+        // Zitadel's roles claim: an object keyed by role name.
+        Some(Value::Object(map)) => Box::new(map.keys().map(String::as_str)),
         _ => Box::new(std::iter::empty()),
     }
 }
