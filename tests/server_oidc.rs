@@ -744,6 +744,52 @@ async fn keys_older_than_max_key_age_refuse_with_503() {
     assert_eq!(issuer_state(&srv, p.issuer()).await["keys"], "expired");
 }
 
+/// The same for a token that was accepted (and so remembered) before the keys expired: the
+/// expiry is about the keys, so no earlier verification outlives it.
+#[tokio::test]
+async fn expired_keys_refuse_even_a_token_accepted_before() {
+    let mut p = Provider::start();
+    let config = set(
+        issuer_config(p.issuer()),
+        "refresh.max_key_age_secs",
+        json!(2),
+    );
+    let srv = start_server(&[config]);
+    let seen = p.token("svc-acme", "session:read").await;
+    assert_eq!(whoami_ok(&srv, &seen).await["id"], "svc-acme");
+    p.stop();
+
+    wait_for_keys(&srv, p.issuer(), "expired", Duration::from_secs(10)).await;
+    let res = whoami(&srv, &seen).await;
+    let retry_after = header(res.headers(), "retry-after");
+    assert_problem(res, 503, "auth_unavailable").await;
+    assert!(retry_after.is_some(), "Retry-After on a 503");
+}
+
+/// With the provider up, keys never grow older than `max_key_age_secs`: the server fetches
+/// them again in time, whatever the next scheduled refresh (`max_secs`, an hour here) says.
+#[tokio::test]
+async fn keys_are_refetched_before_they_grow_too_old_while_the_provider_is_up() {
+    let p = Provider::start();
+    let config = set(
+        issuer_config(p.issuer()),
+        "refresh.max_key_age_secs",
+        json!(2),
+    );
+    let srv = start_server(&[config]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let token = p.token("svc-acme", "session:read").await;
+    let res = whoami(&srv, &token).await;
+    let (status, body) = (res.status(), res.text().await.unwrap());
+    let state = issuer_state(&srv, p.issuer()).await;
+    assert_eq!(
+        status, 200,
+        "a valid token with the provider up; body: {body}; readyz: {state}"
+    );
+    assert_eq!(state["keys"], "fresh", "{state}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Start-up
 // ---------------------------------------------------------------------------------------------
