@@ -419,6 +419,25 @@ mod tests {
             let err = one(json).unwrap_err().to_string();
             assert!(err.contains(says), "{json}: {err}");
         }
+        let refresh = |r: &str| {
+            format!(
+                r#"[{{"issuer": "https://a", "audiences": ["x"], "org": {{"fixed": "o"}}, "refresh": {r}}}]"#
+            )
+        };
+        for (r, says) in [
+            (
+                r#"{"max_secs": 600, "max_key_age_secs": 600}"#,
+                "above `refresh.max_secs`",
+            ),
+            (
+                r#"{"min_secs": 60, "max_secs": 30}"#,
+                "min_secs <= max_secs",
+            ),
+            (r#"{"unknown_kid_cooldown_secs": 0}"#, "at least 1"),
+        ] {
+            let err = one(&refresh(r)).unwrap_err().to_string();
+            assert!(err.contains(says), "{r}: {err}");
+        }
         let loopback =
             r#"[{"issuer": "http://127.0.0.1:4000", "audiences": ["x"], "org": {"fixed": "o"}}]"#;
         assert!(one(loopback).is_ok(), "plain http is fine on loopback");
