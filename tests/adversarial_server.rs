@@ -236,10 +236,12 @@ async fn reply_of(res: reqwest::Response) -> Reply {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     let (content_type, www_authenticate) = (header("content-type"), header("www-authenticate"));
+    let retry_after = header("retry-after");
     Reply {
         status: res.status().as_u16(),
         content_type,
         www_authenticate,
+        retry_after,
         body: res.bytes().await.unwrap().to_vec(),
     }
 }

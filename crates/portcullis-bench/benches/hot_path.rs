@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -15,12 +16,16 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
-use portcullis_bench::{AUDIENCE, DEFAULT_SECRET, Fixture, ISSUER, LEEWAY_SECS, floor, peer};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use portcullis_bench::{AUDIENCE, DEFAULT_SECRET, Fixture, ISSUER, LEEWAY_SECS, ORG, floor, peer};
 use portcullis_core::api_key::{self, ApiKeyPrefix, KeyHash};
+use portcullis_core::oidc::{FetchError, FetchedJwks, IssuerConfig, JwksSource, OrgMapping};
 use portcullis_core::seed::{MemoryRead, SessionCreate};
 use portcullis_core::token::TokenHeader;
-use portcullis_core::{Authenticator, Credential, PermissionList};
+use portcullis_core::{AuthConfig, Authenticator, Credential, PermissionList, Secret};
 use portcullis_tower::AuthLayer;
+use serde_json::json;
 use tower::{Layer, ServiceExt, service_fn};
 
 /// Distinct tokens minted for the first-seen JWT bench; each sample resolves a prefix of them
@@ -28,6 +33,19 @@ use tower::{Layer, ServiceExt, service_fn};
 const FIRST_SEEN_TOKENS: usize = 100_000;
 /// Distinct stored keys for the cold API key bench (the memory store holds 100 000).
 const COLD_KEYS: usize = 50_000;
+/// Distinct external RS256 tokens for the first-seen OIDC bench, minted when that bench first
+/// runs (an RSA signature each: seconds, not milliseconds); wrapped around on fresh
+/// authenticators like [`FIRST_SEEN_TOKENS`].
+const OIDC_FIRST_SEEN_TOKENS: usize = 10_000;
+
+/// The external issuer of the OIDC rows.
+const IDP: &str = "https://idp.bench.example";
+/// Its key's `kid`.
+const IDP_KID: &str = "bench-rsa-1";
+/// Its signing key: the RSA unit-test key of portcullis-core (it protects nothing).
+const IDP_PRIVATE: &[u8] = include_bytes!("../../portcullis-core/src/token/testdata/rs256.pem");
+/// The same key's public half, as a PEM (for the second floor row).
+const IDP_PUBLIC: &[u8] = include_bytes!("../../portcullis-core/src/token/testdata/rs256.pub.pem");
 
 fn runtime() -> tokio::runtime::Runtime {
     // One thread, as the bench server runs.
@@ -66,6 +84,102 @@ async fn first_seen(
                 Credential::Bearer(c)
             };
             black_box(auth.resolve(black_box(cred)).await.unwrap());
+        }
+        total += start.elapsed();
+        left -= n;
+    }
+    total
+}
+
+/// A JWKS document served from memory.
+struct MemoryJwks(Vec<u8>);
+
+#[async_trait::async_trait]
+impl JwksSource for MemoryJwks {
+    async fn fetch(&self) -> Result<FetchedJwks, FetchError> {
+        Ok(FetchedJwks {
+            body: self.0.clone(),
+            max_age: None,
+        })
+    }
+}
+
+/// An external issuer signing RS256 access tokens, and authenticators that trust it (default
+/// issuer settings, org fixed, keys from memory) beside the bench's own HS256 tokens.
+struct Idp {
+    encoding: EncodingKey,
+    jwk: Jwk,
+    config: AuthConfig,
+}
+
+impl Idp {
+    fn new() -> Self {
+        portcullis_bench::install_jwt_provider();
+        let encoding = EncodingKey::from_rsa_pem(IDP_PRIVATE).unwrap();
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some(IDP_KID.to_owned());
+        let config = AuthConfig::builder()
+            .jwt_secret(Secret::from(DEFAULT_SECRET))
+            .external_issuer(IssuerConfig::new(
+                IDP,
+                AUDIENCE,
+                OrgMapping::Fixed(ORG.into()),
+            ))
+            .build()
+            .unwrap();
+        Self {
+            encoding,
+            jwk,
+            config,
+        }
+    }
+
+    /// A fresh authenticator (empty caches) with the issuer's keys fetched.
+    async fn authenticator(&self) -> Authenticator {
+        let jwks = serde_json::to_vec(&json!({"keys": [self.jwk]})).unwrap();
+        let auth = Authenticator::builder()
+            .config(self.config.clone())
+            .jwks_source(IDP, Arc::new(MemoryJwks(jwks)))
+            .build()
+            .unwrap();
+        assert!(auth.start_issuers().await.is_empty());
+        auth
+    }
+
+    /// An access token of the issuer, valid an hour, its `jti` `n`.
+    fn mint(&self, n: usize) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some(IDP_KID.to_owned());
+        let now = floor::now();
+        let claims = json!({
+            "iss": IDP,
+            "sub": "idp-user",
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + 3600,
+            "scope": "openid memory:read",
+            "jti": format!("idp-{n}"),
+        });
+        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
+    }
+}
+
+/// [`first_seen`] for external tokens: resolves `creds[..iters]` (wrapping around on fresh
+/// authenticators), timing the resolutions only.
+async fn oidc_first_seen(idp: &Idp, warm: &str, creds: &[String], iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters as usize;
+    while left > 0 {
+        let auth = idp.authenticator().await;
+        auth.resolve(Credential::Bearer(warm)).await.unwrap();
+        let n = left.min(creds.len());
+        let start = Instant::now();
+        for c in &creds[..n] {
+            black_box(
+                auth.resolve(black_box(Credential::Bearer(c)))
+                    .await
+                    .unwrap(),
+            );
         }
         total += start.elapsed();
         left -= n;
@@ -141,6 +255,39 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| fl.verify(black_box(&token), |c| c.exp))
     });
 
+    // The floor of a first-seen external token: one RS256 signature check, with the key the
+    // issuer's verifier holds (built from the JWK, as Portcullis builds it) and, beside it,
+    // the same key from its PEM.
+    let idp = Idp::new();
+    let idp_token = idp.mint(0);
+    let (idp_input, idp_sig) = idp_token.rsplit_once('.').unwrap();
+    let from_jwk = DecodingKey::from_jwk(&idp.jwk).unwrap();
+    let from_pem = DecodingKey::from_rsa_pem(IDP_PUBLIC).unwrap();
+    for key in [&from_jwk, &from_pem] {
+        let ok = jsonwebtoken::crypto::verify(idp_sig, idp_input.as_bytes(), key, Algorithm::RS256);
+        assert!(ok.unwrap());
+    }
+    g.bench_function("floor/rs256_verify", |b| {
+        b.iter(|| {
+            jsonwebtoken::crypto::verify(
+                black_box(idp_sig),
+                black_box(idp_input.as_bytes()),
+                &from_jwk,
+                Algorithm::RS256,
+            )
+        })
+    });
+    g.bench_function("floor/rs256_verify_pem_key", |b| {
+        b.iter(|| {
+            jsonwebtoken::crypto::verify(
+                black_box(idp_sig),
+                black_box(idp_input.as_bytes()),
+                &from_pem,
+                Algorithm::RS256,
+            )
+        })
+    });
+
     let prefix = ApiKeyPrefix::default();
     g.bench_function("floor/api_key_sha256_sha2", |b| {
         b.iter(|| KeyHash::of(black_box(key.as_bytes())))
@@ -191,6 +338,24 @@ fn hot_path(c: &mut Criterion) {
         b.to_async(&rt)
             .iter_custom(|iters| first_seen(&fx, &token, &keys, iters, true))
     });
+    let oidc_tokens = OnceCell::new();
+    g.bench_function("portcullis/oidc_first_seen_rs256", |b| {
+        let tokens: &Vec<String> = oidc_tokens.get_or_init(|| {
+            eprintln!("minting {OIDC_FIRST_SEEN_TOKENS} external RS256 tokens…");
+            (1..=OIDC_FIRST_SEEN_TOKENS).map(|n| idp.mint(n)).collect()
+        });
+        b.to_async(&rt)
+            .iter_custom(|iters| oidc_first_seen(&idp, &idp_token, tokens, iters))
+    });
+    let oidc_auth = rt.block_on(idp.authenticator());
+    let actor = rt
+        .block_on(oidc_auth.resolve(Credential::Bearer(&idp_token)))
+        .unwrap();
+    assert_eq!(actor.issuer(), Some(IDP));
+    g.bench_function("portcullis/oidc_repeat", |b| {
+        b.to_async(&rt)
+            .iter(|| oidc_auth.resolve(black_box(Credential::Bearer(&idp_token))))
+    });
     let actor = rt
         .block_on(auth.resolve(Credential::Bearer(&token)))
         .unwrap();
@@ -208,7 +373,9 @@ fn hot_path(c: &mut Criterion) {
         Ok::<_, Infallible>(Response::new(Full::<Bytes>::from("hello")))
     });
     let layered = AuthLayer::new(fx.auth.clone()).layer(hello);
+    let oidc_layered = AuthLayer::new(oidc_auth.clone()).layer(hello);
     let bearer_value = bearer(&token);
+    let idp_bearer_value = bearer(&idp_token);
     let key_value = HeaderValue::from_maybe_shared(Bytes::from(key.clone())).unwrap();
     let request = |h: Option<(&'static str, &HeaderValue)>| {
         let mut req = Request::builder().uri("/hello");
@@ -224,6 +391,13 @@ fn hot_path(c: &mut Criterion) {
     check(Some((header::AUTHORIZATION.as_str(), &bearer_value)), 200);
     check(Some(("x-api-key", &key_value)), 200);
     check(None, 401);
+    let res = rt
+        .block_on(oidc_layered.clone().oneshot(request(Some((
+            header::AUTHORIZATION.as_str(),
+            &idp_bearer_value,
+        )))))
+        .unwrap();
+    assert_eq!(res.status(), 200);
 
     g.bench_function("layer/none_bare_service", |b| {
         b.to_async(&rt).iter(|| hello.oneshot(request(None)))
@@ -237,6 +411,15 @@ fn hot_path(c: &mut Criterion) {
             layered.clone().oneshot(request(Some((
                 header::AUTHORIZATION.as_str(),
                 &bearer_value,
+            ))))
+        })
+    });
+    // The issuer's token, answered from the resolved-credential cache like `jwt_repeat`.
+    g.bench_function("layer/oidc_repeat", |b| {
+        b.to_async(&rt).iter(|| {
+            oidc_layered.clone().oneshot(request(Some((
+                header::AUTHORIZATION.as_str(),
+                &idp_bearer_value,
             ))))
         })
     });

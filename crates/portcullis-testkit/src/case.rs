@@ -3,8 +3,9 @@
 //! A case is a name, a line saying what it probes, the request headers (built by a closure from
 //! the [`Fixture`]) and what must come back: the exact status, problem `code` and
 //! `WWW-Authenticate` challenge of a refusal, or the actor of an acceptance (the controls that
-//! prove a refusal is caused by the defect under test). No case may produce a 5xx, and no
-//! refusal may echo the credential. A table runs whole, then reports every failing case at once.
+//! prove a refusal is caused by the defect under test). No case may produce a 5xx it does not
+//! expect (only [`UNAVAILABLE`], failing closed, is ever expected), and no refusal may echo the
+//! credential. A table runs whole, then reports every failing case at once.
 
 use std::collections::HashSet;
 
@@ -37,6 +38,10 @@ pub enum Who {
     Agent,
     /// The board fallback.
     Board,
+    /// The user of external issuer A ([`crate::idp::SUBJECT_A`]).
+    IdpA,
+    /// The service client of external issuer B ([`crate::idp::SUBJECT_B`]).
+    IdpB,
 }
 
 /// Which `WWW-Authenticate` a 401 carries.
@@ -46,14 +51,17 @@ pub enum Challenge {
     Bare,
     /// `… error="invalid_token"`: a credential was presented.
     InvalidToken,
+    /// No `WWW-Authenticate` at all: a refusal that says nothing about the credential (503).
+    None,
 }
 
 impl Challenge {
-    /// The exact header value.
-    pub fn header(self) -> &'static str {
+    /// The exact header value (`None` for [`Challenge::None`]).
+    pub fn header(self) -> Option<&'static str> {
         match self {
-            Self::Bare => r#"Bearer realm="portcullis""#,
-            Self::InvalidToken => r#"Bearer realm="portcullis", error="invalid_token""#,
+            Self::Bare => Some(r#"Bearer realm="portcullis""#),
+            Self::InvalidToken => Some(r#"Bearer realm="portcullis", error="invalid_token""#),
+            Self::None => None,
         }
     }
 }
@@ -94,6 +102,12 @@ pub const ALICE_KEY: Want = Want::Actor(Who::AliceKey);
 pub const AGENT: Want = Want::Actor(Who::Agent);
 /// The board.
 pub const BOARD: Want = Want::Actor(Who::Board);
+/// External issuer A's user.
+pub const IDP_A: Want = Want::Actor(Who::IdpA);
+/// External issuer B's service client.
+pub const IDP_B: Want = Want::Actor(Who::IdpB);
+/// 503 `auth_unavailable`, no challenge, with `Retry-After`: failing closed.
+pub const UNAVAILABLE: Want = Want::Problem(503, "auth_unavailable", Challenge::None);
 
 /// One case.
 pub struct Case {
@@ -233,12 +247,14 @@ pub struct Reply {
     pub content_type: Option<String>,
     /// `WWW-Authenticate`.
     pub www_authenticate: Option<String>,
+    /// `Retry-After`.
+    pub retry_after: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
 
 /// How a harness sends a request (GET of a protected resource that echoes the actor as
-/// `{"kind": …, "id": …}`) and which fixture it has.
+/// `{"kind": …, "id": …}`, and `"issuer": …` for an external one) and which fixture it has.
 // Only ever used generically, in the harness's own task: no `Send` bound needed.
 #[allow(async_fn_in_trait)]
 pub trait Harness {
@@ -288,7 +304,8 @@ pub async fn run<H: Harness>(group: &str, h: &H, table: &Table) -> Vec<String> {
 
 /// Why `r` is not what `want` says, if it is not.
 pub fn check(fx: &Fixture, r: &Reply, want: Want, presented: &Headers) -> Result<(), String> {
-    if r.status >= 500 {
+    let expected_5xx = matches!(want, Want::Problem(s, _, _) if s == r.status);
+    if r.status >= 500 && !expected_5xx {
         return Err("a 5xx".into());
     }
     let doc: Value =
@@ -298,14 +315,20 @@ pub fn check(fx: &Fixture, r: &Reply, want: Want, presented: &Headers) -> Result
             if r.status != 200 {
                 return Err("not a 200".into());
             }
-            let (kind, id) = match who {
-                Who::Alice => ("user", Some(&fx.ids.alice)),
-                Who::AliceKey => ("api_key", Some(&fx.ids.alice_key)),
-                Who::Agent => ("agent", Some(&fx.ids.agent)),
-                Who::Board => ("board", fx.ids.board.as_ref()),
+            use crate::idp::{ISSUER_A, ISSUER_B, SUBJECT_A, SUBJECT_B};
+            let (kind, id, issuer) = match who {
+                Who::Alice => ("user", Some(fx.ids.alice.as_str()), None),
+                Who::AliceKey => ("api_key", Some(fx.ids.alice_key.as_str()), None),
+                Who::Agent => ("agent", Some(fx.ids.agent.as_str()), None),
+                Who::Board => ("board", fx.ids.board.as_deref(), None),
+                Who::IdpA => ("user", Some(SUBJECT_A), Some(ISSUER_A)),
+                Who::IdpB => ("service", Some(SUBJECT_B), Some(ISSUER_B)),
             };
-            if doc["kind"] != kind || id.is_some_and(|id| doc["id"] != **id) {
+            if doc["kind"] != kind || id.is_some_and(|id| doc["id"] != id) {
                 return Err(format!("actor {doc}"));
+            }
+            if issuer.is_some_and(|iss| doc["issuer"] != iss) {
+                return Err(format!("actor of another issuer {doc}"));
             }
         }
         Want::Problem(status, code, challenge) => {
@@ -322,8 +345,17 @@ pub fn check(fx: &Fixture, r: &Reply, want: Want, presented: &Headers) -> Result
                 return Err(format!("status member {}", doc["status"]));
             }
             let expected = challenge.header();
-            if status == 401 && r.www_authenticate.as_deref() != Some(expected) {
+            if (status == 401 || expected.is_none()) && r.www_authenticate.as_deref() != expected {
                 return Err(format!("challenge, expected {expected:?}"));
+            }
+            // Failing closed says when to come back.
+            if status == 503
+                && r.retry_after
+                    .as_deref()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_none()
+            {
+                return Err(format!("Retry-After {:?}", r.retry_after));
             }
             // A refusal never echoes what was presented.
             let body = String::from_utf8_lossy(&r.body);

@@ -6,6 +6,8 @@
 //! - [`jws`]: base64url, HMAC-SHA256 and compact JWS built by hand, and segment surgery, so a
 //!   forged token differs from a valid one in exactly the defect its case names.
 //! - [`api_key`]: API keys with a valid checksum that were never stored.
+//! - [`idp`]: external identity providers — two issuers and an attacker, their keys, JWKS and
+//!   RS256/ES256 tokens (signed with `jsonwebtoken`, the one thing not done by hand).
 //! - [`fixture`]: what a harness hands the corpus — secrets, kids, valid tokens and keys, ids —
 //!   and the claims forged from them.
 //! - [`case`]: a case (name, credential built from the fixture, expected outcome), tables of them,
@@ -22,9 +24,11 @@ pub mod api_key;
 pub mod case;
 pub mod corpus;
 pub mod fixture;
+pub mod idp;
 pub mod jws;
 
 pub use case::{
     Challenge, Harness, Headers, Reply, Side, Table, Want, Who, assert_no_failures, run,
 };
 pub use fixture::{Alg, Fixture, Ids};
+pub use idp::Idps;

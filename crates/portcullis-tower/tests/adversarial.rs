@@ -3,7 +3,9 @@
 //! The cases are the shared corpus of `portcullis-testkit` (issue 14, point 6): this file is
 //! only the harness — an authenticator on a stopped clock with its secrets, keys and valid
 //! tokens, and a request sent through the layer to an inner service that echoes the actor —
-//! plus the cases only this harness can run (below, `confusion_with_real_signatures`).
+//! plus the cases only this harness can run (below, `confusion_with_real_signatures`), and the
+//! external issuers' table (`corpus::external`: the sample server configures no issuer yet),
+//! with both issuers' keys served from memory.
 //! `tests/adversarial_server.rs` runs the same corpus against the real server over HTTP.
 
 // Test code: a failed setup step is a failed test.
@@ -11,12 +13,17 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use portcullis_core::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyOwner};
 use portcullis_core::ids::{AgentId, OrgId, RunId, SessionId, UserId};
+use portcullis_core::oidc::{
+    ExternalKind, FetchError, FetchedJwks, IssuerAlgorithm, IssuerConfig, JwksSource, KeyFreshness,
+    OrgMapping,
+};
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{AgentRecord, AgentStatus, Stores};
 use portcullis_core::testing;
@@ -27,6 +34,7 @@ use portcullis_core::token::{
 use portcullis_core::{Actor, AuthConfig, Authenticator, ManualClock, Secret, UnixTime};
 use portcullis_testkit::case::{INVALID_TOKEN, bearer};
 use portcullis_testkit::corpus::{self, header};
+use portcullis_testkit::idp::{self, Idps, Key};
 use portcullis_testkit::jws::part;
 use portcullis_testkit::{
     Alg, Fixture, Harness, Headers, Ids, Reply, Side, Table, assert_no_failures, run,
@@ -53,6 +61,86 @@ const ED_PUB: &[u8] = include_bytes!("../../portcullis-core/src/token/testdata/e
 const ES_PRIV: &[u8] = include_bytes!("../../portcullis-core/src/token/testdata/es256.pem");
 const ES_PUB: &[u8] = include_bytes!("../../portcullis-core/src/token/testdata/es256.pub.pem");
 
+/// The external issuers' keys: A signs with the RSA test key, B with the P-256 one.
+const IDPS: Idps = Idps {
+    a_private: RS_PRIV,
+    a_public: RS_PUB,
+    b_private: ES_PRIV,
+};
+/// How old A's keys may get (B keeps the default, a day).
+const A_MAX_KEY_AGE: u64 = 3600;
+/// The time of the expired-keys fixture: A's keys, fetched at [`T0`], are one second too old.
+const T_KEYS_EXPIRED: UnixTime = T0 + A_MAX_KEY_AGE + 1;
+
+/// The external issuers a fixture configures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Issuers {
+    /// None: every JWT is ours.
+    None,
+    /// A and B, their keys fetched at start on a stopped clock.
+    Fresh,
+    /// A and B fetched at start; then A went down and its keys grew older than
+    /// [`A_MAX_KEY_AGE`] (B's keys are still within their age).
+    AExpired,
+}
+
+/// An issuer's JWKS served from memory: counts its fetches, and can be taken down.
+struct MemoryJwks {
+    body: Vec<u8>,
+    up: AtomicBool,
+    fetches: AtomicU64,
+}
+
+impl MemoryJwks {
+    fn new(body: Vec<u8>) -> Arc<Self> {
+        Arc::new(Self {
+            body,
+            up: AtomicBool::new(true),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl JwksSource for MemoryJwks {
+    async fn fetch(&self) -> Result<FetchedJwks, FetchError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(FetchError("503 from the issuer".into()));
+        }
+        Ok(FetchedJwks {
+            body: self.body.clone(),
+            max_age: None,
+        })
+    }
+}
+
+/// Issuer A as `corpus::external` expects it: RS256 and ES256, org from a claim, users.
+fn issuer_a() -> IssuerConfig {
+    let mut a = IssuerConfig::new(
+        idp::ISSUER_A,
+        idp::AUDIENCE,
+        OrgMapping::Claim(idp::ORG_CLAIM.into()),
+    );
+    a.algorithms = vec![IssuerAlgorithm::Rs256, IssuerAlgorithm::Es256];
+    a.leeway_secs = LEEWAY;
+    a.refresh.max_key_age_secs = A_MAX_KEY_AGE;
+    a
+}
+
+/// Issuer B: ES256, a fixed org, service clients.
+fn issuer_b() -> IssuerConfig {
+    let mut b = IssuerConfig::new(idp::ISSUER_B, idp::AUDIENCE, OrgMapping::Fixed(ORG.into()));
+    b.algorithms = vec![IssuerAlgorithm::Es256];
+    b.kind = ExternalKind::Service;
+    b.leeway_secs = LEEWAY;
+    b
+}
+
 /// The core algorithm and test key pair of a ring (`None` for HS256).
 fn keys_of(ring: Alg) -> Option<(JwtAlgorithm, &'static [u8], &'static [u8])> {
     match ring {
@@ -69,22 +157,54 @@ struct Tower {
     auth: Authenticator,
     fallback: Fallback,
     fx: Fixture,
+    /// The JWKS sources of issuers A and B, when configured.
+    sources: Option<[Arc<MemoryJwks>; 2]>,
 }
 
 impl Tower {
     async fn new(ring: Alg, fallback: Fallback) -> Self {
+        Self::with_issuers(ring, fallback, Issuers::None).await
+    }
+
+    async fn with_issuers(ring: Alg, fallback: Fallback, issuers: Issuers) -> Self {
         let mut config = AuthConfig::builder()
             .jwt_secret(Secret::from(USER_SECRET))
             .agent_secret(Secret::from(AGENT_SECRET));
         if let Some((alg, private, _)) = keys_of(ring) {
             config = config.jwt_signing_key(SigningKey::from_private_pem(alg, private).unwrap());
         }
-        let auth = Authenticator::builder()
+        if issuers != Issuers::None {
+            config = config
+                .external_issuer(issuer_a())
+                .external_issuer(issuer_b());
+        }
+        let clock = ManualClock::new(T0);
+        let mut builder = Authenticator::builder()
             .config(config.build().unwrap())
-            .clock(Arc::new(ManualClock::new(T0)))
-            .stores(Stores::memory())
-            .build()
-            .unwrap();
+            .clock(Arc::new(clock.clone()))
+            .stores(Stores::memory());
+        let sources = (issuers != Issuers::None).then(|| {
+            [
+                MemoryJwks::new(IDPS.jwks(Key::A)),
+                MemoryJwks::new(IDPS.jwks(Key::B)),
+            ]
+        });
+        if let Some([a, b]) = &sources {
+            builder = builder
+                .jwks_source(idp::ISSUER_A, a.clone())
+                .jwks_source(idp::ISSUER_B, b.clone());
+        }
+        let auth = builder.build().unwrap();
+        if let Some([a, _]) = &sources {
+            assert!(auth.start_issuers().await.is_empty(), "the first fetches");
+            if issuers == Issuers::AExpired {
+                a.up.store(false, Ordering::SeqCst);
+                clock.set(T_KEYS_EXPIRED);
+                let status = auth.issuer_status();
+                assert_eq!(status[0].freshness, KeyFreshness::Expired, "{status:?}");
+                assert_eq!(status[1].freshness, KeyFreshness::Fresh, "{status:?}");
+            }
+        }
         let user_kid = auth.user_tokens().key_ring().active().kid().to_owned();
         let agent_kid = auth.agent_tokens().key_ring().active().kid().to_owned();
         if let Some((alg, _, public)) = keys_of(ring) {
@@ -176,7 +296,11 @@ impl Tower {
         }
         let jwks = serde_json::to_value(auth.user_tokens().key_ring().jwks()).unwrap();
         let fx = Fixture {
-            clock: || T0,
+            clock: if issuers == Issuers::AExpired {
+                || T_KEYS_EXPIRED
+            } else {
+                || T0
+            },
             leeway: LEEWAY,
             ring,
             user_secret: Some(USER_SECRET.as_bytes().to_vec()),
@@ -205,7 +329,12 @@ impl Tower {
             },
         };
         fx.self_check();
-        Self { auth, fallback, fx }
+        Self {
+            auth,
+            fallback,
+            fx,
+            sources,
+        }
     }
 
     async fn hs256() -> Self {
@@ -252,6 +381,7 @@ impl Harness for Tower {
             status: parts.status.as_u16(),
             content_type: header("content-type"),
             www_authenticate: header("www-authenticate"),
+            retry_after: header("retry-after"),
             body: body.collect().await.unwrap().to_bytes().to_vec(),
         }
     }
@@ -260,7 +390,9 @@ impl Harness for Tower {
 /// The inner service: echoes the actor the layer resolved.
 async fn echo(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     let body = match req.extensions().get::<Actor>() {
-        Some(actor) => json!({"kind": actor.kind().as_str(), "id": actor.id()}),
+        Some(actor) => {
+            json!({"kind": actor.kind().as_str(), "id": actor.id(), "issuer": actor.issuer()})
+        }
         None => json!({"kind": "no actor in extensions"}),
     };
     Ok(Response::new(Full::from(
@@ -430,4 +562,52 @@ async fn with_board_fallback_every_bad_credential_is_still_401_never_the_board()
         failures.extend(run(&group, &h, &table).await);
     }
     assert_no_failures(&failures);
+}
+
+/// External issuers: algorithm confusion with A's public key, the other issuer's key, `jku`/
+/// `x5u`/`jwk` naming the attacker, unknown issuers, typing, the cookie. The attacker's key
+/// is never fetched: only A's own JWKS is, at start and at most once more for unknown `kid`s
+/// (the clock is stopped inside the cooldown); B's only at start.
+#[tokio::test]
+async fn external_issuer_tokens_are_verified_by_their_issuer_alone() {
+    let h = Tower::with_issuers(Alg::Hs256, Fallback::None, Issuers::Fresh).await;
+    let table = corpus::external::external_issuers(IDPS);
+    let mut failures = run("external issuers", &h, &table).await;
+    let [a, b] = h.sources.as_ref().unwrap();
+    let status = h.auth.issuer_status();
+    if a.fetches() != 2 || b.fetches() != 1 {
+        failures.push(format!(
+            "[external issuers] fetches: A {} (want 2: start, one unknown-kid refetch), \
+             B {} (want 1: start); {status:?}",
+            a.fetches(),
+            b.fetches()
+        ));
+    }
+    assert_no_failures(&failures);
+}
+
+/// A's keys too old to trust and A down: A's tokens are refused with 503 (fail closed) unless
+/// something cheaper refuses them first; B and our own tokens are unaffected.
+#[tokio::test]
+async fn external_issuer_with_expired_keys_fails_closed() {
+    let h = Tower::with_issuers(Alg::Hs256, Fallback::None, Issuers::AExpired).await;
+    let table = corpus::external::expired_keys(IDPS);
+    let mut failures = run("external issuers/expired keys", &h, &table).await;
+    let [a, b] = h.sources.as_ref().unwrap();
+    if a.fetches() != 1 || b.fetches() != 1 {
+        failures.push(format!(
+            "[external issuers/expired keys] fetches: A {}, B {} (want 1 each: start only)",
+            a.fetches(),
+            b.fetches()
+        ));
+    }
+    assert_no_failures(&failures);
+}
+
+/// The external table again behind board fallback: no forged external token is ever the board.
+#[tokio::test]
+async fn external_issuers_with_board_fallback_are_still_401_never_the_board() {
+    let h = Tower::with_issuers(Alg::Hs256, Fallback::Board, Issuers::Fresh).await;
+    let table = corpus::external::external_issuers(IDPS).with_board_fallback();
+    assert_no_failures(&run("external issuers/board fallback", &h, &table).await);
 }

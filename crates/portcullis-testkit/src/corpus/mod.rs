@@ -2,12 +2,14 @@
 //! harness (see [`crate::case::Harness`]).
 //!
 //! Most tables need an HS256 user ring ([`hs256_groups`]); [`header::confusion_against_asymmetric`]
-//! needs an asymmetric one. A case only one harness can run says which and why
+//! needs an asymmetric one; [`external`] needs two external issuers configured as
+//! [`crate::idp`] describes. A case only one harness can run says which and why
 //! ([`crate::case::Case::only`]); a case whose outcome differs says so
 //! ([`crate::case::Case::on_server`]).
 
 pub mod api_keys;
 pub mod claims;
+pub mod external;
 pub mod header;
 pub mod request;
 pub mod shape;
