@@ -38,7 +38,8 @@ pub struct FetchError(pub String);
 /// How fresh an issuer's keys are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyFreshness {
-    /// No fetch has succeeded yet: every token of the issuer is refused with 503.
+    /// No fetch has succeeded yet: the issuer's tokens are refused with 503 (each refetching
+    /// the keys first, at most once per cooldown).
     Pending,
     /// The last fetch succeeded.
     Fresh,
