@@ -46,9 +46,9 @@ pub use portcullis_core::{
     Credential, ExternalActor, ManualClock, OrgScope, Permission, PermissionCatalog, PermissionDef,
     PermissionGroup, PermissionList, PermissionSet, RateLimitInfo, Roles, Rotation, Secret,
     SecretString, SharedClock, StoreError, SystemClock, TokenError, UnixTime, UsageSink, UserActor,
-    actor, api_key, authenticator, cache, clock, config, error, ids, key_issuance, lifecycle, oidc,
-    password, permission, permissions, rate_limit, roles, secret, seed, session, store, throttle,
-    token, users,
+    actor, api_key, audit, authenticator, cache, clock, config, error, ids, key_issuance,
+    lifecycle, metrics, oidc, password, permission, permissions, rate_limit, roles, secret, seed,
+    session, store, throttle, token, users,
 };
 pub use portcullis_tower::{
     AuthLayer, AuthLayerBuilder, AuthService, Fallback, Policy, PolicyError, Renderer,

@@ -339,3 +339,128 @@ async fn api_key_over_its_rate_limit_is_429_with_headers() {
     let list = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
     assert_eq!(list[0]["rate_limit_per_minute"], 2, "{list}");
 }
+
+/// `POST /api-keys/{key_id}/reroll` with `overlap_seconds`.
+async fn reroll(srv: &Server, cred: Cred<'_>, key_id: &str, overlap: Value) -> reqwest::Response {
+    post(
+        srv,
+        &format!("/api-keys/{key_id}/reroll"),
+        cred,
+        json!({ "overlap_seconds": overlap }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rerolled_api_key_old_secret_works_for_the_overlap_then_is_invalid() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let created = create_key(
+        &srv,
+        Cred::Bearer(&admin),
+        json!({"name": "rolling", "permissions": ["session:list", "session:read"],
+               "expires_in_seconds": 3600, "rate_limit_per_minute": 1000}),
+    )
+    .await;
+    let key_id = str_of(&created, "key_id");
+    let old = str_of(&created, "api_key");
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&old)).await, 200).await;
+    let rolled = expect(
+        reroll(&srv, Cred::Bearer(&admin), &key_id, json!(2)).await,
+        201,
+    )
+    .await;
+    assert_eq!(rolled["key_id"], key_id.as_str(), "{rolled}");
+    assert_eq!(perms(&rolled), perms(&created), "{rolled}");
+    assert_eq!(rolled["expires_at"], created["expires_at"], "{rolled}");
+    let new = str_of(&rolled, "api_key");
+    assert_ne!(new, old);
+    assert!(new.starts_with(&str_of(&rolled, "prefix")), "{rolled}");
+    // During the overlap both work, as the same key.
+    for secret in [&old, &new] {
+        expect(get(&srv, "/api/v1/sessions", Cred::Key(secret)).await, 200).await;
+        assert_eq!(whoami(&srv, Cred::Key(secret)).await["id"], key_id.as_str());
+    }
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_get_401(&srv, "/api/v1/sessions", Cred::Key(&old), "invalid_api_key").await;
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&new)).await, 200).await;
+    // Still one key, with its limits and the new prefix.
+    let list = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
+    assert_eq!(ids(&list, "key_id"), vec![key_id.clone()], "{list}");
+    assert_eq!(list[0]["prefix"], rolled["prefix"], "{list}");
+    assert_eq!(list[0]["rate_limit_per_minute"], 1000, "{list}");
+    assert_log_free_of(&srv, &[&old, &new]);
+}
+
+#[tokio::test]
+async fn rerolled_api_key_without_overlap_kills_the_old_secret_at_once() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (key_id, old) = key_with(&srv, &admin, &["session:list"]).await;
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&old)).await, 200).await;
+    let rolled = expect(
+        reroll(&srv, Cred::Bearer(&admin), &key_id, json!(0)).await,
+        201,
+    )
+    .await;
+    let new = str_of(&rolled, "api_key");
+    assert_get_401(&srv, "/api/v1/sessions", Cred::Key(&old), "invalid_api_key").await;
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&new)).await, 200).await;
+}
+
+#[tokio::test]
+async fn rerolling_another_users_key_is_not_found_and_a_bad_overlap_is_invalid() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let (admin_key_id, admin_key) = key_with(&srv, &admin, &["session:list"]).await;
+    let (_, user) = new_user(&srv, &admin, "ida@example.com", "user", "default").await;
+    assert_problem(
+        reroll(&srv, Cred::Bearer(&user), &admin_key_id, json!(10)).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        reroll(&srv, Cred::Bearer(&admin), "no-such-key", json!(10)).await,
+        404,
+        "not_found",
+    )
+    .await;
+    for bad in [
+        json!(-1),
+        json!(86_401),
+        json!(2.5),
+        json!("10"),
+        Value::Null,
+    ] {
+        let body = assert_problem(
+            reroll(&srv, Cred::Bearer(&admin), &admin_key_id, bad.clone()).await,
+            400,
+            "invalid_request",
+        )
+        .await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("overlap_seconds"), "{bad}: {body}");
+    }
+    let missing = post(
+        &srv,
+        &format!("/api-keys/{admin_key_id}/reroll"),
+        Cred::Bearer(&admin),
+        json!({}),
+    )
+    .await;
+    let body = assert_problem(missing, 400, "invalid_request").await;
+    assert!(body["detail"].as_str().unwrap().contains("overlap_seconds"));
+    assert_401(
+        reroll(&srv, Cred::None, &admin_key_id, json!(10)).await,
+        "missing_credentials",
+        false,
+    )
+    .await;
+    // None of it touched the key.
+    expect(
+        get(&srv, "/api/v1/sessions", Cred::Key(&admin_key)).await,
+        200,
+    )
+    .await;
+}

@@ -1158,3 +1158,120 @@ fn h_instances_started_at_once_on_a_fresh_database_all_come_up_with_one_admin() 
         cluster.drop_database().await;
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// (i) a key rerolled on A: its old secret lives for the overlap on both instances, then dies on both
+
+/// `n` concurrent `whoami` requests with `X-API-Key: key`, alternating between `a` and `b`; the
+/// status and problem `code` (empty for a 200) of each.
+async fn burst(a: &Server, b: &Server, key: &str, n: usize) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let s = if i % 2 == 0 { a } else { b };
+            let (http, url, key) = (s.client(), s.url("/auth/whoami"), key.to_owned());
+            tokio::spawn(async move {
+                let res = http.get(url).header("x-api-key", key).send().await.unwrap();
+                let status = res.status().as_u16();
+                let body: Value = res.json().await.unwrap_or(Value::Null);
+                let code = body["code"].as_str().unwrap_or("").to_owned();
+                (status, code)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[test]
+fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_then_neither() {
+    with_pair(async |a, b, admin| {
+        let (ha, hb) = (a.client(), b.client());
+        let body = json!({"name": "rolling", "permissions": ["memory:read"]});
+        let (id, old) = create_key(&ha, a, Cred::Bearer(&admin), body).await;
+        // Both instances have the old secret cached.
+        warm(&ha, a, Cred::Key(&old)).await;
+        warm(&hb, b, Cred::Key(&old)).await;
+
+        let res = ha
+            .post(a.url(&format!("/api-keys/{id}/reroll")))
+            .bearer_auth(&admin)
+            .json(&json!({"overlap_seconds": 2}))
+            .send()
+            .await
+            .unwrap();
+        let rerolled_at = Instant::now();
+        assert_eq!(res.status(), 201);
+        let rolled: Value = res.json().await.unwrap();
+        assert_eq!(rolled["key_id"], id.as_str(), "{rolled}");
+        let new = rolled["api_key"].as_str().unwrap().to_owned();
+
+        // During the overlap: 32 concurrent requests with the old secret over both instances all
+        // succeed, and the new secret works on B at once.
+        let during = burst(a, b, &old, 32).await;
+        assert!(
+            rerolled_at.elapsed() < Duration::from_secs(1),
+            "the burst took too long to be within the overlap"
+        );
+        assert!(
+            during.iter().all(|(status, _)| *status == 200),
+            "during the overlap: {during:?}"
+        );
+        for (s, h) in [(a, &ha), (b, &hb)] {
+            let me = whoami_ok(h, s, Cred::Key(&new), "the new secret").await;
+            assert_eq!(me["id"], id.as_str(), "{me}");
+        }
+
+        // After it: the very next request on B with the old secret is refused, and so are 32
+        // concurrent ones over both instances; the new secret goes on working on both.
+        tokio::time::sleep(Duration::from_millis(3_100).saturating_sub(rerolled_at.elapsed()))
+            .await;
+        assert_problem(
+            whoami(&hb, b, Cred::Key(&old)).await,
+            401,
+            "invalid_api_key",
+        )
+        .await;
+        let after = burst(a, b, &old, 32).await;
+        assert!(
+            after
+                .iter()
+                .all(|(status, code)| *status == 401 && code == "invalid_api_key"),
+            "after the overlap: {after:?}"
+        );
+        for (s, h) in [(a, &ha), (b, &hb)] {
+            whoami_ok(h, s, Cred::Key(&new), "the new secret after the overlap").await;
+        }
+
+        // A reroll on A without overlap: B refuses the secret it replaced on the very next
+        // request, though B had it cached.
+        warm(&hb, b, Cred::Key(&new)).await;
+        let res = ha
+            .post(a.url(&format!("/api-keys/{id}/reroll")))
+            .bearer_auth(&admin)
+            .json(&json!({"overlap_seconds": 0}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let newest: Value = res.json().await.unwrap();
+        let newest = newest["api_key"].as_str().unwrap().to_owned();
+        assert_problem(
+            whoami(&hb, b, Cred::Key(&new)).await,
+            401,
+            "invalid_api_key",
+        )
+        .await;
+        let dead = burst(a, b, &new, 32).await;
+        assert!(
+            dead.iter()
+                .all(|(status, code)| *status == 401 && code == "invalid_api_key"),
+            "after a reroll without overlap: {dead:?}"
+        );
+        for (s, h) in [(a, &ha), (b, &hb)] {
+            whoami_ok(h, s, Cred::Key(&newest), "the newest secret").await;
+        }
+    });
+}

@@ -171,6 +171,19 @@ impl Server {
         self._tmp.take()
     }
 
+    /// Stops the process gracefully (SIGTERM, as a service manager does), waits for it to exit
+    /// and keeps its directory (for a restart on the same database); its exit status.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Option<tempfile::TempDir>) {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let status = self.child.wait().unwrap();
+        (status, self._tmp.take())
+    }
+
     /// A client without a cookie store.
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()

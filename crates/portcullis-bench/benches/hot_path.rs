@@ -1,7 +1,7 @@
 //! The per-request path of Portcullis beside its floors and its peers, in one group of one run
 //! so that the ratios between them are comparable (`cargo bench -p portcullis-bench --bench
-//! hot_path`). Names are `floor/…`, `portcullis/…`, `layer/…` and `peer/…`; BENCHMARKS.md
-//! explains each.
+//! hot_path`). Names are `floor/…`, `portcullis/…`, `layer/…`, `layer_recorded/…` and
+//! `peer/…`; BENCHMARKS.md explains each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -399,6 +399,12 @@ fn hot_path(c: &mut Criterion) {
         .unwrap();
     assert_eq!(res.status(), 200);
 
+    // `layer_recorded/…`: the row before it again, right after it, with a real Prometheus
+    // recorder installed for this thread only (the runtime is current-thread and criterion
+    // drives it from here): the `layer/…` rows run against the facade's no-op.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+
     g.bench_function("layer/none_bare_service", |b| {
         b.to_async(&rt).iter(|| hello.oneshot(request(None)))
     });
@@ -406,6 +412,13 @@ fn hot_path(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| layered.clone().oneshot(request(None)))
     });
+    {
+        let _recording = metrics::set_default_local_recorder(&recorder);
+        g.bench_function("layer_recorded/no_credentials_401", |b| {
+            b.to_async(&rt)
+                .iter(|| layered.clone().oneshot(request(None)))
+        });
+    }
     g.bench_function("layer/jwt_repeat", |b| {
         b.to_async(&rt).iter(|| {
             layered.clone().oneshot(request(Some((
@@ -414,6 +427,17 @@ fn hot_path(c: &mut Criterion) {
             ))))
         })
     });
+    {
+        let _recording = metrics::set_default_local_recorder(&recorder);
+        g.bench_function("layer_recorded/jwt_repeat", |b| {
+            b.to_async(&rt).iter(|| {
+                layered.clone().oneshot(request(Some((
+                    header::AUTHORIZATION.as_str(),
+                    &bearer_value,
+                ))))
+            })
+        });
+    }
     // The issuer's token, answered from the resolved-credential cache like `jwt_repeat`.
     g.bench_function("layer/oidc_repeat", |b| {
         b.to_async(&rt).iter(|| {
@@ -430,6 +454,23 @@ fn hot_path(c: &mut Criterion) {
                 .oneshot(request(Some(("x-api-key", &key_value))))
         })
     });
+    {
+        let _recording = metrics::set_default_local_recorder(&recorder);
+        g.bench_function("layer_recorded/api_key_cached", |b| {
+            b.to_async(&rt).iter(|| {
+                layered
+                    .clone()
+                    .oneshot(request(Some(("x-api-key", &key_value))))
+            })
+        });
+    }
+
+    // What the recorder counted: shows that the `layer_recorded` rows paid for real recording.
+    for line in handle.render().lines() {
+        if line.starts_with("portcullis_decisions_total") {
+            eprintln!("recorded: {line}");
+        }
+    }
 
     // ---- peers ----
     let validation = peer::validation();

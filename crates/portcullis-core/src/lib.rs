@@ -19,6 +19,7 @@
 
 pub mod actor;
 pub mod api_key;
+pub mod audit;
 pub mod authenticator;
 pub mod cache;
 pub mod clock;
@@ -28,6 +29,7 @@ pub mod ids;
 pub mod key_hash;
 pub mod key_issuance;
 pub mod lifecycle;
+pub mod metrics;
 pub mod oidc;
 pub mod password;
 pub mod permission;

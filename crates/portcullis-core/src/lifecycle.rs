@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::actor::UserActor;
 use crate::api_key::{self, ApiKeyRecord, KeyHash};
+use crate::audit::{AuditEvent, AuditLog, AuditPage, AuditQuery, AuditSink, action};
 use crate::ids::{AgentId, ApiKeyId, OrgId, RunId, SessionId, UserId};
 use crate::key_issuance::{self, KeyIssueError, KeyRequest};
 use crate::password::{self, MAX_PASSWORD_BYTES, PasswordError, Passwords};
@@ -33,6 +34,9 @@ use crate::throttle::LoginThrottle;
 use crate::token::{AccessGrant, AgentGrant};
 use crate::users::{Account, Users};
 use crate::{Actor, AuthError, Authenticator, PermissionSet, SecretString, StoreError};
+
+/// The longest overlap of a reroll ([`Lifecycle::reroll_api_key`]): a day.
+pub const MAX_REROLL_OVERLAP_SECS: u64 = 86_400;
 
 /// The org new things go to when the caller has none (the board): `default`.
 pub const DEFAULT_ORG: &str = "default";
@@ -102,6 +106,24 @@ pub struct SessionTokens {
     pub refresh_expires_in: u64,
     /// A fresh CSRF token for the double-submit cookie.
     pub csrf_token: SecretString,
+}
+
+/// One of a user's live sessions, as [`Lifecycle::sessions_of`] shows it to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session (the `sid` of its tokens).
+    pub id: SessionId,
+    /// When it began (unix seconds).
+    pub created_at: crate::UnixTime,
+    /// When its refresh token was last rotated, `None` when never
+    /// ([`SessionRecord::last_refreshed_at`]).
+    pub last_refreshed_at: Option<crate::UnixTime>,
+    /// The `User-Agent` it was started with, cleaned; `None` when there was none.
+    pub user_agent: Option<String>,
+    /// A remember-me session (the longer refresh lifetime).
+    pub remember_me: bool,
+    /// True for the session of the access token the caller presented.
+    pub current: bool,
 }
 
 /// A user to create.
@@ -175,6 +197,8 @@ struct Inner {
     users: Arc<dyn Users>,
     passwords: Passwords,
     throttle: LoginThrottle,
+    audit: Option<Arc<dyn AuditSink>>,
+    audit_log: Option<Arc<dyn AuditLog>>,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -188,6 +212,8 @@ pub struct LifecycleBuilder {
     auth: Authenticator,
     users: Arc<dyn Users>,
     throttle: Option<LoginThrottle>,
+    audit: Option<Arc<dyn AuditSink>>,
+    audit_log: Option<Arc<dyn AuditLog>>,
 }
 
 impl LifecycleBuilder {
@@ -195,6 +221,19 @@ impl LifecycleBuilder {
     /// `redis.login_throttle()`); in memory by default.
     pub fn login_throttle(mut self, throttle: LoginThrottle) -> Self {
         self.throttle = Some(throttle);
+        self
+    }
+
+    /// Reports every lifecycle event to `sink` ([`crate::audit`]); none by default.
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Reads the audit log from `log` for [`Lifecycle::audit`]; without one that call answers
+    /// an empty page.
+    pub fn audit_log(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.audit_log = Some(log);
         self
     }
 
@@ -206,6 +245,8 @@ impl LifecycleBuilder {
             users: self.users,
             passwords,
             throttle: self.throttle.unwrap_or_else(LoginThrottle::memory),
+            audit: self.audit,
+            audit_log: self.audit_log,
         })))
     }
 }
@@ -290,6 +331,8 @@ impl Lifecycle {
             auth,
             users,
             throttle: None,
+            audit: None,
+            audit_log: None,
         }
     }
 
@@ -310,6 +353,64 @@ impl Lifecycle {
 
     fn now(&self) -> crate::UnixTime {
         self.0.auth.clock().now()
+    }
+
+    /// Reports `event` to the audit sink, if there is one (never waits).
+    fn emit(&self, event: AuditEvent) {
+        if let Some(sink) = &self.0.audit {
+            sink.record(event);
+        }
+    }
+
+    /// An event by `actor` now.
+    fn event(&self, actor: &Actor, action: &'static str) -> AuditEvent {
+        AuditEvent::by(actor, action, self.now())
+    }
+
+    /// An event by the user `account` now (in its org).
+    fn event_of(&self, account: &Account, action: &'static str) -> AuditEvent {
+        AuditEvent::by(&Actor::Anonymous, action, self.now())
+            .actor(account.id.as_str(), "user")
+            .org(Some(account.org_id.clone()))
+    }
+
+    /// `target_org`, reporting a refusal as `org.forbidden`.
+    fn target_org_audited(
+        &self,
+        actor: &Actor,
+        requested: Option<&OrgId>,
+    ) -> LifecycleResult<OrgId> {
+        let org = target_org(actor, requested);
+        if let Err(LifecycleError::Auth(AuthError::OrgForbidden)) = &org {
+            let target = requested.map(|o| o.as_str().to_owned()).unwrap_or_default();
+            self.emit(
+                self.event(actor, action::ORG_FORBIDDEN)
+                    .target(target)
+                    .failed(),
+            );
+        }
+        org
+    }
+
+    /// The audit log of the caller's org (every org for the board and a superadmin); needs
+    /// `admin:read`. `query.org` is set here from the caller, whatever it held.
+    pub async fn audit(&self, actor: &Actor, mut query: AuditQuery) -> LifecycleResult<AuditPage> {
+        require::<AdminRead>(actor)?;
+        query.org = actor.query_scope().org().cloned();
+        match &self.0.audit_log {
+            Some(log) => Ok(log.query(&query).await?),
+            None => Ok(AuditPage {
+                items: Vec::new(),
+                next_cursor: None,
+            }),
+        }
+    }
+
+    /// Stops the audit sink after writing what it holds (at shutdown).
+    pub async fn shutdown_audit(&self) {
+        if let Some(sink) = &self.0.audit {
+            sink.shutdown().await;
+        }
     }
 
     /// Runs the password check `check` for `email` on a slot of the login throttle, taken
@@ -342,11 +443,29 @@ impl Lifecycle {
         password: &str,
         remember_me: bool,
     ) -> LifecycleResult<SessionTokens> {
+        self.login_with_user_agent(email, password, remember_me, None)
+            .await
+    }
+
+    /// [`login`](Self::login), keeping the client's `User-Agent` with the session (cleaned by
+    /// [`clean_user_agent`](crate::session::clean_user_agent)), for the user's list of
+    /// sessions.
+    pub async fn login_with_user_agent(
+        &self,
+        email: &str,
+        password: &str,
+        remember_me: bool,
+        user_agent: Option<&str>,
+    ) -> LifecycleResult<SessionTokens> {
         let email = normalize_email(email);
         if email.len() > MAX_EMAIL_BYTES || password.len() > MAX_PASSWORD_BYTES {
+            self.emit(
+                self.event(&Actor::Anonymous, action::LOGIN_REFUSED)
+                    .failed(),
+            );
             return Err(AuthError::InvalidCredentials.into());
         }
-        let (account, ok) = self
+        let checked = self
             .with_check_slot(&email, async {
                 let account = self.0.users.find_by_email(&email).await?;
                 // An unknown email verifies against a dummy hash: same answer, same cost.
@@ -357,11 +476,41 @@ impl Lifecycle {
                     .await?;
                 Ok((account, ok))
             })
-            .await?;
+            .await;
+        let (account, ok) = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                if let LifecycleError::Auth(AuthError::RateLimited(_)) = &e {
+                    self.emit(
+                        self.event(&Actor::Anonymous, action::LOGIN_THROTTLED)
+                            .failed(),
+                    );
+                }
+                return Err(e);
+            }
+        };
         match account {
-            Some(account) if ok => self.start_session(&account, remember_me).await,
-            _ => {
+            Some(account) if ok => {
+                let tokens = self
+                    .start_session_with_user_agent(&account, remember_me, user_agent)
+                    .await?;
+                self.emit(
+                    self.event_of(&account, action::LOGIN_SUCCEEDED)
+                        .target(tokens.session_id.as_str()),
+                );
+                Ok(tokens)
+            }
+            account => {
                 tracing::info!(outcome = "invalid_credentials", "login refused");
+                let mut event = self
+                    .event(&Actor::Anonymous, action::LOGIN_REFUSED)
+                    .failed();
+                if let Some(account) = account {
+                    event = event
+                        .target(account.id.as_str())
+                        .org(Some(account.org_id.clone()));
+                }
+                self.emit(event);
                 Err(AuthError::InvalidCredentials.into())
             }
         }
@@ -373,6 +522,18 @@ impl Lifecycle {
         &self,
         account: &Account,
         remember_me: bool,
+    ) -> LifecycleResult<SessionTokens> {
+        self.start_session_with_user_agent(account, remember_me, None)
+            .await
+    }
+
+    /// [`start_session`](Self::start_session), keeping the client's `User-Agent` with the
+    /// session (cleaned by [`clean_user_agent`](crate::session::clean_user_agent)).
+    pub async fn start_session_with_user_agent(
+        &self,
+        account: &Account,
+        remember_me: bool,
+        user_agent: Option<&str>,
     ) -> LifecycleResult<SessionTokens> {
         let auth = &self.0.auth;
         let tokens = auth.user_tokens();
@@ -388,7 +549,8 @@ impl Lifecycle {
             self.now(),
             tokens.refresh_lifetime(remember_me),
             remember_me,
-        );
+        )
+        .with_user_agent(user_agent);
         auth.stores().sessions.create(session).await?;
         tracing::info!(user = %account.id, session = %sid, "login");
         self.session_tokens(account.clone(), sid, refresh.token, refresh.expires_in)
@@ -430,7 +592,29 @@ impl Lifecycle {
     /// user is gone is revoked (401 `token_revoked`).
     pub async fn refresh(&self, refresh_token: &str) -> LifecycleResult<SessionTokens> {
         let auth = &self.0.auth;
-        let rotation = auth.rotate_refresh(refresh_token).await?;
+        let rotation = match auth.rotate_refresh_reporting_reuse(refresh_token).await {
+            Ok(rotation) => rotation,
+            Err(refusal) => {
+                if let Some((user, sid)) = refusal.reused {
+                    let org = self
+                        .0
+                        .users
+                        .get(&user)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|a| a.org_id);
+                    self.emit(
+                        self.event(&Actor::Anonymous, action::REFRESH_REUSE_DETECTED)
+                            .actor(user.as_str(), "user")
+                            .org(org)
+                            .target(sid.as_str())
+                            .failed(),
+                    );
+                }
+                return Err(refusal.error.into());
+            }
+        };
         let session = rotation.session;
         let Some(account) = self.0.users.get(&session.user_id).await? else {
             auth.revoke_session(&session.id).await?;
@@ -445,6 +629,54 @@ impl Lifecycle {
     pub async fn logout(&self, actor: &Actor) -> LifecycleResult<()> {
         let user = user_of(actor)?;
         self.0.auth.revoke_session(&user.session_id).await?;
+        self.emit(
+            self.event(actor, action::LOGOUT)
+                .target(user.session_id.as_str()),
+        );
+        Ok(())
+    }
+
+    /// The caller's live sessions (not revoked, not expired), newest first; `current` marks
+    /// the one of the access token presented. Only a user has sessions (403
+    /// `wrong_actor_kind` for any other actor, 401 for anonymous).
+    pub async fn sessions_of(&self, actor: &Actor) -> LifecycleResult<Vec<SessionSummary>> {
+        let user = user_of(actor)?;
+        let mut live = self
+            .0
+            .auth
+            .stores()
+            .sessions
+            .list_for_user(&user.id, self.now())
+            .await?;
+        // The store promises the order; sorting again costs nothing and keeps it whatever
+        // the backend.
+        crate::store::newest_first(&mut live);
+        Ok(live
+            .into_iter()
+            .map(|s| SessionSummary {
+                current: s.id == user.session_id,
+                last_refreshed_at: s.last_refreshed_at(),
+                id: s.id,
+                created_at: s.created_at,
+                user_agent: s.user_agent,
+                remember_me: s.remember_me,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions at once, on every instance, exactly as
+    /// [`logout`](Self::logout) ends the caller's own (the caller's own may be named too).
+    /// Another user's session, an unknown id and a session already ended (revoked or
+    /// expired) are all 404; only a user has sessions (403 `wrong_actor_kind`).
+    pub async fn end_session(&self, actor: &Actor, id: &SessionId) -> LifecycleResult<()> {
+        let user = user_of(actor)?;
+        let auth = &self.0.auth;
+        match auth.stores().sessions.get(id).await? {
+            Some(s) if s.user_id == user.id && s.is_live(self.now()) => {}
+            _ => return Err(LifecycleError::NotFound),
+        }
+        auth.revoke_session(id).await?;
+        tracing::info!(user = %user.id, session = %id, "session ended by its user");
         Ok(())
     }
 
@@ -482,6 +714,10 @@ impl Lifecycle {
         self.0.users.set_password_hash(&account.id, &hash).await?;
         let revoked = self.0.auth.revoke_user_sessions(&account.id).await?;
         tracing::info!(user = %account.id, revoked, "password changed; sessions revoked");
+        self.emit(
+            self.event(actor, action::PASSWORD_CHANGED)
+                .target(account.id.as_str()),
+        );
         Ok(revoked)
     }
 
@@ -489,11 +725,16 @@ impl Lifecycle {
     pub async fn revoke_user_sessions(&self, actor: &Actor, user: &UserId) -> LifecycleResult<u64> {
         require::<AdminWrite>(actor)?;
         // Another org's user is, to this caller, no user at all.
-        match self.0.users.get(user).await? {
-            Some(account) if actor.can_access_org(&account.org_id) => {}
+        let org = match self.0.users.get(user).await? {
+            Some(account) if actor.can_access_org(&account.org_id) => account.org_id,
             _ => return Err(LifecycleError::NotFound),
-        }
+        };
         let n = self.0.auth.revoke_user_sessions(user).await?;
+        self.emit(
+            self.event(actor, action::SESSIONS_REVOKED)
+                .target(user.as_str())
+                .org(Some(org)),
+        );
         tracing::info!(user = %user, revoked = n, "sessions revoked by an admin");
         Ok(n)
     }
@@ -523,7 +764,7 @@ impl Lifecycle {
             )),
             RoleGrantError::Refused(e) => LifecycleError::Auth(e),
         })?;
-        let org_id = target_org(actor, new.org_id)?;
+        let org_id = self.target_org_audited(actor, new.org_id)?;
         let account = Account {
             id: UserId::random(),
             email,
@@ -532,7 +773,14 @@ impl Lifecycle {
             org_id,
         };
         match self.0.users.create(&account).await {
-            Ok(()) => Ok(account),
+            Ok(()) => {
+                self.emit(
+                    self.event(actor, action::USER_CREATED)
+                        .target(account.id.as_str())
+                        .org(Some(account.org_id.clone())),
+                );
+                Ok(account)
+            }
             Err(StoreError::Conflict(_)) => Err(LifecycleError::Conflict("that email is taken")),
             Err(e) => Err(e.into()),
         }
@@ -637,6 +885,11 @@ impl Lifecycle {
         };
         auth.stores().api_keys.insert(record.clone()).await?;
         tracing::info!(key = %record.id, by = %record.created_by.actor, "api key created");
+        self.emit(
+            self.event(actor, action::API_KEY_CREATED)
+                .target(record.id.as_str())
+                .org(Some(record.org_id.clone())),
+        );
         Ok(IssuedApiKey {
             record,
             key: generated.key,
@@ -706,16 +959,72 @@ impl Lifecycle {
             return Err(LifecycleError::NotFound);
         }
         record.enabled = enabled;
+        let what = if enabled {
+            action::API_KEY_ENABLED
+        } else {
+            action::API_KEY_DISABLED
+        };
+        self.emit(
+            self.event(actor, what)
+                .target(record.id.as_str())
+                .org(Some(record.org_id.clone())),
+        );
         Ok(record)
     }
 
     /// Deletes one of the caller's keys: it stops working at once; 404 when it is not one.
     pub async fn delete_api_key(&self, actor: &Actor, id: &ApiKeyId) -> LifecycleResult<()> {
-        self.owned(actor, id).await?;
+        let record = self.owned(actor, id).await?;
         if !self.0.auth.delete_api_key(id).await? {
             return Err(LifecycleError::NotFound);
         }
+        self.emit(
+            self.event(actor, action::API_KEY_DELETED)
+                .target(id.as_str())
+                .org(Some(record.org_id)),
+        );
         Ok(())
+    }
+
+    /// Gives one of the caller's keys a new secret (a reroll): the same id, permissions, rate
+    /// limit and expiry, a new key shown this once. The secret it replaces keeps working for
+    /// `overlap_secs` (0 ..= [`MAX_REROLL_OVERLAP_SECS`]; 0: dead at once) and is then no key
+    /// at all (401 `invalid_api_key`), on every instance. Rerolling again within an overlap
+    /// kills the secret the first reroll kept: only the newest replaced secret survives. Who
+    /// may: whoever manages the key ([`key_issuance::manages`]); any other key is 404.
+    pub async fn reroll_api_key(
+        &self,
+        actor: &Actor,
+        id: &ApiKeyId,
+        overlap_secs: u64,
+    ) -> LifecycleResult<IssuedApiKey> {
+        if overlap_secs > MAX_REROLL_OVERLAP_SECS {
+            return Err(LifecycleError::Invalid(format!(
+                "overlap_seconds must be between 0 and {MAX_REROLL_OVERLAP_SECS}"
+            )));
+        }
+        let mut record = self.owned(actor, id).await?;
+        let auth = &self.0.auth;
+        let generated = api_key::generate(&auth.config().api_key_prefix);
+        let previous_until = (overlap_secs > 0).then(|| self.now().saturating_add(overlap_secs));
+        if !auth
+            .reroll_api_key(
+                id,
+                generated.hash,
+                &generated.display_prefix,
+                previous_until,
+            )
+            .await?
+        {
+            return Err(LifecycleError::NotFound);
+        }
+        record.hash = generated.hash;
+        record.display_prefix = generated.display_prefix;
+        tracing::info!(key = %record.id, overlap_secs, "api key rerolled");
+        Ok(IssuedApiKey {
+            record,
+            key: generated.key,
+        })
     }
 
     // ---- agents ---------------------------------------------------------------------------
@@ -729,7 +1038,7 @@ impl Lifecycle {
     ) -> LifecycleResult<AgentRecord> {
         require::<AdminWrite>(actor)?;
         let name = required_text("name", &name, 200)?;
-        let org_id = target_org(actor, org_id)?;
+        let org_id = self.target_org_audited(actor, org_id)?;
         let agent = AgentRecord {
             id: AgentId::random(),
             org_id,
@@ -738,6 +1047,11 @@ impl Lifecycle {
             created_at: self.now(),
         };
         self.0.auth.stores().agents.insert(agent.clone()).await?;
+        self.emit(
+            self.event(actor, action::AGENT_CREATED)
+                .target(agent.id.as_str())
+                .org(Some(agent.org_id.clone())),
+        );
         Ok(agent)
     }
 
@@ -780,6 +1094,11 @@ impl Lifecycle {
                 run_id: &run_id,
             })
             .map_err(internal)?;
+        self.emit(
+            self.event(actor, action::RUN_TOKEN_MINTED)
+                .target(agent.id.as_str())
+                .org(Some(agent.org_id.clone())),
+        );
         Ok(RunToken {
             run_id,
             token: minted.token,
@@ -794,6 +1113,11 @@ impl Lifecycle {
         let agent = self.agent(actor, agent).await?;
         self.0.auth.terminate_agent(&agent.id).await?;
         tracing::info!(agent = %agent.id, "agent terminated");
+        self.emit(
+            self.event(actor, action::AGENT_TERMINATED)
+                .target(agent.id.as_str())
+                .org(Some(agent.org_id.clone())),
+        );
         Ok(())
     }
 }

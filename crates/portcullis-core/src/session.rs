@@ -34,6 +34,27 @@ pub struct SessionRecord {
     pub remember_me: bool,
     /// Revoked sessions accept nothing.
     pub revoked: bool,
+    /// The `User-Agent` the session was started with, cleaned by [`clean_user_agent`]; `None`
+    /// when there was none. For the user's own list of sessions; never a credential.
+    pub user_agent: Option<String>,
+}
+
+/// The most characters of a `User-Agent` a session keeps.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// A `User-Agent` as a session keeps it: control characters dropped, surrounding whitespace
+/// trimmed, at most [`MAX_USER_AGENT_CHARS`] characters; `None` when nothing is left.
+pub fn clean_user_agent(raw: &str) -> Option<String> {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_USER_AGENT_CHARS)
+        .collect();
+    let cleaned = cleaned.trim_end().to_owned();
+    (!cleaned.is_empty()).then_some(cleaned)
 }
 
 /// What presenting a refresh token does to a session.
@@ -78,7 +99,25 @@ impl SessionRecord {
             expires_at: now.saturating_add(lifetime_secs),
             remember_me,
             revoked: false,
+            user_agent: None,
         }
+    }
+
+    /// The same session, started with the `User-Agent` `raw` (cleaned by
+    /// [`clean_user_agent`]; `None` keeps none).
+    #[must_use]
+    pub fn with_user_agent(self, raw: Option<&str>) -> Self {
+        Self {
+            user_agent: raw.and_then(clean_user_agent),
+            ..self
+        }
+    }
+
+    /// When the session's refresh token was last rotated, or `None` when it never was: the
+    /// start of the latest grace window ([`rotated_at`](Self::rotated_at)); a retry within
+    /// that window does not move it.
+    pub fn last_refreshed_at(&self) -> Option<UnixTime> {
+        self.parent.is_some().then_some(self.rotated_at)
     }
 
     /// True when access tokens of this session are honoured at `now`.
@@ -160,6 +199,33 @@ mod tests {
             Transition::Rotate(n) => n,
             other => panic!("expected rotation, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn user_agents_are_bounded_and_lose_control_characters() {
+        assert_eq!(clean_user_agent(""), None);
+        assert_eq!(clean_user_agent(" \t\r\n\u{7f} "), None);
+        assert_eq!(
+            clean_user_agent("Mozilla/5.0\r\n(X11)\u{0}"),
+            Some("Mozilla/5.0(X11)".to_owned())
+        );
+        let long = "é".repeat(300);
+        let kept = clean_user_agent(&long).unwrap();
+        assert_eq!(kept.chars().count(), MAX_USER_AGENT_CHARS);
+        let s = session().with_user_agent(Some("curl/8\u{1b}[0m"));
+        assert_eq!(s.user_agent.as_deref(), Some("curl/8[0m"));
+        assert_eq!(session().with_user_agent(None).user_agent, None);
+    }
+
+    #[test]
+    fn last_refreshed_at_is_none_until_the_first_rotation() {
+        let s = session();
+        assert_eq!(s.last_refreshed_at(), None);
+        let s = rotate(&s, 0, 1, 1_005);
+        assert_eq!(s.last_refreshed_at(), Some(1_005));
+        // A retry within the grace keeps the window's start.
+        let s = rotate(&s, 0, 2, 1_007);
+        assert_eq!(s.last_refreshed_at(), Some(1_005));
     }
 
     #[test]

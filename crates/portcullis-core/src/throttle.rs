@@ -134,6 +134,7 @@ impl LoginThrottle {
                 got.reset_ms.div_ceil(1000).max(1)
             }
         };
+        crate::metrics::login_throttled();
         Err(AuthError::RateLimited(RateLimitInfo {
             limit: MAX_CHECKS as u32,
             remaining: 0,

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use portcullis_core::api_key::KeyOwner;
-use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, UserId};
+use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, UserId};
 use portcullis_core::lifecycle::{
-    DEFAULT_ORG, Lifecycle, LifecycleError, NewApiKey, NewUser, SessionTokens, Stats,
+    DEFAULT_ORG, Lifecycle, LifecycleError, NewApiKey, NewUser, SessionSummary, SessionTokens,
+    Stats,
 };
 use portcullis_core::seed::{AdminRead, AdminWrite, MemoryCreate, MemoryRead};
 use portcullis_core::store::{AgentStatus, Stores};
@@ -141,6 +142,11 @@ impl Fx {
 
     async fn key(&self, key: &str) -> Result<Actor, AuthError> {
         self.auth.resolve(Credential::ApiKey(key)).await
+    }
+
+    /// Bob (a user already stored) signs in: a session of someone else.
+    async fn bob_signs_in(&self) {
+        self.signed_in("bob@example.com").await;
     }
 
     /// A user of `role` in `org`, signed in.
@@ -438,6 +444,149 @@ async fn logout_is_only_for_users() {
         auth_err(f.lc.logout(&Actor::Anonymous).await),
         AuthError::MissingCredentials
     );
+}
+
+// ---- a user's own sessions ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_user_lists_its_live_sessions_newest_first_with_the_current_one_marked() {
+    let f = fx();
+    f.user("ada@example.com", "user", "acme").await;
+    f.user("bob@example.com", "user", "acme").await;
+    let first =
+        f.lc.login_with_user_agent("ada@example.com", PASSWORD, true, Some("Firefox\r\n/1"))
+            .await
+            .unwrap();
+    f.clock.advance(5);
+    let second =
+        f.lc.login_with_user_agent("ada@example.com", PASSWORD, false, None)
+            .await
+            .unwrap();
+    f.clock.advance(5);
+    let ended =
+        f.lc.login("ada@example.com", PASSWORD, false)
+            .await
+            .unwrap();
+    f.bob_signs_in().await;
+    let actor = f.bearer(second.access_token.expose()).await.unwrap();
+    f.lc.end_session(&actor, &ended.session_id).await.unwrap();
+    f.clock.advance(5);
+    f.lc.refresh(first.refresh_token.expose()).await.unwrap();
+    let listed = f.lc.sessions_of(&actor).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            SessionSummary {
+                id: second.session_id.clone(),
+                created_at: T0 + 5,
+                last_refreshed_at: None,
+                user_agent: None,
+                remember_me: false,
+                current: true,
+            },
+            SessionSummary {
+                id: first.session_id.clone(),
+                created_at: T0,
+                last_refreshed_at: Some(T0 + 15),
+                user_agent: Some("Firefox/1".into()),
+                remember_me: true,
+                current: false,
+            },
+        ]
+    );
+    // Past the short session's refresh lifetime only the remember-me one is left.
+    f.clock.advance(8 * 24 * 3600);
+    let listed = f.lc.sessions_of(&actor).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids, vec![first.session_id.clone()]);
+}
+
+#[tokio::test]
+async fn ending_a_session_kills_its_tokens_at_once_and_spares_the_others() {
+    let f = fx();
+    f.user("ada@example.com", "user", "acme").await;
+    let (actor, mine) = f.signed_in("ada@example.com").await;
+    let (_, other) = f.signed_in("ada@example.com").await;
+    f.lc.end_session(&actor, &other.session_id).await.unwrap();
+    f.assert_revoked(&other).await;
+    let r = f.lc.refresh(other.refresh_token.expose()).await;
+    assert_eq!(auth_err(r), AuthError::TokenRevoked);
+    f.bearer(mine.access_token.expose()).await.unwrap();
+    // Already ended: not found, like an unknown id.
+    let again = f.lc.end_session(&actor, &other.session_id).await;
+    assert!(matches!(again, Err(LifecycleError::NotFound)), "{again:?}");
+    let unknown = f.lc.end_session(&actor, &SessionId::random()).await;
+    assert!(
+        matches!(unknown, Err(LifecycleError::NotFound)),
+        "{unknown:?}"
+    );
+    // Its own session may be named: that is a logout.
+    f.lc.end_session(&actor, &mine.session_id).await.unwrap();
+    f.assert_revoked(&mine).await;
+}
+
+#[tokio::test]
+async fn an_expired_session_cannot_be_ended() {
+    let f = fx();
+    f.user("ada@example.com", "user", "acme").await;
+    let (_, old) = f.signed_in("ada@example.com").await;
+    f.clock.advance(8 * 24 * 3600);
+    let (actor, _) = f.signed_in("ada@example.com").await;
+    let r = f.lc.end_session(&actor, &old.session_id).await;
+    assert!(matches!(r, Err(LifecycleError::NotFound)), "{r:?}");
+}
+
+#[tokio::test]
+async fn another_users_session_is_not_found_even_for_an_admin() {
+    let f = fx();
+    f.user("ada@example.com", "user", "acme").await;
+    let (_, ada) = f.signed_in("ada@example.com").await;
+    let admin = f.actor("root@example.com", "superadmin", "acme").await;
+    let r = f.lc.end_session(&admin, &ada.session_id).await;
+    assert!(matches!(r, Err(LifecycleError::NotFound)), "{r:?}");
+    f.bearer(ada.access_token.expose()).await.unwrap();
+    let listed = f.lc.sessions_of(&admin).await.unwrap();
+    assert!(listed.iter().all(|s| s.id != ada.session_id), "{listed:?}");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].current);
+}
+
+#[tokio::test]
+async fn only_a_user_lists_or_ends_sessions() {
+    let f = fx();
+    let admin = f.actor("ada@example.com", "admin", "acme").await;
+    let (_, tokens) = f.signed_in("ada@example.com").await;
+    let key = f.key_actor(&admin, MemoryRead::SET).await;
+    let agent = f.lc.create_agent(&admin, "bot".into(), None).await.unwrap();
+    let run =
+        f.lc.start_run(&admin, &agent.id, "claude_local")
+            .await
+            .unwrap();
+    let agent = f.bearer(run.token.expose()).await.unwrap();
+    assert_eq!(agent.kind(), ActorKind::Agent);
+    for who in [&key, &agent, &Actor::Board] {
+        assert_eq!(
+            auth_err(f.lc.sessions_of(who).await),
+            AuthError::WrongActorKind
+        );
+        assert_eq!(
+            auth_err(f.lc.end_session(who, &tokens.session_id).await),
+            AuthError::WrongActorKind
+        );
+    }
+    assert_eq!(
+        auth_err(f.lc.sessions_of(&Actor::Anonymous).await),
+        AuthError::MissingCredentials
+    );
+    assert_eq!(
+        auth_err(
+            f.lc.end_session(&Actor::Anonymous, &tokens.session_id)
+                .await
+        ),
+        AuthError::MissingCredentials
+    );
+    // Nothing was ended.
+    f.bearer(tokens.access_token.expose()).await.unwrap();
 }
 
 // ---- passwords ------------------------------------------------------------------------------
@@ -1077,4 +1226,470 @@ async fn agent_routes_need_admin_write_first() {
     f.lc.start_run(&key, &agent.id, "claude_local")
         .await
         .unwrap();
+}
+
+// ---- rerolling keys -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_rerolled_key_keeps_its_id_and_bounds_and_the_old_secret_dies_after_the_overlap() {
+    let f = fx();
+    let ada = f.actor("ada@example.com", "admin", "acme").await;
+    let k =
+        f.lc.create_api_key(
+            &ada,
+            NewApiKey {
+                expires_in_secs: Some(3_600),
+                rate_limit_per_minute: Some(1_000),
+                ..new_key(MemoryRead::SET)
+            },
+        )
+        .await
+        .unwrap();
+    let old = k.key.expose().to_owned();
+    f.key(&old).await.unwrap(); // cached now, until the key's expiry
+    let r = f.lc.reroll_api_key(&ada, &k.record.id, 30).await.unwrap();
+    assert_eq!(r.record.id, k.record.id);
+    assert_eq!(r.record.permissions, k.record.permissions);
+    assert_eq!(r.record.expires_at, k.record.expires_at);
+    assert_eq!(
+        r.record.rate_limit_per_minute,
+        k.record.rate_limit_per_minute
+    );
+    assert_ne!(r.record.hash, k.record.hash);
+    assert_ne!(r.key.expose(), old);
+    let new = r.key.expose().to_owned();
+    // Both work during the overlap, as the same key.
+    for secret in [&old, &new] {
+        let actor = f.key(secret).await.unwrap();
+        assert_eq!(actor.api_key_id(), Some(&k.record.id));
+    }
+    f.clock.advance(29);
+    f.key(&old).await.unwrap();
+    // At the deadline the old secret is no key at all — the cached resolution included.
+    f.clock.advance(1);
+    assert_eq!(f.key(&old).await, Err(AuthError::InvalidApiKey));
+    f.key(&new).await.unwrap();
+    // The listing shows one key, with the new secret's prefix.
+    let listed = f.lc.api_keys(&ada).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].display_prefix, r.record.display_prefix);
+}
+
+#[tokio::test]
+async fn a_reroll_without_overlap_or_a_second_reroll_kills_earlier_secrets_at_once() {
+    let f = fx();
+    let ada = f.actor("ada@example.com", "admin", "acme").await;
+    let k =
+        f.lc.create_api_key(&ada, new_key(MemoryRead::SET))
+            .await
+            .unwrap();
+    let s0 = k.key.expose().to_owned();
+    f.key(&s0).await.unwrap();
+    let s1 = f.lc.reroll_api_key(&ada, &k.record.id, 0).await.unwrap();
+    assert_eq!(f.key(&s0).await, Err(AuthError::InvalidApiKey));
+    let s1 = s1.key.expose().to_owned();
+    f.key(&s1).await.unwrap();
+    // Two rerolls within an overlap: only the newest replaced secret survives.
+    let s2 = f.lc.reroll_api_key(&ada, &k.record.id, 600).await.unwrap();
+    let s2 = s2.key.expose().to_owned();
+    f.key(&s1).await.unwrap();
+    let s3 = f.lc.reroll_api_key(&ada, &k.record.id, 600).await.unwrap();
+    let s3 = s3.key.expose().to_owned();
+    assert_eq!(f.key(&s1).await, Err(AuthError::InvalidApiKey));
+    f.key(&s2).await.unwrap();
+    f.key(&s3).await.unwrap();
+    // Disabling the key refuses the kept secret too; deleting it kills both.
+    f.lc.set_api_key_enabled(&ada, &k.record.id, false)
+        .await
+        .unwrap();
+    assert_eq!(f.key(&s2).await, Err(AuthError::ApiKeyDisabled));
+    assert_eq!(f.key(&s3).await, Err(AuthError::ApiKeyDisabled));
+    f.lc.set_api_key_enabled(&ada, &k.record.id, true)
+        .await
+        .unwrap();
+    f.key(&s2).await.unwrap();
+    f.lc.delete_api_key(&ada, &k.record.id).await.unwrap();
+    assert_eq!(f.key(&s2).await, Err(AuthError::InvalidApiKey));
+    assert_eq!(f.key(&s3).await, Err(AuthError::InvalidApiKey));
+}
+
+#[tokio::test]
+async fn only_the_keys_manager_rerolls_and_the_overlap_is_bounded() {
+    let f = fx();
+    let ada = f.actor("ada@example.com", "admin", "acme").await;
+    let bob = f.actor("bob@example.com", "admin", "acme").await;
+    let k =
+        f.lc.create_api_key(&ada, new_key(MemoryRead::SET))
+            .await
+            .unwrap();
+    let r = f.lc.reroll_api_key(&bob, &k.record.id, 10).await;
+    assert!(matches!(r, Err(LifecycleError::NotFound)), "{r:?}");
+    let r = f.lc.reroll_api_key(&ada, &ApiKeyId::random(), 10).await;
+    assert!(matches!(r, Err(LifecycleError::NotFound)), "{r:?}");
+    // A key does not reach its owner's other keys.
+    let own_key = f.key_actor(&ada, MemoryRead::SET).await;
+    let r = f.lc.reroll_api_key(&own_key, &k.record.id, 10).await;
+    assert!(matches!(r, Err(LifecycleError::NotFound)), "{r:?}");
+    let r =
+        f.lc.reroll_api_key(&Actor::Anonymous, &k.record.id, 10)
+            .await;
+    assert_eq!(auth_err(r), AuthError::MissingCredentials);
+    match f.lc.reroll_api_key(&ada, &k.record.id, 86_401).await {
+        Err(LifecycleError::Invalid(why)) => assert!(why.contains("overlap_seconds"), "{why}"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    // None of that touched the key.
+    f.key(k.key.expose()).await.unwrap();
+    f.lc.reroll_api_key(&ada, &k.record.id, 86_400)
+        .await
+        .unwrap();
+    f.key(k.key.expose()).await.unwrap();
+}
+
+// ---- audit ----------------------------------------------------------------------------------
+
+mod audit {
+    use super::*;
+    use portcullis_core::audit::{AuditEvent, AuditSink, RequestContext, action};
+    use std::sync::Mutex;
+
+    /// Keeps every event it is given.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<AuditEvent>>);
+
+    impl AuditSink for Recorder {
+        fn record(&self, event: AuditEvent) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    impl Recorder {
+        /// The events recorded since the last call.
+        fn take(&self) -> Vec<AuditEvent> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+
+        /// Exactly one event was recorded since the last call, of `action`: it.
+        #[track_caller]
+        fn one(&self, action: &str) -> AuditEvent {
+            let events = self.take();
+            assert_eq!(events.len(), 1, "expected exactly {action}, got {events:?}");
+            assert_eq!(events[0].action, action);
+            assert_eq!(events[0].time, T0, "stamped with the lifecycle's clock");
+            events[0].clone()
+        }
+    }
+
+    fn audited() -> (Fx, Arc<Recorder>) {
+        let f = fx();
+        let rec = Arc::new(Recorder::default());
+        let lc = Lifecycle::builder(f.auth.clone(), f.users.clone())
+            .audit_sink(rec.clone())
+            .build()
+            .unwrap();
+        (Fx { lc, ..f }, rec)
+    }
+
+    #[track_caller]
+    fn check(
+        e: &AuditEvent,
+        actor: Option<&str>,
+        kind: &str,
+        org: Option<&str>,
+        target: Option<&str>,
+        outcome: &str,
+    ) {
+        assert_eq!(e.actor_id.as_deref(), actor, "actor of {e:?}");
+        assert_eq!(e.actor_kind, kind, "actor kind of {e:?}");
+        assert_eq!(e.org_id.as_ref().map(OrgId::as_str), org, "org of {e:?}");
+        assert_eq!(e.target.as_deref(), target, "target of {e:?}");
+        assert_eq!(e.outcome, outcome, "outcome of {e:?}");
+    }
+
+    #[tokio::test]
+    async fn each_lifecycle_event_emits_exactly_its_event() {
+        let (f, rec) = audited();
+        let admin = f.user("root@example.com", "admin", "acme").await;
+        let ada = f.user("ada@example.com", "user", "acme").await;
+
+        // login.succeeded: the user, its org, its new session.
+        let tokens =
+            f.lc.login("ada@example.com", PASSWORD, false)
+                .await
+                .unwrap();
+        let e = rec.one(action::LOGIN_SUCCEEDED);
+        let sid = tokens.session_id.as_str();
+        check(
+            &e,
+            Some(ada.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(sid),
+            "success",
+        );
+        let ada_actor = f.bearer(tokens.access_token.expose()).await.unwrap();
+
+        // login.refused: a known email names its user and org, an unknown one nothing.
+        f.lc.login("ada@example.com", "wrong password!", false)
+            .await
+            .unwrap_err();
+        let e = rec.one(action::LOGIN_REFUSED);
+        check(
+            &e,
+            None,
+            "anonymous",
+            Some("acme"),
+            Some(ada.id.as_str()),
+            "failure",
+        );
+        f.lc.login("nobody@example.com", PASSWORD, false)
+            .await
+            .unwrap_err();
+        let e = rec.one(action::LOGIN_REFUSED);
+        check(&e, None, "anonymous", None, None, "failure");
+        // An oversized password is refused before any check: refused all the same.
+        f.lc.login("ada@example.com", &"p".repeat(5_000), false)
+            .await
+            .unwrap_err();
+        let e = rec.one(action::LOGIN_REFUSED);
+        check(&e, None, "anonymous", None, None, "failure");
+
+        // login.throttled: the eleventh check in the window.
+        for _ in 0..MAX_CHECKS - 2 {
+            f.lc.login("ada@example.com", "wrong password!", false)
+                .await
+                .unwrap_err();
+        }
+        rec.take();
+        let throttled =
+            f.lc.login("ada@example.com", "wrong password!", false)
+                .await;
+        assert!(matches!(auth_err(throttled), AuthError::RateLimited(_)));
+        let e = rec.one(action::LOGIN_THROTTLED);
+        check(&e, None, "anonymous", None, None, "failure");
+
+        // The admin signs in through start_session (no login event: not a password login).
+        let admin_tokens = f.lc.start_session(&admin, false).await.unwrap();
+        assert!(rec.take().is_empty(), "start_session is not a login");
+        let root = f.bearer(admin_tokens.access_token.expose()).await.unwrap();
+        let root_id = admin.id.as_str();
+
+        // user.created
+        let bob =
+            f.lc.create_user(&root, new_user("bob@example.com", "user", None))
+                .await
+                .unwrap();
+        let e = rec.one(action::USER_CREATED);
+        check(
+            &e,
+            Some(root_id),
+            "user",
+            Some("acme"),
+            Some(bob.id.as_str()),
+            "success",
+        );
+
+        // org.forbidden, from users and agents alike.
+        let other = OrgId::from("globex");
+        f.lc.create_user(&root, new_user("eve@example.com", "user", Some(&other)))
+            .await
+            .unwrap_err();
+        let e = rec.one(action::ORG_FORBIDDEN);
+        check(
+            &e,
+            Some(root_id),
+            "user",
+            Some("acme"),
+            Some("globex"),
+            "failure",
+        );
+        f.lc.create_agent(&root, "x".into(), Some(&other))
+            .await
+            .unwrap_err();
+        rec.one(action::ORG_FORBIDDEN);
+
+        // api_key.created / disabled / enabled / deleted: the key's id, never the key.
+        let issued =
+            f.lc.create_api_key(&ada_actor, new_key(MemoryRead::SET))
+                .await
+                .unwrap();
+        let kid = issued.record.id.as_str();
+        let e = rec.one(action::API_KEY_CREATED);
+        check(
+            &e,
+            Some(ada.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(kid),
+            "success",
+        );
+        assert!(!format!("{e:?}").contains(issued.key.expose()));
+        f.lc.set_api_key_enabled(&ada_actor, &issued.record.id, false)
+            .await
+            .unwrap();
+        let e = rec.one(action::API_KEY_DISABLED);
+        check(
+            &e,
+            Some(ada.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(kid),
+            "success",
+        );
+        f.lc.set_api_key_enabled(&ada_actor, &issued.record.id, true)
+            .await
+            .unwrap();
+        rec.one(action::API_KEY_ENABLED);
+        f.lc.delete_api_key(&ada_actor, &issued.record.id)
+            .await
+            .unwrap();
+        let e = rec.one(action::API_KEY_DELETED);
+        check(
+            &e,
+            Some(ada.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(kid),
+            "success",
+        );
+
+        // agent.created / run_token.minted / agent.terminated
+        let agent =
+            f.lc.create_agent(&root, "builder".into(), None)
+                .await
+                .unwrap();
+        let aid = agent.id.as_str();
+        let e = rec.one(action::AGENT_CREATED);
+        check(
+            &e,
+            Some(root_id),
+            "user",
+            Some("acme"),
+            Some(aid),
+            "success",
+        );
+        let run = f.lc.start_run(&root, &agent.id, "claude").await.unwrap();
+        let e = rec.one(action::RUN_TOKEN_MINTED);
+        check(
+            &e,
+            Some(root_id),
+            "user",
+            Some("acme"),
+            Some(aid),
+            "success",
+        );
+        assert!(!format!("{e:?}").contains(run.token.expose()));
+        f.lc.terminate_agent(&root, &agent.id).await.unwrap();
+        let e = rec.one(action::AGENT_TERMINATED);
+        check(
+            &e,
+            Some(root_id),
+            "user",
+            Some("acme"),
+            Some(aid),
+            "success",
+        );
+
+        // sessions.revoked: the admin, the user's org, the user.
+        f.lc.revoke_user_sessions(&root, &bob.id).await.unwrap();
+        let e = rec.one(action::SESSIONS_REVOKED);
+        check(
+            &e,
+            Some(root_id),
+            "user",
+            Some("acme"),
+            Some(bob.id.as_str()),
+            "success",
+        );
+
+        // refresh.reuse_detected: the session's user and org, the session.
+        let carol = f.user("carol@example.com", "user", "acme").await;
+        let (_, first) = f.signed_in("carol@example.com").await;
+        rec.take();
+        f.lc.refresh(first.refresh_token.expose()).await.unwrap();
+        assert!(rec.take().is_empty(), "a rotation is not an event");
+        f.clock.advance(GRACE + 1);
+        f.lc.refresh(first.refresh_token.expose())
+            .await
+            .unwrap_err();
+        let e = rec.take();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].action, action::REFRESH_REUSE_DETECTED);
+        let csid = first.session_id.as_str();
+        check(
+            &e[0],
+            Some(carol.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(csid),
+            "failure",
+        );
+
+        // password.changed, then logout.
+        let (carol_actor, _) = f.signed_in("carol@example.com").await;
+        rec.take();
+        f.lc.change_password(&carol_actor, PASSWORD, "another good password")
+            .await
+            .unwrap();
+        let e = rec.take();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].action, action::PASSWORD_CHANGED);
+        let cid = carol.id.as_str();
+        check(&e[0], Some(cid), "user", Some("acme"), Some(cid), "success");
+        assert!(!format!("{e:?}").contains("another good password"));
+
+        f.lc.logout(&ada_actor).await.unwrap();
+        let e = rec.take();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].action, action::LOGOUT);
+        check(
+            &e[0],
+            Some(ada.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(sid),
+            "success",
+        );
+        for e in rec.take() {
+            assert!(!format!("{e:?}").contains(PASSWORD));
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_calls_emit_nothing_but_their_own_refusals() {
+        let (f, rec) = audited();
+        let ada = f.actor("ada@example.com", "user", "acme").await;
+        rec.take();
+        // A user without admin:write: 403 insufficient_permissions, not an audited action.
+        f.lc.create_agent(&ada, "x".into(), None).await.unwrap_err();
+        f.lc.create_user(&ada, new_user("x@example.com", "user", None))
+            .await
+            .unwrap_err();
+        f.lc.delete_api_key(&ada, &ApiKeyId::from("nope"))
+            .await
+            .unwrap_err();
+        assert_eq!(rec.take(), Vec::new());
+    }
+
+    #[tokio::test]
+    async fn events_carry_the_request_context_they_ran_in() {
+        let (f, rec) = audited();
+        f.user("ada@example.com", "user", "acme").await;
+        let ctx = RequestContext {
+            request_id: Some("req-1".into()),
+            client: Some("192.0.2.7:4000".into()),
+        };
+        ctx.scope(f.lc.login("ada@example.com", PASSWORD, false))
+            .await
+            .unwrap();
+        let e = rec.one(action::LOGIN_SUCCEEDED);
+        assert_eq!(e.request_id.as_deref(), Some("req-1"));
+        assert_eq!(e.client.as_deref(), Some("192.0.2.7:4000"));
+        // Outside any request: none.
+        f.lc.login("ada@example.com", PASSWORD, false)
+            .await
+            .unwrap();
+        let e = rec.one(action::LOGIN_SUCCEEDED);
+        assert_eq!((e.request_id, e.client), (None, None));
+    }
 }

@@ -208,6 +208,7 @@ impl Invalidator {
                 }
             })
             .await?;
+        portcullis_core::metrics::invalidation_sent();
         let timeout = self.backend.config().ack_timeout;
         let mut acked = HashSet::new();
         let waited = tokio::time::timeout(timeout, async {
@@ -539,6 +540,7 @@ async fn listen(invalidator: Invalidator, handler: Handler, mut pubsub: PubSub, 
                 msg = stream.next() => match msg {
                     Some(msg) => match from_payload(msg.get_payload_bytes()) {
                         Some((what, ack)) => {
+                            portcullis_core::metrics::invalidation_received();
                             let applied = deliver(&handler, what).await;
                             if !applied {
                                 invalidator.gap();

@@ -189,6 +189,15 @@ fn encode(s: &SessionRecord) -> Vec<(&'static str, String)> {
         ("expires_at", s.expires_at.to_string()),
         ("remember_me", flag(s.remember_me)),
         ("revoked", flag(s.revoked)),
+        // "" for none, "=" and the text for one: the field is always written, so a swap
+        // replaces it, and an empty `User-Agent` still reads back as itself.
+        (
+            "user_agent",
+            s.user_agent
+                .as_ref()
+                .map(|ua| format!("={ua}"))
+                .unwrap_or_default(),
+        ),
     ]
 }
 
@@ -215,6 +224,11 @@ fn decode(id: &SessionId, f: &HashMap<String, String>) -> Option<SessionRecord> 
         expires_at: time("expires_at")?,
         remember_me: yes("remember_me")?,
         revoked: yes("revoked")?,
+        // Sessions written before the field existed have none.
+        user_agent: match text("user_agent") {
+            None | Some("") => None,
+            Some(v) => Some(v.strip_prefix('=')?.to_owned()),
+        },
     })
 }
 
@@ -321,6 +335,26 @@ impl SessionStore for RedisSessionStore {
         Ok(live)
     }
 
+    /// The user's index, then each session: one read per session of the user (a handful), on
+    /// the user's own request, never the request path of others.
+    async fn list_for_user(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut live = Vec::new();
+        for id in self.user_session_ids(user).await? {
+            if let Some((session, _)) = self.load(&id).await?
+                && &session.user_id == user
+                && session.is_live(now)
+            {
+                live.push(session);
+            }
+        }
+        portcullis_core::store::newest_first(&mut live);
+        Ok(live)
+    }
+
     async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
         let key = self.live_key();
         if let Some(org) = org {
@@ -348,6 +382,21 @@ impl SessionStore for RedisSessionStore {
                 }
             })
             .await
+    }
+}
+
+impl RedisSessionStore {
+    /// The ids in `user`'s index (which may name sessions that have expired away).
+    async fn user_session_ids(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
+        let key = self.user_key(user);
+        let ids: Vec<String> = self
+            .backend
+            .run("list user sessions", Retry::Once, |mut conn| {
+                let key = key.clone();
+                async move { redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await }
+            })
+            .await?;
+        Ok(ids.into_iter().map(SessionId::from).collect())
     }
 }
 
@@ -381,10 +430,27 @@ mod tests {
         assert_eq!(decode(&s.id, &fields), Some(s.clone()));
         s.parent = Some(KeyHash::of(b"b"));
         s.revoked = true;
+        s.user_agent = Some(String::new());
         let fields: HashMap<String, String> = encode(&s)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        assert_eq!(decode(&s.id, &fields), Some(s));
+        assert_eq!(decode(&s.id, &fields), Some(s.clone()));
+        s.user_agent = Some("=curl/8".into());
+        let fields: HashMap<String, String> = encode(&s)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(decode(&s.id, &fields), Some(s.clone()));
+        // A hash written before the field existed reads as no `User-Agent`.
+        let mut old = fields.clone();
+        old.remove("user_agent");
+        assert_eq!(
+            decode(&s.id, &old),
+            Some(SessionRecord {
+                user_agent: None,
+                ..s
+            })
+        );
     }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod data;
 mod keys_cli;
+mod metrics;
 mod openapi;
 mod routes;
 mod settings;
@@ -81,13 +82,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let policy = settings::http_policy()?;
     policy.check_env(config.env).map_err(|e| e.to_string())?;
     policy.check_bind(args.bind).map_err(|e| e.to_string())?;
+    let metrics_bind = settings::metrics_bind()?;
     let state = AppState::connect(config).await?;
+    if let Some(bind) = metrics_bind {
+        let addr = metrics::serve(bind, state.auth.clone()).await?;
+        tracing::info!(%addr, "serving /metrics");
+        // Before the main line, which is what scripts and tests wait for.
+        println!("metrics on http://{addr}/metrics");
+    }
     // External issuers' keys: production does not start without them; development retries.
     let failed = state.auth.start_issuers().await;
     portcullis::oidc::refuse_unreachable(state.auth.config().env, &failed)
         .map_err(|e| e.to_string())?;
     state.ensure_admin().await?;
-    // Expired sessions and denylist entries go from SQL now and then.
+    // Expired sessions and denylist entries, and audit events past their retention, go from
+    // SQL now and then.
     state
         .sql
         .spawn_purge(Duration::from_secs(600), state.auth.clock().clone());
@@ -104,10 +113,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    // With the peer's address, for the audit log's `client`.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
     state.shutdown().await;
     Ok(())
 }

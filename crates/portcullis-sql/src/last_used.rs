@@ -6,14 +6,15 @@
 //! [`ApiKeyStore::touch`] once per batch.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::clock::UnixTime;
 use portcullis_core::ids::ApiKeyId;
 use portcullis_core::store::ApiKeyStore;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+
+use crate::batch::{Batch, BatchWriter};
 
 /// How much a [`LastUsedWriter`] queues and how often it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +79,7 @@ impl Default for LastUsedSettings {
 #[derive(Debug)]
 pub struct LastUsedWriter {
     sender: LastUsedSender,
-    /// Taken by the first shutdown; behind a lock so that an owner holding it shared (the
-    /// authenticator, through `UsageSink`) can shut it down too.
-    stop: Mutex<Option<Stop>>,
-}
-
-/// What stopping the task takes.
-#[derive(Debug)]
-struct Stop {
-    signal: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    writer: BatchWriter<(ApiKeyId, UnixTime)>,
 }
 
 /// Queues uses for a [`LastUsedWriter`]. Cheap to clone.
@@ -107,12 +99,20 @@ impl LastUsedSender {
 impl LastUsedWriter {
     /// Starts the writer on the current Tokio runtime.
     pub fn spawn(store: Arc<dyn ApiKeyStore>, settings: LastUsedSettings) -> Self {
-        let (tx, rx) = mpsc::channel(settings.queue.max(1));
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(store, rx, stopped, settings));
+        let writer = BatchWriter::spawn(
+            LastUses {
+                store,
+                pending: HashMap::new(),
+            },
+            settings.queue,
+            settings.batch,
+            settings.interval,
+        );
         Self {
-            sender: LastUsedSender { tx },
-            stop: Mutex::new(Some(Stop { signal: stop, task })),
+            sender: LastUsedSender {
+                tx: writer.sender(),
+            },
+            writer,
         }
     }
 
@@ -126,65 +126,36 @@ impl LastUsedWriter {
         self.stop_and_wait().await;
     }
 
-    /// Stops the task and waits for its last write; a second call finds nothing to stop.
     async fn stop_and_wait(&self) {
-        // A poisoned lock only means a panic elsewhere while taking it; the Option is sound.
-        let stop = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(Stop { signal, task }) = stop else {
-            return;
-        };
-        let _ = signal.send(());
-        if let Err(e) = task.await {
-            tracing::warn!(error = %e, "the API key last-use writer ended abnormally");
-        }
+        self.writer.stop_and_wait("api key last use").await;
     }
 }
 
-async fn run(
+/// Uses merged per key (the latest time), written with one [`ApiKeyStore::touch`].
+struct LastUses {
     store: Arc<dyn ApiKeyStore>,
-    mut rx: mpsc::Receiver<(ApiKeyId, UnixTime)>,
-    mut stopped: oneshot::Receiver<()>,
-    settings: LastUsedSettings,
-) {
-    let mut pending = HashMap::new();
-    let mut tick = tokio::time::interval(settings.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            // Stopping (or the writer being dropped) wins over more work.
-            biased;
-            _ = &mut stopped => break,
-            used = rx.recv() => match used {
-                Some((id, at)) => {
-                    merge(&mut pending, id, at);
-                    if pending.len() >= settings.batch {
-                        flush(&*store, &mut pending).await;
-                    }
-                }
-                None => break,
-            },
-            _ = tick.tick() => flush(&*store, &mut pending).await,
+    pending: HashMap<ApiKeyId, UnixTime>,
+}
+
+impl Batch for LastUses {
+    type Item = (ApiKeyId, UnixTime);
+
+    fn add(&mut self, (id, at): Self::Item) {
+        let t = self.pending.entry(id).or_insert(at);
+        *t = (*t).max(at);
+    }
+
+    /// Distinct keys.
+    fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    async fn flush(&mut self) {
+        let batch: Vec<_> = self.pending.drain().collect();
+        if let Err(e) = self.store.touch(&batch).await {
+            // Best effort: last use is informational, and the next use records it again.
+            tracing::warn!(error = %e, keys = batch.len(), "could not record API key last use");
         }
-    }
-    while let Ok((id, at)) = rx.try_recv() {
-        merge(&mut pending, id, at);
-    }
-    flush(&*store, &mut pending).await;
-}
-
-fn merge(pending: &mut HashMap<ApiKeyId, UnixTime>, id: ApiKeyId, at: UnixTime) {
-    let t = pending.entry(id).or_insert(at);
-    *t = (*t).max(at);
-}
-
-async fn flush(store: &dyn ApiKeyStore, pending: &mut HashMap<ApiKeyId, UnixTime>) {
-    if pending.is_empty() {
-        return;
-    }
-    let batch: Vec<_> = pending.drain().collect();
-    if let Err(e) = store.touch(&batch).await {
-        // Best effort: last use is informational, and the next use records it again.
-        tracing::warn!(error = %e, keys = batch.len(), "could not record API key last use");
     }
 }
 

@@ -8,6 +8,8 @@
 //!   [`UserStore`] to login.
 //! - [`migrate`]: the versioned schema, embedded; call it at start.
 //! - [`LastUsedWriter`]: API keys' last use, written behind in batches.
+//! - [`AuditWriter`] and [`SqlAuditLog`]: the audit log, written behind in batches, read a
+//!   page at a time.
 //!
 //! Every store passes the shared conformance suite on both databases. Errors are
 //! [`StoreError::Unavailable`](portcullis_core::StoreError::Unavailable) (the layer answers
@@ -43,7 +45,9 @@ compile_error!(
     "portcullis-sql needs a database: enable its `sqlite` (default) or `postgres` feature"
 );
 
+mod audit;
 mod backend;
+mod batch;
 mod codec;
 mod dispatch;
 mod error;
@@ -53,10 +57,14 @@ mod pool;
 mod stores;
 mod users;
 
+pub use audit::{AuditSettings, AuditWriter, MAX_AUDIT_PAGE, SqlAuditLog};
 pub use last_used::{LastUsedSender, LastUsedSettings, LastUsedWriter};
 pub use migrate::migrate;
 pub use pool::{PoolSettings, SqlPool};
-pub use stores::{SqlAgentDirectory, SqlApiKeyStore, SqlDenylist, SqlSessionStore, SqlStores};
+pub use stores::{
+    DEFAULT_AUDIT_RETENTION_SECS, SqlAgentDirectory, SqlApiKeyStore, SqlDenylist, SqlSessionStore,
+    SqlStores,
+};
 pub use users::{UserRecord, UserStore};
 
 /// The sqlx this crate is built on, for building an [`SqlPool`] from a pool of your own.

@@ -32,7 +32,11 @@ use crate::with_pool;
 pub struct SqlStores {
     pool: SqlPool,
     users: UserStore,
+    audit_retention_secs: u64,
 }
+
+/// How long audit events are kept by default: 90 days.
+pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 90 * 86_400;
 
 impl SqlStores {
     /// Connects to `url` (see [`SqlPool::connect`]): `sqlite://…` or `postgres://…`.
@@ -51,7 +55,26 @@ impl SqlStores {
         Self {
             users: UserStore::new(pool.clone()),
             pool,
+            audit_retention_secs: DEFAULT_AUDIT_RETENTION_SECS,
         }
+    }
+
+    /// Keeps audit events `secs` seconds ([`purge_expired`](Self::purge_expired) deletes
+    /// older ones); [`DEFAULT_AUDIT_RETENTION_SECS`] otherwise.
+    pub fn with_audit_retention(mut self, secs: u64) -> Self {
+        self.audit_retention_secs = secs;
+        self
+    }
+
+    /// The audit log of this database, for reading ([`crate::SqlAuditLog`]).
+    pub fn audit_log(&self) -> crate::SqlAuditLog {
+        crate::SqlAuditLog::new(self.pool.clone())
+    }
+
+    /// A writer of audit events to this database ([`crate::AuditWriter`]), on the current
+    /// Tokio runtime.
+    pub fn audit_writer(&self, settings: crate::AuditSettings) -> crate::AuditWriter {
+        crate::AuditWriter::spawn(self.pool.clone(), settings)
     }
 
     /// The pool, e.g. for [`migrate`](crate::migrate).
@@ -92,7 +115,9 @@ impl SqlStores {
     }
 
     /// Deletes sessions and denylist entries that expired at or before `now` (they can
-    /// never matter again); returns how many rows went. Call it now and then.
+    /// never matter again), and audit events older than the retention
+    /// ([`with_audit_retention`](Self::with_audit_retention)); returns how many rows went.
+    /// Call it now and then.
     pub async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         let sessions = with_pool!(&self.pool, |p| Ops::purge_expired(
             p,
@@ -106,7 +131,11 @@ impl SqlStores {
             now
         )
         .await)?;
-        Ok(sessions + denied)
+        let audit = self
+            .audit_log()
+            .prune(now.saturating_sub(self.audit_retention_secs))
+            .await?;
+        Ok(sessions + denied + audit)
     }
 
     /// Runs [`purge_expired`](Self::purge_expired) every `every` on `clock`'s time, in a task of
@@ -155,6 +184,37 @@ impl ApiKeyStore for SqlApiKeyStore {
 
     async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         with_pool!(&self.pool, |p| Ops::api_key_get(p, id).await)
+    }
+
+    async fn find_presented(
+        &self,
+        hash: &KeyHash,
+    ) -> Result<Option<(ApiKeyRecord, Option<UnixTime>)>, StoreError> {
+        with_pool!(&self.pool, |p| Ops::api_key_find_presented(p, hash).await)
+    }
+
+    async fn reroll(
+        &self,
+        id: &ApiKeyId,
+        new_hash: KeyHash,
+        display_prefix: &str,
+        previous_until: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        with_pool!(&self.pool, |p| Ops::api_key_reroll(
+            p,
+            id,
+            &new_hash,
+            display_prefix,
+            previous_until
+        )
+        .await)
+    }
+
+    async fn previous_hash(
+        &self,
+        id: &ApiKeyId,
+    ) -> Result<Option<(KeyHash, UnixTime)>, StoreError> {
+        with_pool!(&self.pool, |p| Ops::api_key_previous_hash(p, id).await)
     }
 
     async fn list(&self, of: &KeysOf) -> Result<Vec<ApiKeyRecord>, StoreError> {
@@ -248,6 +308,15 @@ impl SessionStore for SqlSessionStore {
 
     async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError> {
         with_pool!(&self.pool, |p| Ops::session_count_live(p, now, org).await)
+    }
+
+    async fn list_for_user(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        with_pool!(&self.pool, |p| Ops::session_list_for_user(p, user, now)
+            .await)
     }
 }
 

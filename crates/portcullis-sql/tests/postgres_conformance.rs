@@ -208,3 +208,11 @@ fn test_urls_are_built_and_shown_without_credentials() {
         "postgres://h:5432/db"
     );
 }
+
+#[tokio::test]
+async fn audit_log_round_trip() {
+    let Some((sql, _db)) = fresh().await else {
+        return;
+    };
+    common::audit_log_round_trip(&sql).await;
+}

@@ -19,6 +19,7 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderName, Request, Response};
 use pin_project_lite::pin_project;
+use portcullis_core::metrics;
 use portcullis_core::{Actor, AuthError, Authenticator, Credential};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -304,6 +305,7 @@ where
             other => other,
         };
         log_decision(kind, actor.as_ref(), None);
+        metrics::decision(kind, actor.as_ref().map(|_| ()));
         match actor {
             Ok(actor) => ResponseFuture {
                 state: State::Calling {
@@ -369,13 +371,19 @@ async fn decide(
         Ok(c) => c,
         Err(e) => return ("unreadable", Err(e)),
     };
+    let lone = creds.iter().nth(1).is_none();
     let mut all = creds.iter();
     let Some(first) = all.next() else {
         return ("none", Err(AuthError::MissingCredentials));
     };
     let kind = first.kind();
     let result = async {
-        let actor = auth.resolve(first).await?;
+        // A lone credential has just missed the resolved-credential cache in `call`.
+        let actor = if lone {
+            auth.resolve_after_miss(first).await?
+        } else {
+            auth.resolve(first).await?
+        };
         for other in all {
             let also = auth.resolve(other).await?;
             if (also.kind(), also.id()) != (actor.kind(), actor.id()) {
@@ -489,13 +497,16 @@ where
                 } => {
                     let (parts, kind, result) = ready!(decision.poll(cx));
                     log_decision(kind, result.as_ref(), Some(*started));
+                    metrics::resolve_duration(kind, started.elapsed().as_secs_f64());
                     let actor = match result {
                         Ok(actor) => actor,
                         Err(_) if *public => Actor::Anonymous,
                         Err(e) => {
+                            metrics::decision(kind, Err(&e));
                             return Poll::Ready(Ok(shared.renderer.render(&e)));
                         }
                     };
+                    metrics::decision(kind, Ok(()));
                     let body = body.take().expect("ResponseFuture polled after completion");
                     let mut svc = inner
                         .take()

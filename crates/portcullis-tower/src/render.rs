@@ -152,6 +152,9 @@ impl Renderer {
     /// );
     /// ```
     pub fn render<B: From<Bytes>>(&self, err: &AuthError) -> Response<B> {
+        if let AuthError::Unavailable(_) = err {
+            portcullis_core::metrics::unavailable();
+        }
         let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
         let scope = match err {
             AuthError::InsufficientPermissions { names, .. } if !names.is_empty() => {

@@ -1,15 +1,18 @@
-//! Users and administration: `POST /users`, `/admin/stats`, revoke a user's sessions.
+//! Users and administration: `POST /users`, `/admin/stats`, `/admin/audit`, revoke a user's
+//! sessions.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use portcullis_core::audit::{AuditCursor, AuditQuery};
 use portcullis_core::ids::{OrgId, UserId};
 use portcullis_core::lifecycle::{Lifecycle, NewUser};
 use portcullis_core::seed::{AdminRead, AdminWrite};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::json::{ApiJson, ApiPath};
+use super::ApiError;
+use super::json::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiResult, LifecycleResultExt};
 use crate::RequirePermissions;
 
@@ -130,4 +133,144 @@ pub async fn revoke_sessions(
         .await
         .api(&s)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /admin/audit`'s query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only this action (`login.succeeded`, `api_key.created`, …).
+    #[param(min_length = 1, max_length = 100)]
+    pub action: Option<String>,
+    /// Only this actor's events.
+    #[param(min_length = 1, max_length = 200)]
+    pub actor_id: Option<String>,
+    /// Only events at or after this time (unix seconds).
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub since: Option<String>,
+    /// Items per page, 1 to 200; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 64)]
+    pub cursor: Option<String>,
+}
+
+/// One audit event.
+#[derive(Serialize, ToSchema)]
+pub struct AuditItem {
+    /// When (unix seconds).
+    pub time: u64,
+    /// Who acted (a user, agent or key id, `board`); null when nobody is known.
+    pub actor_id: Option<String>,
+    /// `user`, `agent`, `api_key`, `service`, `board`, `anonymous`.
+    pub actor_kind: String,
+    /// The org it belongs to; null for an event of no org.
+    pub org_id: Option<String>,
+    /// What happened: `login.succeeded`, `login.refused`, `login.throttled`, `logout`,
+    /// `refresh.reuse_detected`, `password.changed`, `sessions.revoked`, `user.created`,
+    /// `api_key.created|enabled|disabled|deleted`, `agent.created|terminated`,
+    /// `run_token.minted`, `org.forbidden`.
+    pub action: String,
+    /// What it was done to (an id).
+    pub target: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The request that caused it (`X-Request-Id`).
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub client: Option<String>,
+}
+
+/// `GET /admin/audit`.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPageBody {
+    /// Newest first.
+    pub items: Vec<AuditItem>,
+    /// Pass it as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The default page size.
+pub const DEFAULT_AUDIT_LIMIT: u32 = 50;
+
+/// A text filter: non-empty, at most `max` characters.
+fn filter(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() || v.chars().count() > max => Err(ApiError::bad_request(format!(
+            "{field} must have 1 to {max} characters"
+        ))),
+        Some(v) => Ok(Some(v)),
+    }
+}
+
+impl AuditParams {
+    /// The query, or a 400 naming the bad parameter.
+    fn query(self) -> Result<AuditQuery, ApiError> {
+        let limit = match self.limit {
+            None => DEFAULT_AUDIT_LIMIT,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=200).contains(l))
+                .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 200"))?,
+        };
+        let since = self
+            .since
+            .map(|s| {
+                s.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request("since must be unix seconds (an integer)"))
+            })
+            .transpose()?;
+        let cursor = self
+            .cursor
+            .map(|c| {
+                AuditCursor::decode(&c)
+                    .ok_or_else(|| ApiError::bad_request("cursor is not a cursor this server gave"))
+            })
+            .transpose()?;
+        Ok(AuditQuery {
+            org: None,
+            action: filter("action", self.action, 100)?,
+            actor_id: filter("actor_id", self.actor_id, 200)?,
+            since,
+            cursor,
+            limit,
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", operation_id = "getAuditLog",
+    params(AuditParams),
+    responses((status = 200, body = AuditPageBody, description = "the audit log of the caller's org (every org for the board and a superadmin), newest first"),
+              (status = 400, description = "invalid_request: a bad `limit`, `since`, `cursor`, `action` or `actor_id` (the detail names it)"),
+              (status = 403, description = "insufficient_permissions: needs admin:read")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// The audit log.
+pub async fn audit(
+    State(s): State<Lifecycle>,
+    who: RequirePermissions<AdminRead>,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> ApiResult<Json<AuditPageBody>> {
+    let query = params.query()?;
+    let page = s.audit(&who, query).await.api(&s)?;
+    Ok(Json(AuditPageBody {
+        items: page
+            .items
+            .into_iter()
+            .map(|r| AuditItem {
+                time: r.event.time,
+                actor_id: r.event.actor_id,
+                actor_kind: r.event.actor_kind,
+                org_id: r.event.org_id.map(|o| o.to_string()),
+                action: r.event.action,
+                target: r.event.target,
+                outcome: r.event.outcome,
+                request_id: r.event.request_id,
+                client: r.event.client,
+            })
+            .collect(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
 }

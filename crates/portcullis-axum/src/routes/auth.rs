@@ -1,13 +1,16 @@
-//! `/auth/*`: login, refresh rotation, logout, whoami, password change; and the JWKS.
+//! `/auth/*`: login, refresh rotation, logout, whoami, password change, the caller's own
+//! sessions; and the JWKS.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::header::USER_AGENT;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::lifecycle::{Lifecycle, SessionTokens};
+use portcullis_core::ids::SessionId;
+use portcullis_core::lifecycle::{Lifecycle, SessionSummary, SessionTokens};
 use portcullis_core::{Actor, AuthError};
 use portcullis_tower::cookies::{self, Issued};
 use portcullis_tower::credentials::{self, REFRESH_COOKIE};
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::json::{ApiJson, is_json_content_type};
-use super::{ApiError, ApiResult, LifecycleResultExt};
+use super::{ApiError, ApiPath, ApiResult, LifecycleResultExt};
 use crate::CurrentActor;
 
 /// `POST /auth/login`.
@@ -87,19 +90,63 @@ pub struct WhoAmI {
     pub run_id: Option<String>,
 }
 
+/// One of the caller's live sessions, in `GET /auth/sessions`.
+#[derive(Serialize, ToSchema)]
+pub struct SessionInfo {
+    /// The session's id (the `sid` of its tokens; `session_id` in `GET /auth/whoami`).
+    pub id: String,
+    /// When it began (unix seconds).
+    pub created_at: u64,
+    /// When its refresh token was last rotated (unix seconds): the start of the latest
+    /// rotation's grace window, which a retry within that window does not move. `null` when
+    /// it was never refreshed.
+    pub last_refreshed_at: Option<u64>,
+    /// The `User-Agent` sent at login: control characters dropped, at most 256 characters;
+    /// `null` when there was none.
+    #[schema(max_length = 256)]
+    pub user_agent: Option<String>,
+    /// Started with remember-me (the longer refresh lifetime).
+    pub remember_me: bool,
+    /// True for the session of the access token this request came with.
+    pub current: bool,
+}
+
+impl From<SessionSummary> for SessionInfo {
+    fn from(s: SessionSummary) -> Self {
+        Self {
+            id: s.id.to_string(),
+            created_at: s.created_at,
+            last_refreshed_at: s.last_refreshed_at,
+            user_agent: s.user_agent,
+            remember_me: s.remember_me,
+            current: s.current,
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
     responses((status = 200, body = TokenPair,
                description = "a token pair, also set as cookies: `portcullis_access` and `portcullis_refresh` (HttpOnly), `portcullis_csrf`"),
               (status = 401, description = "invalid_credentials: an unknown email and a wrong password alike"),
               (status = 429, description = "rate_limited: 10 password checks a minute for one email"),
               (status = 503, description = "auth_unavailable: a store is unreachable, or the server is too busy hashing")))]
-/// Signs in: a token pair in the body and in cookies.
+/// Signs in: a token pair in the body and in cookies. The `User-Agent` is kept with the
+/// session (cleaned and bounded) for the user's list of sessions.
 pub async fn login(
     State(s): State<Lifecycle>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    let user_agent = headers
+        .get(USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let tokens = s
-        .login(&req.email, &req.password, req.remember_me)
+        .login_with_user_agent(
+            &req.email,
+            &req.password,
+            req.remember_me,
+            user_agent.as_deref(),
+        )
         .await
         .api(&s)?;
     Ok(token_response(&s, &tokens))
@@ -204,6 +251,38 @@ fn cleared(s: &Lifecycle) -> Response {
 pub async fn logout(State(s): State<Lifecycle>, who: CurrentActor) -> ApiResult<Response> {
     s.logout(&who).await.api(&s)?;
     Ok(cleared(&s))
+}
+
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth", operation_id = "listSessions",
+    responses((status = 200, body = [SessionInfo],
+               description = "the caller's live sessions (not revoked, not expired), newest first; `current` marks the one of this request's access token"),
+              (status = 403, description = "wrong_actor_kind: only a signed-in user has sessions (an API key, an agent or the board does not)")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// The caller's live login sessions, newest first.
+pub async fn list_sessions(State(s): State<Lifecycle>, who: CurrentActor) -> ApiResult<Response> {
+    let sessions = s.sessions_of(&who).await.api(&s)?;
+    let body: Vec<SessionInfo> = sessions.into_iter().map(SessionInfo::from).collect();
+    Ok((
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response())
+}
+
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth", operation_id = "endSession",
+    params(("id" = String, Path, description = "the session's id, as `GET /auth/sessions` lists it", min_length = 1)),
+    responses((status = 204, description = "the session's access and refresh tokens are dead at once, on every instance (as after its logout)"),
+              (status = 403, description = "wrong_actor_kind: only a signed-in user has sessions (or csrf_failed)"),
+              (status = 404, description = "not_found: not a live session of the caller — another user's, an unknown id, or one already ended")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Ends one of the caller's sessions (another device's, or this one), at once, everywhere.
+pub async fn end_session(
+    State(s): State<Lifecycle>,
+    who: CurrentActor,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    s.end_session(&who, &SessionId::from(id)).await.api(&s)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/auth/whoami", tag = "auth", operation_id = "whoami",

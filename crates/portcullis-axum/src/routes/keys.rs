@@ -1,4 +1,5 @@
-//! `/api-keys`: create (shown once), list, enable/disable, delete.
+//! `/api-keys`: create (shown once), list, enable/disable, delete, reroll (a new secret, shown
+//! once, for the same key).
 
 use axum::Json;
 use axum::extract::State;
@@ -82,6 +83,16 @@ pub struct UpdateKey {
     pub enabled: bool,
 }
 
+/// `POST /api-keys/{key_id}/reroll`.
+#[derive(Deserialize, ToSchema)]
+pub struct RerollKey {
+    /// How long the secret being replaced keeps working, in seconds (0: it is dead at once;
+    /// at most a day).
+    #[schema(value_type = u32, minimum = 0, maximum = 86_400)]
+    #[serde(deserialize_with = "super::json::whole_number")]
+    pub overlap_seconds: Option<u32>,
+}
+
 fn info(s: &Lifecycle, r: &ApiKeyRecord) -> KeyInfo {
     KeyInfo {
         key_id: r.id.to_string(),
@@ -103,7 +114,8 @@ fn info(s: &Lifecycle, r: &ApiKeyRecord) -> KeyInfo {
 #[utoipa::path(post, path = "/api-keys", tag = "api-keys", operation_id = "createApiKey", request_body = CreateKey,
     responses((status = 201, body = CreatedKey, description = "the key, shown this once",
                links(("updateApiKey" = (operation_id = "updateApiKey", parameters(("key_id" = "$response.body#/key_id")))),
-                     ("deleteApiKey" = (operation_id = "deleteApiKey", parameters(("key_id" = "$response.body#/key_id")))))),
+                     ("deleteApiKey" = (operation_id = "deleteApiKey", parameters(("key_id" = "$response.body#/key_id")))),
+                     ("rerollApiKey" = (operation_id = "rerollApiKey", parameters(("key_id" = "$response.body#/key_id")))))),
               (status = 403, description = "insufficient_permissions: more than the caller holds, or `agent_id` without admin:write (or csrf_failed)"),
               (status = 404, description = "not_found: `agent_id` names no active agent the caller can see")),
     security(("bearer" = []), ("api_key" = [])))]
@@ -189,4 +201,42 @@ pub async fn delete(
         .await
         .api(&s)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api-keys/{key_id}/reroll", tag = "api-keys", operation_id = "rerollApiKey", request_body = RerollKey,
+    params(("key_id" = String, Path, description = "the key's id", min_length = 1)),
+    responses((status = 201, body = CreatedKey, description = "the key's new secret, shown this once: the same key id, permissions, rate limit and expiry; the secret it replaces works for `overlap_seconds` more, then is refused (401 invalid_api_key) on every instance",
+               links(("updateApiKey" = (operation_id = "updateApiKey", parameters(("key_id" = "$response.body#/key_id")))),
+                     ("deleteApiKey" = (operation_id = "deleteApiKey", parameters(("key_id" = "$response.body#/key_id")))),
+                     ("rerollApiKey" = (operation_id = "rerollApiKey", parameters(("key_id" = "$response.body#/key_id")))))),
+              (status = 400, description = "invalid_request: `overlap_seconds` missing, not a whole number, or outside 0..=86400"),
+              (status = 404, description = "not_found: not a key the caller manages")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Gives one of the caller's keys a new secret; the old one keeps working for the overlap.
+/// Rerolling again within an overlap kills the secret the first reroll kept: only the newest
+/// replaced secret survives.
+pub async fn reroll(
+    State(s): State<Lifecycle>,
+    who: CurrentActor,
+    ApiPath(key_id): ApiPath<String>,
+    ApiJson(req): ApiJson<RerollKey>,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    let overlap = req.overlap_seconds.ok_or_else(|| {
+        ApiError::bad_request("overlap_seconds: must be a whole number from 0 to 86400")
+    })?;
+    let issued = s
+        .reroll_api_key(&who, &ApiKeyId::from(key_id), u64::from(overlap))
+        .await
+        .api(&s)?;
+    let record = issued.record;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key_id: record.id.to_string(),
+            api_key: issued.key.expose().to_owned(),
+            prefix: record.display_prefix,
+            permissions: sorted_names(&s, record.permissions),
+            expires_at: record.expires_at,
+        }),
+    ))
 }

@@ -4,16 +4,18 @@
 //!
 //! | router | routes |
 //! | --- | --- |
-//! | [`auth()`] | `POST /auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/password`, `GET /auth/whoami`, `GET /.well-known/jwks.json` |
+//! | [`auth()`] | `POST /auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/password`, `GET /auth/whoami`, `GET /auth/sessions`, `DELETE /auth/sessions/{id}`, `GET /.well-known/jwks.json` |
 //! | [`api_keys()`] | `POST`/`GET /api-keys`, `PATCH`/`DELETE /api-keys/{key_id}` |
 //! | [`agents()`] | `POST /agents`, `/agents/{id}/runs`, `/agents/{id}/terminate` |
-//! | [`admin()`] | `POST /users`, `GET /admin/stats`, `POST /admin/users/{id}/revoke-sessions` |
+//! | [`admin()`] | `POST /users`, `GET /admin/stats`, `GET /admin/audit`, `POST /admin/users/{id}/revoke-sessions` |
 //! | [`all()`] | the four |
 //!
 //! They sit at the contract's paths (the refresh cookie's `Path=/auth` is part of the
 //! protocol), so an app merges rather than nests them, behind an
 //! [`AuthLayer`](portcullis_tower::AuthLayer) whose policy lists [`PUBLIC_PATHS`] among its
-//! public paths. [`openapi::PortcullisApi`] documents them for the app's own utoipa document.
+//! public paths. Each router runs its handlers in the request's
+//! [`RequestContext`](portcullis_core::audit::RequestContext) ([`context`]), so the audit log
+//! knows which request caused an event. [`openapi::PortcullisApi`] documents them for the app's own utoipa document.
 //!
 //! ```no_run
 //! # async fn run(auth: portcullis_core::Authenticator, users: std::sync::Arc<dyn portcullis_core::users::Users>) -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +36,7 @@
 pub mod admin;
 pub mod agents;
 pub mod auth;
+pub mod context;
 mod error;
 mod json;
 pub mod keys;
@@ -43,7 +46,7 @@ pub use error::{ApiError, ApiResult, LifecycleResultExt};
 pub use json::{ApiJson, ApiPath, ApiQuery, is_json_content_type, parse_json, whole_number};
 
 use axum::Router;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use portcullis_core::lifecycle::Lifecycle;
 
 /// The paths of these routers that answer without credentials: login, refresh (its token is
@@ -67,8 +70,11 @@ pub fn auth<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Router<S>
         .route("/auth/logout", post(auth::logout))
         .route("/auth/whoami", get(auth::whoami))
         .route("/auth/password", post(auth::change_password))
+        .route("/auth/sessions", get(auth::list_sessions))
+        .route("/auth/sessions/{id}", delete(auth::end_session))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .with_state(lifecycle)
+        .layer(axum::middleware::from_fn(context::with_request_context))
 }
 
 /// `/api-keys*`.
@@ -79,7 +85,9 @@ pub fn api_keys<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Route
             "/api-keys/{key_id}",
             patch(keys::update).delete(keys::delete),
         )
+        .route("/api-keys/{key_id}/reroll", post(keys::reroll))
         .with_state(lifecycle)
+        .layer(axum::middleware::from_fn(context::with_request_context))
 }
 
 /// `/agents*`.
@@ -89,6 +97,7 @@ pub fn agents<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Router<
         .route("/agents/{id}/runs", post(agents::create_run))
         .route("/agents/{id}/terminate", post(agents::terminate))
         .with_state(lifecycle)
+        .layer(axum::middleware::from_fn(context::with_request_context))
 }
 
 /// `/users` and `/admin/*`.
@@ -96,11 +105,13 @@ pub fn admin<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Router<S
     Router::new()
         .route("/users", post(admin::create_user))
         .route("/admin/stats", get(admin::stats))
+        .route("/admin/audit", get(admin::audit))
         .route(
             "/admin/users/{id}/revoke-sessions",
             post(admin::revoke_sessions),
         )
         .with_state(lifecycle)
+        .layer(axum::middleware::from_fn(context::with_request_context))
 }
 
 /// A text field that must be present, non-empty once trimmed, and at most `max` characters as

@@ -27,8 +27,9 @@ use super::{admin, agents, auth, keys};
 #[openapi(
     paths(
         auth::login, auth::refresh, auth::logout, auth::whoami, auth::change_password, auth::jwks,
-        admin::create_user, admin::stats, admin::revoke_sessions,
-        keys::create, keys::list, keys::update, keys::delete,
+        auth::list_sessions, auth::end_session,
+        admin::create_user, admin::stats, admin::audit, admin::revoke_sessions,
+        keys::create, keys::list, keys::update, keys::delete, keys::reroll,
         agents::create, agents::create_run, agents::terminate,
     ),
     modifiers(&SecuritySchemes)
@@ -650,6 +651,8 @@ mod tests {
         };
         for (from, status, to, param, field) in [
             ("createApiKey", "201", "updateApiKey", "key_id", "key_id"),
+            ("createApiKey", "201", "rerollApiKey", "key_id", "key_id"),
+            ("rerollApiKey", "201", "deleteApiKey", "key_id", "key_id"),
             ("createAgent", "201", "terminateAgent", "id", "agent_id"),
             ("createUser", "201", "revokeUserSessions", "id", "id"),
         ] {

@@ -21,7 +21,7 @@ mod revoke;
 mod usage;
 
 pub use builder::AuthenticatorBuilder;
-pub use refresh::Rotation;
+pub use refresh::{RefreshRefusal, Rotation};
 pub use usage::UsageSink;
 
 /// One credential as presented, borrowed from the request.
@@ -239,5 +239,37 @@ impl Authenticator {
     /// The clock.
     pub fn clock(&self) -> &SharedClock {
         &self.0.clock
+    }
+
+    /// Entries held per cache, in [`CacheName::ALL`](crate::metrics::CacheName::ALL) order
+    /// (the store caches' pending evictions applied first, so that the counts are current).
+    pub async fn cache_entries(&self) -> [(crate::metrics::CacheName, u64); 7] {
+        use crate::metrics::CacheName;
+        let [bearer, cookie, keys] = self.0.credential_cache.entry_counts();
+        let stores = &self.0.store_caches;
+        [
+            (CacheName::ResolvedBearer, bearer),
+            (CacheName::ResolvedCookie, cookie),
+            (CacheName::ResolvedApiKey, keys),
+            (CacheName::ApiKeys, stores.api_keys.entry_count().await),
+            (CacheName::Sessions, stores.sessions.entry_count().await),
+            (CacheName::Agents, stores.agents.entry_count().await),
+            (CacheName::Denylist, stores.denied.entry_count().await),
+        ]
+    }
+
+    /// Sets the `portcullis_cache_entries` gauges from [`cache_entries`](Self::cache_entries):
+    /// call it when the metrics are scraped, or now and then (it is not done per request).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = portcullis_core::Authenticator::builder().build().unwrap();
+    /// auth.record_cache_entries().await; // a no-op without a recorder
+    /// # });
+    /// ```
+    pub async fn record_cache_entries(&self) {
+        for (cache, entries) in self.cache_entries().await {
+            crate::metrics::cache_entries(cache, entries);
+        }
     }
 }

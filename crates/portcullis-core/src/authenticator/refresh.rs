@@ -17,6 +17,36 @@ pub struct Rotation {
     pub refresh: crate::token::MintedToken,
 }
 
+/// Why [`Authenticator::rotate_refresh_reporting_reuse`] refused.
+#[derive(Debug)]
+pub struct RefreshRefusal {
+    /// The refusal, as [`Authenticator::rotate_refresh`] answers it.
+    pub error: AuthError,
+    /// The user and session revoked because a spent token came back, if that was why.
+    pub reused: Option<(crate::ids::UserId, crate::ids::SessionId)>,
+}
+
+impl From<AuthError> for RefreshRefusal {
+    fn from(error: AuthError) -> Self {
+        Self {
+            error,
+            reused: None,
+        }
+    }
+}
+
+impl From<TokenError> for RefreshRefusal {
+    fn from(e: TokenError) -> Self {
+        AuthError::from(e).into()
+    }
+}
+
+impl From<StoreError> for RefreshRefusal {
+    fn from(e: StoreError) -> Self {
+        AuthError::from(e).into()
+    }
+}
+
 impl Authenticator {
     /// Rotates a refresh token: verifies it as a refresh token, presents it to its session
     /// (rotation with reuse detection) and mints its successor. A detected reuse revokes the
@@ -29,6 +59,17 @@ impl Authenticator {
     /// as the parent, which the session's rule rotates again within the grace and treats as
     /// reuse after it.
     pub async fn rotate_refresh(&self, token: &str) -> Result<Rotation, AuthError> {
+        self.rotate_refresh_reporting_reuse(token)
+            .await
+            .map_err(|r| r.error)
+    }
+
+    /// [`rotate_refresh`](Self::rotate_refresh), saying with a refusal whose session was
+    /// revoked for a detected reuse, for the audit log.
+    pub async fn rotate_refresh_reporting_reuse(
+        &self,
+        token: &str,
+    ) -> Result<Rotation, RefreshRefusal> {
         let tokens = self.user_tokens();
         let verified = tokens.verify_refresh(token)?;
         let (user, sid) = (verified.user_id, verified.session_id);
@@ -51,17 +92,25 @@ impl Authenticator {
                 Ok(Rotation { session, refresh })
             }
             RefreshResult::Rotated(_) | RefreshResult::NotFound => {
-                Err(AuthError::InvalidToken(TokenError::UnknownSubject))
+                Err(AuthError::InvalidToken(TokenError::UnknownSubject).into())
             }
             RefreshResult::ReuseDetected => {
                 tracing::warn!(session = %sid, "refresh token reuse: session revoked");
+                crate::metrics::refresh_reuse_detected();
                 // Not confirmed on every instance: fail (503) rather than answer as if it held.
-                self.invalidate_everywhere(Invalidation::Session(sid))
+                self.invalidate_everywhere(Invalidation::Session(sid.clone()))
                     .await?;
-                Err(AuthError::TokenRevoked)
+                Err(RefreshRefusal {
+                    error: AuthError::TokenRevoked,
+                    reused: Some((user, sid)),
+                })
             }
-            RefreshResult::Rejected(RefreshRejection::Revoked) => Err(AuthError::TokenRevoked),
-            RefreshResult::Rejected(RefreshRejection::Expired) => Err(AuthError::TokenExpired),
+            RefreshResult::Rejected(RefreshRejection::Revoked) => {
+                Err(AuthError::TokenRevoked.into())
+            }
+            RefreshResult::Rejected(RefreshRejection::Expired) => {
+                Err(AuthError::TokenExpired.into())
+            }
         }
     }
 }

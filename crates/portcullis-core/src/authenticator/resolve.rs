@@ -10,6 +10,7 @@ use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::error::{AuthError, TokenError};
 use crate::ids::{AgentId, SessionId, TokenId};
+use crate::metrics::{self, CacheName, StoreName};
 use crate::oidc::Grants;
 use crate::permission::PermissionSet;
 use crate::store::{AgentRecord, AgentStatus};
@@ -18,7 +19,22 @@ use crate::token::{AccessToken, AgentToken, Carrier, VerifiedToken};
 impl Authenticator {
     /// The actor a credential stands for.
     pub async fn resolve(&self, credential: Credential<'_>) -> Result<Actor, AuthError> {
-        if let Some(actor) = self.resolve_cached(credential) {
+        self.resolve_counted(credential, true).await
+    }
+
+    /// [`resolve`](Self::resolve) for a credential that [`resolve_cached`](Self::resolve_cached)
+    /// has just missed: the resolved-credential cache is looked at again (another request may
+    /// have filled it since) without counting a second lookup in the cache metrics.
+    pub async fn resolve_after_miss(&self, credential: Credential<'_>) -> Result<Actor, AuthError> {
+        self.resolve_counted(credential, false).await
+    }
+
+    async fn resolve_counted(
+        &self,
+        credential: Credential<'_>,
+        count: bool,
+    ) -> Result<Actor, AuthError> {
+        if let Some(actor) = self.cached(credential, count) {
             return Ok(actor);
         }
         // Read before any store is: a revocation landing from here on makes the entry made
@@ -51,6 +67,24 @@ impl Authenticator {
     /// anything: `None` means "resolve it the slow way" (never "refused"). Layers call this
     /// first so that the common case is decided synchronously.
     pub fn resolve_cached(&self, credential: Credential<'_>) -> Option<Actor> {
+        self.cached(credential, true)
+    }
+
+    /// The cached actor, reporting the lookup to the cache metrics when `count`.
+    fn cached(&self, credential: Credential<'_>, count: bool) -> Option<Actor> {
+        let found = self.lookup(credential);
+        if count {
+            let cache = match credential {
+                Credential::Bearer(_) => CacheName::ResolvedBearer,
+                Credential::Cookie(_) => CacheName::ResolvedCookie,
+                Credential::ApiKey(_) => CacheName::ResolvedApiKey,
+            };
+            metrics::cache_lookup(cache, found.is_some());
+        }
+        found
+    }
+
+    fn lookup(&self, credential: Credential<'_>) -> Option<Actor> {
         let now = self.0.clock.now();
         let resolved = &self.0.credential_cache;
         let entry = match credential {
@@ -227,27 +261,36 @@ impl Authenticator {
         }
         let hash = api_key::parse(raw, &self.0.config.api_key_prefix)?.hash();
         let keys = &self.0.stores.api_keys;
-        let record = self
+        let found = self
             .0
             .store_caches
             .api_keys
-            .record(&hash, || keys.find_by_hash(&hash))
+            .record(&hash, || keys.find_presented(&hash))
             .await?
             .ok_or(AuthError::InvalidApiKey)?;
+        let (record, previous_until) = &*found;
         let now = self.0.clock.now();
+        // A secret a reroll replaced works until its overlap ends, then it is no key at all.
+        if previous_until.is_some_and(|until| now >= until) {
+            return Err(AuthError::InvalidApiKey);
+        }
         record.check_usable(now)?;
         if let Some(limit) = record.rate_limit_per_minute.and_then(NonZeroU32::new) {
             self.0
                 .rate_limiter
                 .check(record.id.as_str(), limit)
-                .await?
+                .await
+                .inspect_err(|_| metrics::store_error(StoreName::RateLimits))?
                 .map_err(AuthError::RateLimited)?;
         }
         if let Some(usage) = &self.0.usage {
             usage.record(&record.id, now);
         }
         let cacheable = record.rate_limit_per_minute.is_none();
-        let stale_at = record.expires_at.unwrap_or(UnixTime::MAX);
+        let stale_at = record
+            .expires_at
+            .unwrap_or(UnixTime::MAX)
+            .min(previous_until.unwrap_or(UnixTime::MAX));
         let actor = match &record.owner {
             KeyOwner::Agent(agent_id) => {
                 let agent = self

@@ -81,12 +81,11 @@ impl Authenticator {
         id: &ApiKeyId,
         enabled: bool,
     ) -> Result<bool, StoreError> {
-        let Some(hash) = self.key_hash(id).await? else {
+        let Some(hashes) = self.key_hashes(id).await? else {
             return Ok(false);
         };
         let found = self.0.stores.api_keys.set_enabled(id, enabled).await?;
-        self.invalidate_everywhere(Invalidation::ApiKey(hash))
-            .await?;
+        self.invalidate_hashes_everywhere(&hashes).await?;
         Ok(found)
     }
 
@@ -99,22 +98,69 @@ impl Authenticator {
     /// more, so that caches say "no such key" rather than "disabled"; if that second
     /// announcement fails the key is already refused everywhere, so it is only logged.
     pub async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
-        let Some(hash) = self.key_hash(id).await? else {
+        let Some(hashes) = self.key_hashes(id).await? else {
             return Ok(false);
         };
         if self.0.sink.is_some() {
             self.0.stores.api_keys.set_enabled(id, false).await?;
-            self.invalidate_everywhere(Invalidation::ApiKey(hash))
-                .await?;
+            self.invalidate_hashes_everywhere(&hashes).await?;
         }
         let found = self.0.stores.api_keys.delete(id).await?;
-        if let Err(e) = self.invalidate_everywhere(Invalidation::ApiKey(hash)).await {
+        if let Err(e) = self.invalidate_hashes_everywhere(&hashes).await {
             tracing::warn!(key = %id, error = %e, "deleted API key announced only as disabled");
         }
         Ok(found)
     }
 
-    async fn key_hash(&self, id: &ApiKeyId) -> Result<Option<KeyHash>, StoreError> {
-        Ok(self.0.stores.api_keys.get(id).await?.map(|r| r.hash))
+    /// Gives key `id` a new secret, `new_hash`: the secret it replaces keeps working until
+    /// `previous_until` (and is dead at once without it), on every instance — the caches
+    /// of every instance drop what they hold for the key's current and earlier secrets, and
+    /// what they cache for the replaced one afterwards is stale at its deadline. A secret an
+    /// earlier reroll kept is dead at once: only the newest replaced secret survives. False
+    /// when there is no such key.
+    ///
+    /// When the other instances cannot be told, the reroll is stored but this fails (503);
+    /// repeating it rerolls again (the secret of the failed call, never shown, is then the
+    /// one kept for the overlap, and the one before it is dead).
+    pub async fn reroll_api_key(
+        &self,
+        id: &ApiKeyId,
+        new_hash: KeyHash,
+        display_prefix: &str,
+        previous_until: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        let Some(hashes) = self.key_hashes(id).await? else {
+            return Ok(false);
+        };
+        let found = self
+            .0
+            .stores
+            .api_keys
+            .reroll(id, new_hash, display_prefix, previous_until)
+            .await?;
+        self.invalidate_hashes_everywhere(&hashes).await?;
+        Ok(found)
+    }
+
+    /// The key's current hash and the one its last reroll replaced, if one is kept: every hash
+    /// that may sit in a cache for it.
+    async fn key_hashes(&self, id: &ApiKeyId) -> Result<Option<Vec<KeyHash>>, StoreError> {
+        let keys = &self.0.stores.api_keys;
+        let Some(record) = keys.get(id).await? else {
+            return Ok(None);
+        };
+        let mut hashes = vec![record.hash];
+        if let Some((previous, _)) = keys.previous_hash(id).await? {
+            hashes.push(previous);
+        }
+        Ok(Some(hashes))
+    }
+
+    async fn invalidate_hashes_everywhere(&self, hashes: &[KeyHash]) -> Result<(), StoreError> {
+        for hash in hashes {
+            self.invalidate_everywhere(Invalidation::ApiKey(*hash))
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -100,6 +100,17 @@ impl CredentialCache {
         }
     }
 
+    /// Entries held per cache: bearer tokens, cookie tokens, API keys.
+    pub(crate) fn entry_counts(&self) -> [u64; 3] {
+        fn len<K: Eq + std::hash::Hash + Clone>(m: &Option<Map<K>>) -> u64
+        where
+            Weight: quick_cache::Weighter<K, Arc<Entry>>,
+        {
+            m.as_ref().map_or(0, |m| m.len() as u64)
+        }
+        [len(&self.bearer), len(&self.cookie), len(&self.api_keys)]
+    }
+
     /// The epoch to pass to [`insert_token`](Self::insert_token) / [`insert_key`](Self::insert_key),
     /// read before resolving the slow way.
     pub(crate) fn epoch(&self) -> u64 {

@@ -12,8 +12,10 @@ use moka::future::Cache;
 
 use super::{CacheConfig, Invalidation};
 use crate::api_key::{ApiKeyRecord, KeyHash};
+use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::ids::{AgentId, SessionId, TokenId};
+use crate::metrics::{self, CacheName, StoreName};
 use crate::session::SessionRecord;
 use crate::store::AgentRecord;
 
@@ -45,6 +47,9 @@ pub(crate) struct Fenced<K, V> {
     epoch: AtomicU64,
     // Fence for predicate invalidations (every session of a user), which name no key.
     all_before: AtomicU64,
+    /// Its name in the cache metrics, and its store's in the store error metrics.
+    cache: CacheName,
+    store: StoreName,
 }
 
 impl<K, V> Fenced<K, V>
@@ -52,8 +57,10 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(config: CacheConfig, closures: bool) -> Self {
+    fn new(config: CacheConfig, closures: bool, cache: CacheName, store: StoreName) -> Self {
         Self {
+            cache,
+            store,
             entries: build(config, closures),
             // Fences outlive any load: a load slower than this is past every store timeout.
             fences: moka::sync::Cache::builder()
@@ -70,21 +77,50 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, StoreError>>,
     {
+        // Every store call is counted once when it fails (single-flight waiters share it).
+        let load = || async {
+            let loaded = load().await;
+            if loaded.is_err() {
+                metrics::store_error(self.store);
+            }
+            loaded
+        };
+        // One lookup, as the metrics count it: a hit unless this request asked the store.
+        let mut asked = false;
         // The second try starts after any fence that made the first stale.
         for _ in 0..2 {
             let started = self.epoch.load(Ordering::SeqCst);
-            let (loaded_at, value) = self
+            let asked_now = std::sync::atomic::AtomicBool::new(false);
+            let got = self
                 .entries
-                .try_get_with_by_ref(key, async { load().await.map(|v| (started, v)) })
-                .await
-                .map_err(|e| (*e).clone())?;
+                .try_get_with_by_ref(key, async {
+                    asked_now.store(true, Ordering::Relaxed);
+                    load().await.map(|v| (started, v))
+                })
+                .await;
+            asked |= asked_now.load(Ordering::Relaxed);
+            let (loaded_at, value) = match got {
+                Ok(got) => got,
+                Err(e) => {
+                    metrics::cache_lookup(self.cache, false);
+                    return Err((*e).clone());
+                }
+            };
             if !self.is_stale(key, loaded_at) {
+                metrics::cache_lookup(self.cache, !asked);
                 return Ok(value);
             }
             self.entries.invalidate(key).await;
         }
+        metrics::cache_lookup(self.cache, false);
         // Invalidations keep racing this key: ask the store directly, uncached.
         load().await
+    }
+
+    /// Entries held, once moka has applied its pending writes and evictions.
+    pub(crate) async fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.entry_count()
     }
 
     fn is_stale(&self, key: &K, loaded_at: u64) -> bool {
@@ -139,8 +175,13 @@ where
     }
 }
 
+/// A key as a presented hash finds it: the record and, for a hash a reroll replaced, until when
+/// that hash works ([`ApiKeyStore::find_presented`](crate::store::ApiKeyStore::find_presented)).
+pub(crate) type PresentedKey = (ApiKeyRecord, Option<UnixTime>);
+
 pub(crate) struct StoreCaches {
-    pub(crate) api_keys: Fenced<KeyHash, Option<Arc<ApiKeyRecord>>>,
+    /// By presented hash: the key and, for a hash a reroll replaced, until when it works.
+    pub(crate) api_keys: Fenced<KeyHash, Option<Arc<PresentedKey>>>,
     pub(crate) sessions: Fenced<SessionId, Option<Arc<SessionRecord>>>,
     pub(crate) agents: Fenced<AgentId, Option<Arc<AgentRecord>>>,
     pub(crate) denied: Fenced<TokenId, bool>,
@@ -149,10 +190,10 @@ pub(crate) struct StoreCaches {
 impl StoreCaches {
     pub(crate) fn new(config: CacheConfig) -> Self {
         Self {
-            api_keys: Fenced::new(config, false),
-            sessions: Fenced::new(config, true),
-            agents: Fenced::new(config, false),
-            denied: Fenced::new(config, false),
+            api_keys: Fenced::new(config, false, CacheName::ApiKeys, StoreName::ApiKeys),
+            sessions: Fenced::new(config, true, CacheName::Sessions, StoreName::Sessions),
+            agents: Fenced::new(config, false, CacheName::Agents, StoreName::Agents),
+            denied: Fenced::new(config, false, CacheName::Denylist, StoreName::Denylist),
         }
     }
 

@@ -194,6 +194,130 @@ pub async fn api_key_revoke(s: &Stores) {
     assert!(!s.api_keys.delete(&rec.id).await.unwrap());
 }
 
+/// A reroll gives the key a new hash: the same id and record but the hash and display prefix;
+/// the replaced hash is found (with its deadline) by `find_presented` only when the reroll
+/// kept it, never by `find_by_hash`; a second reroll keeps only the newest replaced hash; a
+/// reroll without overlap forgets it; deleting the key forgets every hash.
+pub async fn api_key_reroll(s: &Stores) {
+    let (rec, key) = key_record(KeyOwner::User(UserId::random()), Some(now() + 3_600));
+    s.api_keys.insert(rec.clone()).await.unwrap();
+    let h0 = KeyHash::of(key.as_bytes());
+    assert_eq!(s.api_keys.previous_hash(&rec.id).await.unwrap(), None);
+    assert_eq!(
+        s.api_keys.find_presented(&h0).await.unwrap(),
+        Some((rec.clone(), None))
+    );
+
+    // Reroll with an overlap: the old hash is kept until its deadline.
+    let first = api_key::generate(&ApiKeyPrefix::default());
+    let until = now() + 60;
+    assert!(
+        s.api_keys
+            .reroll(&rec.id, first.hash, &first.display_prefix, Some(until))
+            .await
+            .unwrap()
+    );
+    let rerolled = ApiKeyRecord {
+        hash: first.hash,
+        display_prefix: first.display_prefix.clone(),
+        ..rec.clone()
+    };
+    assert_eq!(
+        s.api_keys.get(&rec.id).await.unwrap().as_ref(),
+        Some(&rerolled)
+    );
+    assert_eq!(
+        s.api_keys.find_by_hash(&first.hash).await.unwrap().as_ref(),
+        Some(&rerolled)
+    );
+    assert_eq!(
+        s.api_keys.find_by_hash(&h0).await.unwrap(),
+        None,
+        "find_by_hash finds current hashes only"
+    );
+    assert_eq!(
+        s.api_keys.find_presented(&first.hash).await.unwrap(),
+        Some((rerolled.clone(), None))
+    );
+    assert_eq!(
+        s.api_keys.find_presented(&h0).await.unwrap(),
+        Some((rerolled.clone(), Some(until)))
+    );
+    assert_eq!(
+        s.api_keys.previous_hash(&rec.id).await.unwrap(),
+        Some((h0, until))
+    );
+
+    // A second reroll within the overlap: only the newest replaced hash survives.
+    let second = api_key::generate(&ApiKeyPrefix::default());
+    let until2 = now() + 120;
+    assert!(
+        s.api_keys
+            .reroll(&rec.id, second.hash, &second.display_prefix, Some(until2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.api_keys.find_presented(&h0).await.unwrap(), None);
+    let (found, deadline) = s
+        .api_keys
+        .find_presented(&first.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.hash, deadline), (second.hash, Some(until2)));
+    assert_eq!(
+        s.api_keys.previous_hash(&rec.id).await.unwrap(),
+        Some((first.hash, until2))
+    );
+
+    // Without an overlap, the replaced hash is forgotten at once (and so is the kept one).
+    let third = api_key::generate(&ApiKeyPrefix::default());
+    assert!(
+        s.api_keys
+            .reroll(&rec.id, third.hash, &third.display_prefix, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.api_keys.find_presented(&second.hash).await.unwrap(), None);
+    assert_eq!(s.api_keys.find_presented(&first.hash).await.unwrap(), None);
+    assert_eq!(s.api_keys.previous_hash(&rec.id).await.unwrap(), None);
+    let (found, deadline) = s
+        .api_keys
+        .find_presented(&third.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id, found.permissions, found.expires_at, deadline),
+        (rec.id.clone(), rec.permissions, rec.expires_at, None)
+    );
+
+    // An unknown key is not rerolled; a deleted key leaves no hash behind.
+    let other = api_key::generate(&ApiKeyPrefix::default());
+    assert!(
+        !s.api_keys
+            .reroll(
+                &ApiKeyId::random(),
+                other.hash,
+                &other.display_prefix,
+                Some(until)
+            )
+            .await
+            .unwrap()
+    );
+    let fourth = api_key::generate(&ApiKeyPrefix::default());
+    assert!(
+        s.api_keys
+            .reroll(&rec.id, fourth.hash, &fourth.display_prefix, Some(until))
+            .await
+            .unwrap()
+    );
+    assert!(s.api_keys.delete(&rec.id).await.unwrap());
+    assert_eq!(s.api_keys.find_presented(&third.hash).await.unwrap(), None);
+    assert_eq!(s.api_keys.find_presented(&fourth.hash).await.unwrap(), None);
+    assert_eq!(s.api_keys.previous_hash(&rec.id).await.unwrap(), None);
+}
+
 /// `touch` records the latest use and never goes back in time.
 pub async fn api_key_touch(s: &Stores) {
     let (rec, _) = key_record(KeyOwner::User(UserId::random()), None);
@@ -373,6 +497,105 @@ pub async fn session_swap_is_compare_and_swap(s: &Stores) {
     assert_eq!(s.sessions.get(&missing).await.unwrap(), None);
 }
 
+/// A user's live sessions, newest first, with every field as stored (the `User-Agent` too):
+/// never a revoked or expired one, nor another user's; "live" is judged at the `now` given.
+pub async fn session_list_for_user(s: &Stores) {
+    let user = UserId::random();
+    let t = now();
+    let at = |created: u64, lifetime: u64, first: &[u8]| {
+        SessionRecord::new(
+            SessionId::random(),
+            user.clone(),
+            "acme".into(),
+            KeyHash::of(first),
+            created,
+            lifetime,
+            false,
+        )
+    };
+    let oldest = at(t - 30, 3_600, b"list-oldest");
+    let agent = "Mozilla/5.0 (X11; Linux x86_64) \u{e9}t\u{e9}";
+    let newer = SessionRecord {
+        remember_me: true,
+        ..at(t - 20, 7_200, b"list-newer").with_user_agent(Some(agent))
+    };
+    let revoked = at(t - 10, 3_600, b"list-revoked");
+    let expired = at(t - 4_000, 3_600, b"list-expired");
+    let others = session(&UserId::random(), KeyHash::of(b"list-others"));
+    for x in [&oldest, &newer, &revoked, &expired, &others] {
+        s.sessions.create(x.clone()).await.unwrap();
+    }
+    assert!(s.sessions.revoke(&revoked.id).await.unwrap());
+    assert_eq!(newer.user_agent.as_deref(), Some(agent));
+    let listed = s.sessions.list_for_user(&user, t).await.unwrap();
+    assert_eq!(listed, vec![newer.clone(), oldest.clone()], "newest first");
+    // A rotation shows: the listed record is the stored one.
+    let (_, version) = s
+        .sessions
+        .load_versioned(&oldest.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let rotated = SessionRecord {
+        current: KeyHash::of(b"list-oldest-2"),
+        parent: Some(oldest.current),
+        rotated_at: t - 5,
+        ..oldest.clone()
+    };
+    assert!(
+        s.sessions
+            .swap(&oldest.id, version, &rotated)
+            .await
+            .unwrap()
+    );
+    let listed = s.sessions.list_for_user(&user, t).await.unwrap();
+    assert_eq!(listed, vec![newer.clone(), rotated.clone()]);
+    assert_eq!(listed[1].last_refreshed_at(), Some(t - 5));
+    assert_eq!(listed[0].last_refreshed_at(), None);
+    // Judged at the `now` given: past the first expiry only the longer session is left.
+    let later = s
+        .sessions
+        .list_for_user(&user, oldest.expires_at)
+        .await
+        .unwrap();
+    assert_eq!(later, vec![newer.clone()]);
+    // Ties on `created_at` are broken by id, descending.
+    let mut twins = [
+        at(t - 1, 3_600, b"list-twin-a"),
+        at(t - 1, 3_600, b"list-twin-b"),
+    ];
+    for x in &twins {
+        s.sessions.create(x.clone()).await.unwrap();
+    }
+    twins.sort_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
+    let ids: Vec<_> = s
+        .sessions
+        .list_for_user(&user, t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            twins[0].id.clone(),
+            twins[1].id.clone(),
+            newer.id.clone(),
+            oldest.id.clone()
+        ]
+    );
+    s.sessions.revoke_all_for_user(&user, t).await.unwrap();
+    assert_eq!(s.sessions.list_for_user(&user, t).await.unwrap(), vec![]);
+    assert_eq!(
+        s.sessions
+            .list_for_user(&UserId::random(), t)
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
 /// Expired sessions refuse refresh.
 pub async fn session_expiry(s: &Stores) {
     let t0 = KeyHash::of(b"t0");
@@ -534,8 +757,9 @@ macro_rules! store_conformance_tests {
     (@all $stores:ident $setup:tt) => {
         $crate::store_conformance_tests!(@tests $stores $setup;
             api_key_create_and_lookup, api_key_expiry, api_key_disable, api_key_revoke,
-            api_key_touch, api_key_count, session_rotation_and_reuse, session_revoke_and_revoke_all,
+            api_key_touch, api_key_count, api_key_reroll, session_rotation_and_reuse, session_revoke_and_revoke_all,
             session_revoke_all_uses_given_now, session_swap_is_compare_and_swap, session_expiry,
+            session_list_for_user,
             concurrent_refresh_race, concurrent_refresh_within_grace, agent_terminate,
             denylist_expiry);
     };

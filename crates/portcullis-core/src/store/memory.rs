@@ -35,7 +35,19 @@ pub struct MemoryApiKeyStore {
 #[derive(Debug, Default)]
 struct KeyMaps {
     by_id: HashMap<ApiKeyId, ApiKeyRecord>,
+    /// Current hashes, and the hashes rerolls replaced (kept in `previous`).
     id_by_hash: HashMap<KeyHash, ApiKeyId>,
+    /// The hash each key's last reroll replaced, and until when it is presentable.
+    previous: HashMap<ApiKeyId, (KeyHash, UnixTime)>,
+}
+
+impl KeyMaps {
+    /// Forgets the replaced hash of `id`, if any.
+    fn forget_previous(&mut self, id: &ApiKeyId) {
+        if let Some((hash, _)) = self.previous.remove(id) {
+            self.id_by_hash.remove(&hash);
+        }
+    }
 }
 
 impl MemoryApiKeyStore {
@@ -69,6 +81,7 @@ impl ApiKeyStore for MemoryApiKeyStore {
             for (id, hash) in expired {
                 m.by_id.remove(&id);
                 m.id_by_hash.remove(&hash);
+                m.forget_previous(&id);
             }
             if m.by_id.len() >= self.capacity {
                 return Err(StoreError::CapacityExceeded);
@@ -87,7 +100,61 @@ impl ApiKeyStore for MemoryApiKeyStore {
         Ok(m.id_by_hash
             .get(hash)
             .and_then(|id| m.by_id.get(id))
+            .filter(|r| r.hash == *hash)
             .cloned())
+    }
+
+    async fn find_presented(
+        &self,
+        hash: &KeyHash,
+    ) -> Result<Option<(ApiKeyRecord, Option<UnixTime>)>, StoreError> {
+        let m = lock(&self.inner);
+        let Some(record) = m.id_by_hash.get(hash).and_then(|id| m.by_id.get(id)) else {
+            return Ok(None);
+        };
+        if record.hash == *hash {
+            return Ok(Some((record.clone(), None)));
+        }
+        Ok(m.previous
+            .get(&record.id)
+            .filter(|(previous, _)| previous == hash)
+            .map(|(_, until)| (record.clone(), Some(*until))))
+    }
+
+    async fn reroll(
+        &self,
+        id: &ApiKeyId,
+        new_hash: KeyHash,
+        display_prefix: &str,
+        previous_until: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        let mut m = lock(&self.inner);
+        if m.id_by_hash.contains_key(&new_hash) {
+            return Err(StoreError::Conflict("api key"));
+        }
+        let Some(record) = m.by_id.get_mut(id) else {
+            return Ok(false);
+        };
+        let old = std::mem::replace(&mut record.hash, new_hash);
+        record.display_prefix = display_prefix.to_owned();
+        m.forget_previous(id);
+        m.id_by_hash.insert(new_hash, id.clone());
+        match previous_until {
+            Some(until) => {
+                m.previous.insert(id.clone(), (old, until));
+            }
+            None => {
+                m.id_by_hash.remove(&old);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn previous_hash(
+        &self,
+        id: &ApiKeyId,
+    ) -> Result<Option<(KeyHash, UnixTime)>, StoreError> {
+        Ok(lock(&self.inner).previous.get(id).copied())
     }
 
     async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -119,6 +186,7 @@ impl ApiKeyStore for MemoryApiKeyStore {
         match m.by_id.remove(id) {
             Some(r) => {
                 m.id_by_hash.remove(&r.hash);
+                m.forget_previous(id);
                 Ok(true)
             }
             None => Ok(false),
@@ -242,6 +310,20 @@ impl SessionStore for MemorySessionStore {
             .values()
             .filter(|(s, _)| s.is_live(now) && org.is_none_or(|o| &s.org_id == o))
             .count() as u64)
+    }
+
+    async fn list_for_user(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut live: Vec<SessionRecord> = lock(&self.inner)
+            .values()
+            .filter(|(s, _)| &s.user_id == user && s.is_live(now))
+            .map(|(s, _)| s.clone())
+            .collect();
+        super::newest_first(&mut live);
+        Ok(live)
     }
 }
 

@@ -37,6 +37,47 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     async fn delete(&self, id: &ApiKeyId) -> Result<bool, StoreError>;
     /// Records last use for a batch of keys (written behind, never on the request path).
     async fn touch(&self, used: &[(ApiKeyId, UnixTime)]) -> Result<(), StoreError>;
+    /// Gives key `id` a new secret (a reroll): `new_hash` and `display_prefix` replace the
+    /// current ones in one atomic step. With `previous_until`, the hash replaced stays
+    /// presentable until then ([`find_presented`](Self::find_presented) finds it), replacing
+    /// any hash an earlier reroll kept: only the newest replaced secret survives. Without it,
+    /// the replaced hash is forgotten at once. False when there is no such key.
+    ///
+    /// The default answers [`StoreError::Unavailable`] (a store written before this method
+    /// existed still compiles, and a reroll it cannot do fails closed); every store of this
+    /// workspace implements it.
+    async fn reroll(
+        &self,
+        id: &ApiKeyId,
+        new_hash: KeyHash,
+        display_prefix: &str,
+        previous_until: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        let _ = (id, new_hash, display_prefix, previous_until);
+        Err(StoreError::Unavailable(
+            "this API key store does not reroll keys".into(),
+        ))
+    }
+    /// The key a presented hash stands for: by its current hash (with `None`), or by the hash
+    /// its last reroll replaced (with that hash's deadline, which the caller checks; a store
+    /// may also stop finding it once the deadline is past).
+    ///
+    /// The default is [`find_by_hash`](Self::find_by_hash): a store without rerolls.
+    async fn find_presented(
+        &self,
+        hash: &KeyHash,
+    ) -> Result<Option<(ApiKeyRecord, Option<UnixTime>)>, StoreError> {
+        Ok(self.find_by_hash(hash).await?.map(|r| (r, None)))
+    }
+    /// The hash key `id`'s last reroll replaced and until when it is presentable, if one is
+    /// kept (it may be past its deadline): what must be dropped from caches with the key.
+    async fn previous_hash(
+        &self,
+        id: &ApiKeyId,
+    ) -> Result<Option<(KeyHash, UnixTime)>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
     /// How many keys `org` has (enabled or not, expired or not), or every org when `None`:
     /// for statistics.
     ///
@@ -145,6 +186,32 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn revoke_all_for_user(&self, user: &UserId, now: UnixTime) -> Result<u64, StoreError>;
     /// Sessions live at `now` in `org`, or in every org (for stats).
     async fn count_live(&self, now: UnixTime, org: Option<&OrgId>) -> Result<u64, StoreError>;
+    /// The sessions of `user` live at `now` (not revoked, not expired), newest first: by
+    /// `created_at`, then by id, both descending, so that the order is the same on every
+    /// backend.
+    ///
+    /// The default answers [`StoreError::Unavailable`] (a store written before this method
+    /// existed still compiles, and a list it cannot give fails closed); every store of this
+    /// workspace implements it.
+    async fn list_for_user(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let _ = (user, now);
+        Err(StoreError::Unavailable(
+            "this session store does not list sessions".into(),
+        ))
+    }
+}
+
+/// Sorts sessions newest first, as [`SessionStore::list_for_user`] answers them.
+pub fn newest_first(sessions: &mut [SessionRecord]) {
+    sessions.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.id.as_str().cmp(a.id.as_str()))
+    });
 }
 
 /// Whether an agent is active or terminated.

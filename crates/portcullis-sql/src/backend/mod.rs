@@ -44,6 +44,25 @@ macro_rules! migrations {
                 description: "key creators",
                 sql: include_str!(concat!("../../migrations/", $dir, "/0002_key_creators.sql")),
             },
+            Migration {
+                version: 3,
+                description: "session user agent",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "/0003_session_user_agent.sql"
+                )),
+            },
+            Migration {
+                version: 4,
+                description: "key reroll",
+                sql: include_str!(concat!("../../migrations/", $dir, "/0004_key_reroll.sql")),
+            },
+            Migration {
+                version: 5,
+                description: "audit log",
+                sql: include_str!(concat!("../../migrations/", $dir, "/0005_audit_log.sql")),
+            },
         ]
     };
 }

@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 
 use portcullis_core::StoreError;
 use portcullis_core::api_key::{ApiKeyRecord, KeyCreator, KeyHash, KeysOf};
+use portcullis_core::audit::{AuditEvent, AuditQuery, AuditRecord};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use portcullis_core::session::SessionRecord;
@@ -35,7 +36,7 @@ macro_rules! api_key_columns {
 macro_rules! session_columns {
     () => {
         "id, user_id, org_id, current_hash, parent_hash, rotated_at, created_at, expires_at, \
-         remember_me, revoked"
+         remember_me, revoked, user_agent"
     };
 }
 
@@ -185,6 +186,92 @@ where
         .as_ref()
         .map(Self::api_key)
         .transpose()
+    }
+
+    /// The key whose current hash is `hash` (with `None`), or whose last reroll replaced
+    /// `hash` (with that hash's deadline).
+    pub(crate) async fn api_key_find_presented(
+        pool: &Pool<DB>,
+        hash: &KeyHash,
+    ) -> Result<Option<(ApiKeyRecord, Option<UnixTime>)>, StoreError> {
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            ", previous_hash_expires_at FROM api_keys WHERE key_hash = $1 OR previous_hash = $1 \
+             ORDER BY CASE WHEN key_hash = $1 THEN 0 ELSE 1 END LIMIT 1"
+        ))
+        .bind(&hash.0[..])
+        .fetch_optional(pool)
+        .await
+        .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let record = Self::api_key(&row)?;
+        if record.hash == *hash {
+            return Ok(Some((record, None)));
+        }
+        let until = codec::opt_time_from(
+            "previous_hash_expires_at",
+            Self::col(&row, "previous_hash_expires_at")?,
+        )?
+        // A replaced hash without a deadline is kept by no reroll of ours: not presentable.
+        .unwrap_or(0);
+        Ok(Some((record, Some(until))))
+    }
+
+    /// A new secret for key `id`, in one statement: the replaced hash is kept until
+    /// `previous_until`, or forgotten without it. Every `SET` reads the row as it was, so
+    /// `previous_hash` takes the hash being replaced.
+    pub(crate) async fn api_key_reroll(
+        pool: &Pool<DB>,
+        id: &ApiKeyId,
+        new_hash: &KeyHash,
+        display_prefix: &str,
+        previous_until: Option<UnixTime>,
+    ) -> Result<bool, StoreError> {
+        let sql = if previous_until.is_some() {
+            "UPDATE api_keys SET previous_hash = key_hash, previous_hash_expires_at = $4, \
+             key_hash = $2, display_prefix = $3 WHERE id = $1"
+        } else {
+            "UPDATE api_keys SET previous_hash = NULL, previous_hash_expires_at = $4, \
+             key_hash = $2, display_prefix = $3 WHERE id = $1"
+        };
+        let done = sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(&new_hash.0[..])
+            .bind(display_prefix)
+            .bind(previous_until.map(codec::time))
+            .execute(pool)
+            .await
+            .map_err(|e| conflict_or_unavailable(e, "api key"))?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// The hash key `id`'s last reroll replaced, with its deadline.
+    pub(crate) async fn api_key_previous_hash(
+        pool: &Pool<DB>,
+        id: &ApiKeyId,
+    ) -> Result<Option<(KeyHash, UnixTime)>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT previous_hash, previous_hash_expires_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let Some(hash) = Self::col::<Option<Vec<u8>>>(&row, "previous_hash")? else {
+            return Ok(None);
+        };
+        let until = codec::opt_time_from(
+            "previous_hash_expires_at",
+            Self::col(&row, "previous_hash_expires_at")?,
+        )?
+        .unwrap_or(0);
+        Ok(Some((codec::hash_from("previous_hash", &hash)?, until)))
     }
 
     pub(crate) async fn api_key_get(
@@ -349,6 +436,7 @@ where
             expires_at: codec::time_from("expires_at", Self::col(row, "expires_at")?)?,
             remember_me: Self::col(row, "remember_me")?,
             revoked: Self::col(row, "revoked")?,
+            user_agent: Self::col::<Option<String>>(row, "user_agent")?,
         })
     }
 
@@ -359,7 +447,7 @@ where
         sqlx::query(concat!(
             "INSERT INTO sessions (",
             session_columns!(),
-            ", version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)"
+            ", version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)"
         ))
         .bind(s.id.as_str())
         .bind(s.user_id.as_str())
@@ -371,6 +459,7 @@ where
         .bind(codec::time(s.expires_at))
         .bind(s.remember_me)
         .bind(s.revoked)
+        .bind(s.user_agent.as_deref())
         .execute(pool)
         .await
         .map_err(|e| conflict_or_unavailable(e, "session"))?;
@@ -410,7 +499,7 @@ where
         let done = sqlx::query(
             "UPDATE sessions SET user_id = $3, org_id = $4, current_hash = $5, parent_hash = $6, \
              rotated_at = $7, created_at = $8, expires_at = $9, remember_me = $10, revoked = $11, \
-             version = version + 1 \
+             user_agent = $12, version = version + 1 \
              WHERE id = $1 AND version = $2",
         )
         .bind(id.as_str())
@@ -424,6 +513,7 @@ where
         .bind(codec::time(new.expires_at))
         .bind(new.remember_me)
         .bind(new.revoked)
+        .bind(new.user_agent.as_deref())
         .execute(pool)
         .await
         .map_err(err)?;
@@ -467,6 +557,33 @@ where
                 live += 1;
             }
         }
+        Ok(live)
+    }
+
+    /// The sessions of `user` live at `now`, newest first (ties broken by id in Rust, so
+    /// that the order does not hang on the database's collation).
+    pub(crate) async fn session_list_for_user(
+        pool: &Pool<DB>,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = $1 AND revoked = $2 AND expires_at > $3 \
+             ORDER BY created_at DESC"
+        ))
+        .bind(user.as_str())
+        .bind(false)
+        .bind(codec::time(now))
+        .fetch_all(pool)
+        .await
+        .map_err(err)?;
+        let mut live = rows
+            .iter()
+            .map(Self::session)
+            .collect::<Result<Vec<_>, _>>()?;
+        portcullis_core::store::newest_first(&mut live);
         Ok(live)
     }
 
@@ -693,5 +810,88 @@ where
             .await
             .map_err(err)?;
         Ok(DB::rows_affected(&done) > 0)
+    }
+
+    // ---- audit log ----
+
+    /// One transaction for the batch, in the order given.
+    pub(crate) async fn audit_insert(
+        pool: &Pool<DB>,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = pool.begin().await.map_err(err)?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_log (time, actor_id, actor_kind, org_id, action, target, \
+                 outcome, request_id, client) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(codec::time(e.time))
+            .bind(e.actor_id.as_deref())
+            .bind(e.actor_kind.as_str())
+            .bind(e.org_id.as_ref().map(OrgId::as_str))
+            .bind(e.action.as_str())
+            .bind(e.target.as_deref())
+            .bind(e.outcome.as_str())
+            .bind(e.request_id.as_deref())
+            .bind(e.client.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    /// At most `limit` events matching `q`, newest first (time, then id).
+    pub(crate) async fn audit_query(
+        pool: &Pool<DB>,
+        q: &AuditQuery,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, actor_id, actor_kind, org_id, action, target, outcome, \
+             request_id, client FROM audit_log \
+             WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR action = $2) \
+             AND ($3 IS NULL OR actor_id = $3) AND ($4 IS NULL OR time >= $4) \
+             AND ($5 IS NULL OR time < $5 OR (time = $5 AND id < $6)) \
+             ORDER BY time DESC, id DESC LIMIT $7",
+        )
+        .bind(q.org.as_ref().map(OrgId::as_str))
+        .bind(q.action.as_deref())
+        .bind(q.actor_id.as_deref())
+        .bind(q.since.map(codec::time))
+        .bind(q.cursor.map(|c| codec::time(c.time)))
+        .bind(q.cursor.map(|c| c.id))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    id: Self::col::<i64>(row, "id")?,
+                    event: AuditEvent {
+                        time: codec::time_from("time", Self::col::<i64>(row, "time")?)?,
+                        actor_id: Self::col::<Option<String>>(row, "actor_id")?,
+                        actor_kind: Self::col::<String>(row, "actor_kind")?,
+                        org_id: Self::col::<Option<String>>(row, "org_id")?.map(OrgId::from),
+                        action: Self::col::<String>(row, "action")?,
+                        target: Self::col::<Option<String>>(row, "target")?,
+                        outcome: Self::col::<String>(row, "outcome")?,
+                        request_id: Self::col::<Option<String>>(row, "request_id")?,
+                        client: Self::col::<Option<String>>(row, "client")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes the events older than `before`; how many went.
+    pub(crate) async fn audit_prune(pool: &Pool<DB>, before: UnixTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit_log WHERE time < $1")
+            .bind(codec::time(before))
+            .execute(pool)
+            .await
+            .map_err(err)?;
+        Ok(DB::rows_affected(&done))
     }
 }

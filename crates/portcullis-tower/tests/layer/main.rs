@@ -705,4 +705,5 @@ mod failures;
 mod fallback;
 mod logging;
 mod malformed;
+mod metrics;
 mod service;
