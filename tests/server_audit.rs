@@ -434,6 +434,7 @@ async fn bad_requests(srv: &Server, run: &Run) {
         ("limit=ten", "limit"),
         ("cursor=not-a-cursor", "cursor"),
         ("since=yesterday", "since"),
+        ("since=9223372036854775808", "since"),
         ("action=", "action"),
     ] {
         let res = get(
@@ -451,6 +452,11 @@ async fn bad_requests(srv: &Server, run: &Run) {
                 && !detail.contains("not-a-cursor")
         );
     }
+    // A cursor is a position, not a token: any `<time>.<id>` is one (here, before everything).
+    let res = get(srv, "/admin/audit?cursor=0.0", Cred::Bearer(&run.root)).await;
+    let page = expect(res, 200).await;
+    assert_eq!(page["items"], serde_json::json!([]), "{page}");
+    assert!(page["next_cursor"].is_null(), "{page}");
     assert_401(
         get(srv, "/admin/audit", Cred::None).await,
         "missing_credentials",

@@ -1,6 +1,6 @@
 //! The per-request path of Portcullis beside its floors and its peers, in one group of one run
 //! so that the ratios between them are comparable (`cargo bench -p portcullis-bench --bench
-//! hot_path`). Names are `floor/…`, `portcullis/…`, `layer/…`, `layer_recorded/…` and
+//! hot_path`). Names are `floor/…`, `portcullis/…`, `layer/…`, `layer_recorded/…`, `layer_bound/…` and
 //! `peer/…`; BENCHMARKS.md explains each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -404,38 +404,36 @@ fn hot_path(c: &mut Criterion) {
     // drives it from here): the `layer/…` rows run against the facade's no-op.
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
+    let no_credentials = || layered.clone().oneshot(request(None));
+    let jwt_repeat = || {
+        layered.clone().oneshot(request(Some((
+            header::AUTHORIZATION.as_str(),
+            &bearer_value,
+        ))))
+    };
+    let api_key_cached = || {
+        layered
+            .clone()
+            .oneshot(request(Some(("x-api-key", &key_value))))
+    };
 
     g.bench_function("layer/none_bare_service", |b| {
         b.to_async(&rt).iter(|| hello.oneshot(request(None)))
     });
     g.bench_function("layer/no_credentials_401", |b| {
-        b.to_async(&rt)
-            .iter(|| layered.clone().oneshot(request(None)))
+        b.to_async(&rt).iter(&no_credentials)
     });
     {
         let _recording = metrics::set_default_local_recorder(&recorder);
         g.bench_function("layer_recorded/no_credentials_401", |b| {
-            b.to_async(&rt)
-                .iter(|| layered.clone().oneshot(request(None)))
+            b.to_async(&rt).iter(&no_credentials)
         });
     }
-    g.bench_function("layer/jwt_repeat", |b| {
-        b.to_async(&rt).iter(|| {
-            layered.clone().oneshot(request(Some((
-                header::AUTHORIZATION.as_str(),
-                &bearer_value,
-            ))))
-        })
-    });
+    g.bench_function("layer/jwt_repeat", |b| b.to_async(&rt).iter(&jwt_repeat));
     {
         let _recording = metrics::set_default_local_recorder(&recorder);
         g.bench_function("layer_recorded/jwt_repeat", |b| {
-            b.to_async(&rt).iter(|| {
-                layered.clone().oneshot(request(Some((
-                    header::AUTHORIZATION.as_str(),
-                    &bearer_value,
-                ))))
-            })
+            b.to_async(&rt).iter(&jwt_repeat)
         });
     }
     // The issuer's token, answered from the resolved-credential cache like `jwt_repeat`.
@@ -448,20 +446,12 @@ fn hot_path(c: &mut Criterion) {
         })
     });
     g.bench_function("layer/api_key_cached", |b| {
-        b.to_async(&rt).iter(|| {
-            layered
-                .clone()
-                .oneshot(request(Some(("x-api-key", &key_value))))
-        })
+        b.to_async(&rt).iter(&api_key_cached)
     });
     {
         let _recording = metrics::set_default_local_recorder(&recorder);
         g.bench_function("layer_recorded/api_key_cached", |b| {
-            b.to_async(&rt).iter(|| {
-                layered
-                    .clone()
-                    .oneshot(request(Some(("x-api-key", &key_value))))
-            })
+            b.to_async(&rt).iter(&api_key_cached)
         });
     }
 
@@ -469,6 +459,28 @@ fn hot_path(c: &mut Criterion) {
     for line in handle.render().lines() {
         if line.starts_with("portcullis_decisions_total") {
             eprintln!("recorded: {line}");
+        }
+    }
+
+    // `layer_bound/…`: as the sample server records, with a Prometheus recorder installed for
+    // the process and `metrics::bind_global` (a report is an add on a ready handle). Last of
+    // the layer rows: from here on every report of this process goes to that recorder.
+    let global = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let global_handle = global.handle();
+    metrics::set_global_recorder(global).unwrap();
+    portcullis_core::metrics::bind_global();
+    g.bench_function("layer_bound/no_credentials_401", |b| {
+        b.to_async(&rt).iter(&no_credentials)
+    });
+    g.bench_function("layer_bound/jwt_repeat", |b| {
+        b.to_async(&rt).iter(&jwt_repeat)
+    });
+    g.bench_function("layer_bound/api_key_cached", |b| {
+        b.to_async(&rt).iter(&api_key_cached)
+    });
+    for line in global_handle.render().lines() {
+        if line.starts_with("portcullis_decisions_total") {
+            eprintln!("recorded (bound): {line}");
         }
     }
 

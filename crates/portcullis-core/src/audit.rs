@@ -225,24 +225,25 @@ pub struct AuditCursor {
 }
 
 impl AuditCursor {
-    /// The opaque text form: base64url of `time:id`.
+    /// The largest number of digits of either part: both fit an `i64`.
+    pub const MAX_DIGITS: usize = 18;
+
+    /// The text form, `<time>.<id>`: a position in the log, not a secret. Any value of that
+    /// form is a valid position (the page starts strictly older than it).
     pub fn encode(&self) -> String {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}:{}", self.time, self.id))
+        format!("{}.{}", self.time, self.id)
     }
 
-    /// Reads [`encode`](Self::encode)'s form; `None` for anything else.
+    /// Reads [`encode`](Self::encode)'s form: two runs of 1 to [`MAX_DIGITS`](Self::MAX_DIGITS)
+    /// ASCII digits joined by a dot; `None` for anything else.
     pub fn decode(text: &str) -> Option<Self> {
-        use base64::Engine as _;
-        if text.len() > 64 {
+        let (time, id) = text.split_once('.')?;
+        let digits = |s: &str| {
+            (1..=Self::MAX_DIGITS).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(time) || !digits(id) {
             return None;
         }
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()?;
-        let raw = std::str::from_utf8(&raw).ok()?;
-        let (time, id) = raw.split_once(':')?;
         Some(Self {
             time: time.parse().ok()?,
             id: id.parse().ok()?,
@@ -297,6 +298,17 @@ mod tests {
         assert_eq!(AuditCursor::decode("not a cursor!"), None);
         assert_eq!(AuditCursor::decode(""), None);
         assert_eq!(AuditCursor::decode(&"A".repeat(100)), None);
+        // Any position of the documented form is accepted, the oldest and the largest.
+        assert_eq!(
+            AuditCursor::decode("0.0"),
+            Some(AuditCursor { time: 0, id: 0 })
+        );
+        let max = "9".repeat(AuditCursor::MAX_DIGITS);
+        assert!(AuditCursor::decode(&format!("{max}.{max}")).is_some());
+        for bad in ["1.", ".1", "1.2.3", "-1.2", "+1.2", "1:2", "0"] {
+            assert_eq!(AuditCursor::decode(bad), None, "{bad}");
+        }
+        assert_eq!(AuditCursor::decode(&format!("1{max}.1")), None);
     }
 
     #[test]

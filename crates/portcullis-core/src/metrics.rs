@@ -14,14 +14,17 @@
 //! | `portcullis_refresh_reuse_detected_total` | counter | | refresh-token reuses (each revoked a session) |
 //! | `portcullis_invalidations_sent_total`, `portcullis_invalidations_received_total` | counter | | cross-instance invalidations published and heard (Redis) |
 //!
-//! The request path pays for no allocation and takes no lock of its own: the keys of every
-//! labelled series are built once, with their hashes, and each report is one call into the
-//! recorder with a ready key (what a real recorder then does — a Prometheus recorder's lookup
-//! and atomic add — is measured in BENCHMARKS.md).
+//! The request path pays for no allocation and takes no lock of its own. After
+//! [`bind_global`], with a process-wide recorder installed, each report is an add on a handle
+//! taken once from that recorder (for a Prometheus recorder, one atomic add). Before it, or
+//! with a recorder installed for a thread only (as tests do), the keys of every labelled series
+//! are built once, with their hashes, and each report is one call into the current recorder
+//! with a ready key: the recorder's own lookup is then paid per report (measured in
+//! BENCHMARKS.md).
 
 use std::sync::OnceLock;
 
-use metrics::{Key, Label, Level, Metadata};
+use metrics::{Counter, Histogram, Key, Label, Level, Metadata};
 
 use crate::error::AuthError;
 
@@ -225,10 +228,20 @@ fn increment(key: &Key) {
     metrics::with_recorder(|r| r.register_counter(key, &METADATA).increment(1));
 }
 
-/// One request decided by the layer: how it presented itself (a [`Credential`](crate::Credential)'s
-/// [`kind`](crate::Credential::kind), `none`, or `unreadable`) and its outcome.
-pub fn decision(credential: &'static str, outcome: Result<(), &AuthError>) {
-    let keys = DECISION_KEYS.keys(|| {
+/// Handles of the labelled series on the request path, taken from the global recorder by
+/// [`bind_global`], in the index order of their key families.
+struct Handles {
+    decisions: Box<[Counter]>,
+    durations: Box<[Histogram]>,
+    hits: Box<[Counter]>,
+    misses: Box<[Counter]>,
+    store_errors: Box<[Counter]>,
+}
+
+static HANDLES: OnceLock<Handles> = OnceLock::new();
+
+fn decision_keys() -> &'static [Key] {
+    DECISION_KEYS.keys(|| {
         let mut keys = Vec::with_capacity(CREDENTIALS.len() * OUTCOMES.len());
         for credential in CREDENTIALS {
             for outcome in OUTCOMES {
@@ -242,24 +255,76 @@ pub fn decision(credential: &'static str, outcome: Result<(), &AuthError>) {
             }
         }
         keys
+    })
+}
+
+fn duration_keys() -> &'static [Key] {
+    DURATION_KEYS.keys(|| one_label(RESOLVE_DURATION, "credential", &CREDENTIALS))
+}
+
+fn cache_keys(hit: bool) -> &'static [Key] {
+    if hit {
+        HIT_KEYS.keys(|| one_label(CACHE_HITS, "cache", &cache_names()))
+    } else {
+        MISS_KEYS.keys(|| one_label(CACHE_MISSES, "cache", &cache_names()))
+    }
+}
+
+/// Takes a handle of every labelled series on the request path from the process-wide recorder
+/// (`metrics::set_global_recorder`, or an exporter's `install`), so that each later report is
+/// an add on a ready handle instead of a lookup in the recorder. Call once, after installing
+/// it; later calls do nothing. A recorder installed for a thread only is not bound: reports
+/// keep going to the current recorder.
+pub fn bind_global() {
+    HANDLES.get_or_init(|| {
+        let counters = |keys: &[Key]| -> Box<[Counter]> {
+            keys.iter()
+                .map(|k| metrics::with_recorder(|r| r.register_counter(k, &METADATA)))
+                .collect()
+        };
+        Handles {
+            decisions: counters(decision_keys()),
+            durations: duration_keys()
+                .iter()
+                .map(|k| metrics::with_recorder(|r| r.register_histogram(k, &METADATA)))
+                .collect(),
+            hits: counters(cache_keys(true)),
+            misses: counters(cache_keys(false)),
+            store_errors: counters(STORE_ERROR_KEYS.keys(store_error_keys)),
+        }
     });
-    let o = outcome.map_or_else(outcome_index, |()| 0);
-    increment(&keys[credential_index(credential) * OUTCOMES.len() + o]);
+}
+
+/// One request decided by the layer: how it presented itself (a [`Credential`](crate::Credential)'s
+/// [`kind`](crate::Credential::kind), `none`, or `unreadable`) and its outcome.
+pub fn decision(credential: &'static str, outcome: Result<(), &AuthError>) {
+    let i =
+        credential_index(credential) * OUTCOMES.len() + outcome.map_or_else(outcome_index, |()| 0);
+    match HANDLES.get() {
+        Some(h) => h.decisions[i].increment(1),
+        None => increment(&decision_keys()[i]),
+    }
 }
 
 /// How long resolving a credential of kind `credential` took, for one that waited.
 pub fn resolve_duration(credential: &'static str, seconds: f64) {
-    let keys = DURATION_KEYS.keys(|| one_label(RESOLVE_DURATION, "credential", &CREDENTIALS));
-    let key = &keys[credential_index(credential)];
-    metrics::with_recorder(|r| r.register_histogram(key, &METADATA).record(seconds));
+    let i = credential_index(credential);
+    match HANDLES.get() {
+        Some(h) => h.durations[i].record(seconds),
+        None => {
+            let key = &duration_keys()[i];
+            metrics::with_recorder(|r| r.register_histogram(key, &METADATA).record(seconds));
+        }
+    }
 }
 
 /// A lookup in `cache` that found a usable entry (`hit`) or not.
 pub fn cache_lookup(cache: CacheName, hit: bool) {
-    let family = if hit { &HIT_KEYS } else { &MISS_KEYS };
-    let name = if hit { CACHE_HITS } else { CACHE_MISSES };
-    let keys = family.keys(|| one_label(name, "cache", &cache_names()));
-    increment(&keys[cache as usize]);
+    match (HANDLES.get(), hit) {
+        (Some(h), true) => h.hits[cache as usize].increment(1),
+        (Some(h), false) => h.misses[cache as usize].increment(1),
+        (None, _) => increment(&cache_keys(hit)[cache as usize]),
+    }
 }
 
 /// Sets the entries gauge of `cache`.
@@ -271,8 +336,10 @@ pub fn cache_entries(cache: CacheName, entries: u64) {
 
 /// A store call that failed.
 pub fn store_error(store: StoreName) {
-    let keys = STORE_ERROR_KEYS.keys(store_error_keys);
-    increment(&keys[store as usize]);
+    match HANDLES.get() {
+        Some(h) => h.store_errors[store as usize].increment(1),
+        None => increment(&STORE_ERROR_KEYS.keys(store_error_keys)[store as usize]),
+    }
 }
 
 fn store_error_keys() -> Vec<Key> {

@@ -32,6 +32,7 @@ pub async fn serve(bind: SocketAddr, auth: Authenticator) -> Result<SocketAddr, 
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     portcullis::metrics::describe();
+    portcullis::metrics::bind_global();
     let listener = TcpListener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} (PORTCULLIS_METRICS_BIND): {e}"))?;

@@ -151,8 +151,9 @@ pub struct AuditParams {
     /// Items per page, 1 to 200; 50 when absent.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
-    /// The `next_cursor` of the previous page.
-    #[param(min_length = 1, max_length = 64)]
+    /// The `next_cursor` of the previous page: `<time>.<id>`, a position in the log (the page
+    /// starts strictly older than it).
+    #[param(pattern = r"^[0-9]{1,18}\.[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -220,14 +221,17 @@ impl AuditParams {
             .since
             .map(|s| {
                 s.parse::<u64>()
-                    .map_err(|_| ApiError::bad_request("since must be unix seconds (an integer)"))
+                    .ok()
+                    .filter(|s| i64::try_from(*s).is_ok())
+                    .ok_or_else(|| ApiError::bad_request("since must be unix seconds (an integer)"))
             })
             .transpose()?;
         let cursor = self
             .cursor
             .map(|c| {
-                AuditCursor::decode(&c)
-                    .ok_or_else(|| ApiError::bad_request("cursor is not a cursor this server gave"))
+                AuditCursor::decode(&c).ok_or_else(|| {
+                    ApiError::bad_request("cursor must be <time>.<id>, as next_cursor gives it")
+                })
             })
             .transpose()?;
         Ok(AuditQuery {
