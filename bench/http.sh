@@ -8,7 +8,8 @@
 # Environment (defaults): ROUNDS (11), DURATION seconds per run (5), WARMUP seconds per variant
 # before round 1 (1), CONNECTIONS (32), SERVER_CORE (0), LOAD_CORE (1), BASE_PORT (18080),
 # VARIANTS ("none portcullis-jwt portcullis-api-key jsonwebtoken jwt-authorizer"; `none` must
-# be among them), QUIET_WAIT (20: seconds to wait before each run for both cores to be idle),
+# be among them; `portcullis-jwt-metrics` and `portcullis-api-key-metrics` record every
+# decision into a Prometheus recorder, as the sample server does with PORTCULLIS_METRICS_BIND), QUIET_WAIT (20: seconds to wait before each run for both cores to be idle),
 # OTHER_MAX (5) and RETRIES (2): a run during which other processes used more than OTHER_MAX % of
 # a core is run again, up to RETRIES times, and the last try is kept with its figure.
 # Loopback only; every step is bounded in time; it stops by itself.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::contract::{BAD_CREDENTIAL_CHALLENGE, header, sorted};
+use common::contract::{BAD_CREDENTIAL_CHALLENGE, USER_ROLE, header, sorted};
 use common::oidc::{Provider, decode_jwt};
 use common::{Options, Server, assert_problem};
 use reqwest::Response;
@@ -39,21 +39,6 @@ use serde_json::{Map, Value, json};
 
 /// The audience the provider's tokens carry and the server accepts.
 const AUDIENCE: &str = "portcullis-api";
-
-/// The `user` role's permissions (the provider gives svc-acme and alice that role).
-const USER_ROLE: [&str; 11] = [
-    "memory:create",
-    "memory:delete",
-    "memory:list",
-    "memory:read",
-    "memory:search",
-    "memory:update",
-    "session:create",
-    "session:delete",
-    "session:list",
-    "session:read",
-    "session:update",
-];
 
 /// The `viewer` role's permissions (bob's and svc-globex's role).
 const VIEWER_ROLE: [&str; 5] = [
@@ -389,7 +374,7 @@ async fn client_credentials_token_acts_as_a_service_with_its_scopes_and_roles() 
     assert_eq!(me["auth_method"], "oidc", "{me}");
     assert_eq!(me["issuer"], p.issuer(), "{me}");
     // The scope's three are within the user role's: the union is the role.
-    assert_eq!(me["permissions"], json!(sorted(&USER_ROLE)), "{me}");
+    assert_eq!(me["permissions"], json!(sorted(USER_ROLE)), "{me}");
     assert!(me.get("session_id").is_none_or(Value::is_null), "{me}");
 
     let session = create_session(&srv, &acme, "acme's").await;
@@ -483,7 +468,7 @@ async fn authorization_code_login_acts_as_a_user_of_its_org() {
     assert_eq!(me["org_id"], "acme", "{me}");
     assert_eq!(me["auth_method"], "oidc", "{me}");
     assert_eq!(me["issuer"], p.issuer(), "{me}");
-    assert_eq!(me["permissions"], json!(sorted(&USER_ROLE)), "{me}");
+    assert_eq!(me["permissions"], json!(sorted(USER_ROLE)), "{me}");
     let session = create_session(&srv, &alice, "alice's").await;
     assert_eq!(session["org_id"], "acme", "{session}");
     assert_eq!(session["created_by"], "alice", "{session}");

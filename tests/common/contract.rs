@@ -47,6 +47,9 @@ pub const ALL_PERMISSIONS: [&str; 13] = [
     "session:update",
 ];
 
+/// The `user` role's permissions: every one but `admin:*`.
+pub const USER_ROLE: &[&str] = ALL_PERMISSIONS.split_at(2).1;
+
 // ---------------------------------------------------------------------------------------------
 // Plumbing
 // ---------------------------------------------------------------------------------------------

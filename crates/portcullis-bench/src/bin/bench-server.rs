@@ -1,7 +1,7 @@
 //! The HTTP bench server: axum 0.8 `GET /hello` → `hello`, behind one auth variant.
 //!
 //! ```text
-//! bench-server --variant <none|portcullis-jwt|portcullis-api-key|jsonwebtoken|jwt-authorizer>
+//! bench-server --variant <none|portcullis-jwt[-metrics]|portcullis-api-key[-metrics]|jsonwebtoken|jwt-authorizer>
 //!              --bind 127.0.0.1:PORT [--secret S]
 //! ```
 //!
@@ -11,7 +11,10 @@
 //!
 //! - `none`: the plain handler.
 //! - `portcullis-jwt`, `portcullis-api-key`: `AuthLayer` (in-memory stores, one live session,
-//!   one stored key) and a handler taking `RequirePermissions<MemoryRead>`.
+//!   one stored key) and a handler taking `RequirePermissions<MemoryRead>`. With `-metrics`,
+//!   as the sample server runs with `PORTCULLIS_METRICS_BIND`: a Prometheus recorder installed
+//!   for the process, its handles bound (`portcullis_core::metrics::bind_global`), its
+//!   histograms folded in every 5 s; nothing scrapes it.
 //! - `jsonwebtoken`: a hand-written `axum::middleware::from_fn` layer around
 //!   `jsonwebtoken::decode` (HS256, `exp`/`iss`/`aud`, key and `Validation` made once), putting
 //!   the owned claims in the extensions for a handler taking `Extension<Claims>`.
@@ -41,7 +44,7 @@ use portcullis_core::seed::MemoryRead;
 use portcullis_tower::AuthLayer;
 use tower::ServiceBuilder;
 
-const USAGE: &str = "usage: bench-server --variant <none|portcullis-jwt|portcullis-api-key|jsonwebtoken|jwt-authorizer> --bind 127.0.0.1:PORT [--secret S]";
+const USAGE: &str = "usage: bench-server --variant <none|portcullis-jwt[-metrics]|portcullis-api-key[-metrics]|jsonwebtoken|jwt-authorizer> --bind 127.0.0.1:PORT [--secret S]";
 /// Seven days: a load run never outlives its token.
 const TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 
@@ -69,12 +72,15 @@ impl Variant {
 
 struct Args {
     variant: Variant,
+    /// A `-metrics` variant: record into a Prometheus recorder.
+    metrics: bool,
     bind: SocketAddr,
     secret: String,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut variant = None;
+    let mut metrics = false;
     let mut bind = None;
     let mut secret = DEFAULT_SECRET.to_owned();
     let mut args = std::env::args().skip(1);
@@ -83,7 +89,12 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--variant" => {
                 let v = value()?;
-                variant = Some(Variant::parse(&v).ok_or_else(|| format!("unknown variant {v}"))?);
+                let (name, recorded) = match v.strip_suffix("-metrics") {
+                    Some(n) if n.starts_with("portcullis-") => (n, true),
+                    _ => (v.as_str(), false),
+                };
+                metrics = recorded;
+                variant = Some(Variant::parse(name).ok_or_else(|| format!("unknown variant {v}"))?);
             }
             "--bind" => {
                 let v = value()?;
@@ -96,6 +107,7 @@ fn parse_args() -> Result<Args, String> {
     }
     Ok(Args {
         variant: variant.ok_or("--variant is required")?,
+        metrics,
         bind: bind.ok_or("--bind is required")?,
         secret,
     })
@@ -133,6 +145,20 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     portcullis_bench::install_jwt_provider();
+    if args.metrics {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| format!("metrics recorder: {e}"))?;
+        portcullis_core::metrics::describe();
+        portcullis_core::metrics::bind_global();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let fx = Fixture::new(&args.secret, TOKEN_TTL_SECS).await;
     let token = fx.mint();
     let app = match args.variant {
