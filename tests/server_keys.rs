@@ -484,6 +484,25 @@ async fn assert_usage_exhausted(res: reqwest::Response) {
     assert!(headers.get("www-authenticate").is_none(), "{headers:?}");
 }
 
+/// A key with `remaining` usage credits, made as `token` (`session:list` only); the answer.
+async fn metered_key(srv: &Server, token: &str, name: &str, remaining: u64) -> Value {
+    create_key(
+        srv,
+        Cred::Bearer(token),
+        json!({"name": name, "permissions": ["session:list"], "remaining": remaining}),
+    )
+    .await
+}
+
+/// `n` requests with `key` answered 200, then the next one 429 `usage_exhausted`.
+async fn spend_all(srv: &Server, key: &str, n: usize) {
+    for i in 0..n {
+        let res = get(srv, "/api/v1/sessions", Cred::Key(key)).await;
+        assert_eq!(res.status(), 200, "request {i} of {n}");
+    }
+    assert_usage_exhausted(get(srv, "/api/v1/sessions", Cred::Key(key)).await).await;
+}
+
 /// The key `key_id` in `GET /api-keys` as `token`.
 async fn listed(srv: &Server, token: &str, key_id: &str) -> Value {
     let list = expect(get(srv, "/api-keys", Cred::Bearer(token)).await, 200).await;
@@ -499,22 +518,14 @@ async fn listed(srv: &Server, token: &str, key_id: &str) -> Value {
 async fn api_key_with_credits_is_429_usage_exhausted_once_they_are_spent() {
     let srv = Server::start();
     let admin = srv.admin_token().await;
-    let created = create_key(
-        &srv,
-        Cred::Bearer(&admin),
-        json!({"name": "metered", "permissions": ["session:list"], "remaining": 3}),
-    )
-    .await;
+    let created = metered_key(&srv, &admin, "metered", 3).await;
     assert_eq!(created["remaining"], 3, "{created}");
     let key = str_of(&created, "api_key");
     let key_id = str_of(&created, "key_id");
     let before = now();
-    for _ in 0..3 {
-        expect(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await, 200).await;
-    }
-    for _ in 0..2 {
-        assert_usage_exhausted(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await).await;
-    }
+    spend_all(&srv, &key, 3).await;
+    // And stays so.
+    assert_usage_exhausted(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await).await;
     // Not the caller's other credentials: the admin goes on.
     expect(
         get(&srv, "/api/v1/sessions", Cred::Bearer(&admin)).await,
@@ -605,72 +616,34 @@ async fn api_key_credits_out_of_range_or_not_a_whole_number_are_invalid_request(
 async fn a_key_made_by_a_key_with_credits_takes_them_from_its_parent() {
     let srv = Server::start();
     let admin = srv.admin_token().await;
-    let parent = create_key(
-        &srv,
-        Cred::Bearer(&admin),
-        json!({"name": "parent", "permissions": ["session:list"], "remaining": 10}),
-    )
-    .await;
+    let parent = metered_key(&srv, &admin, "parent", 10).await;
     let parent_key = str_of(&parent, "api_key");
     let parent_id = str_of(&parent, "key_id");
-    let child_body = |remaining: Value| json!({"name": "child", "permissions": ["session:list"], "remaining": remaining});
+    // A key asked for by the parent, with `remaining` (null: left out).
+    let ask_child = |remaining: Value| {
+        let body =
+            json!({"name": "child", "permissions": ["session:list"], "remaining": remaining});
+        post(&srv, "/api-keys", Cred::Key(&parent_key), body)
+    };
     // Left out: refused, not unlimited (the request itself paid 1: 9 left).
-    let res = post(
-        &srv,
-        "/api-keys",
-        Cred::Key(&parent_key),
-        json!({"name": "child", "permissions": ["session:list"]}),
-    )
-    .await;
+    let res = ask_child(Value::Null).await;
     let body = assert_problem(res, 400, "invalid_request").await;
     assert!(
         body["detail"].as_str().unwrap().contains("remaining"),
         "{body}"
     );
     // More than the parent has left (8 once this request paid): refused, nothing taken.
-    assert_usage_exhausted(
-        post(
-            &srv,
-            "/api-keys",
-            Cred::Key(&parent_key),
-            child_body(json!(9)),
-        )
-        .await,
-    )
-    .await;
+    assert_usage_exhausted(ask_child(json!(9)).await).await;
     // Within: the child's credits leave the parent (7 left after paying, 2 after the child).
-    let child = create_key(&srv, Cred::Key(&parent_key), child_body(json!(5))).await;
+    let child = expect(ask_child(json!(5)).await, 201).await;
     assert_eq!(child["remaining"], 5, "{child}");
     let child_key = str_of(&child, "api_key");
     assert_eq!(listed(&srv, &admin, &parent_id).await["remaining"], 2);
     // Parent and child never spend more than the parent's 10: 3 + 2 + 5 = 10.
-    for _ in 0..2 {
-        expect(
-            get(&srv, "/api/v1/sessions", Cred::Key(&parent_key)).await,
-            200,
-        )
-        .await;
-    }
-    assert_usage_exhausted(get(&srv, "/api/v1/sessions", Cred::Key(&parent_key)).await).await;
-    for _ in 0..5 {
-        expect(
-            get(&srv, "/api/v1/sessions", Cred::Key(&child_key)).await,
-            200,
-        )
-        .await;
-    }
-    assert_usage_exhausted(get(&srv, "/api/v1/sessions", Cred::Key(&child_key)).await).await;
+    spend_all(&srv, &parent_key, 2).await;
+    spend_all(&srv, &child_key, 5).await;
     // A spent parent makes no more keys.
-    assert_usage_exhausted(
-        post(
-            &srv,
-            "/api-keys",
-            Cred::Key(&parent_key),
-            child_body(json!(1)),
-        )
-        .await,
-    )
-    .await;
+    assert_usage_exhausted(ask_child(json!(1)).await).await;
     // A user's own keys are not bounded by anything but the range.
     let big = create_key(
         &srv,
@@ -685,12 +658,7 @@ async fn a_key_made_by_a_key_with_credits_takes_them_from_its_parent() {
 async fn rerolling_a_key_with_credits_keeps_its_count() {
     let srv = Server::start();
     let admin = srv.admin_token().await;
-    let created = create_key(
-        &srv,
-        Cred::Bearer(&admin),
-        json!({"name": "metered", "permissions": ["session:list"], "remaining": 4}),
-    )
-    .await;
+    let created = metered_key(&srv, &admin, "metered", 4).await;
     let key_id = str_of(&created, "key_id");
     let old = str_of(&created, "api_key");
     expect(get(&srv, "/api/v1/sessions", Cred::Key(&old)).await, 200).await;

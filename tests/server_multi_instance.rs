@@ -98,6 +98,15 @@ async fn refresh(http: &reqwest::Client, s: &Server, refresh_token: &str) -> req
         .unwrap()
 }
 
+/// Sends `req`, asserts the answer is `status`; its JSON body.
+async fn expect_json(req: reqwest::RequestBuilder, status: u16, what: &str) -> Value {
+    let res = req.send().await.unwrap();
+    let got = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "{what}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
 /// `POST /api-keys` as `cred`; `(key_id, api_key)`.
 async fn create_key(
     http: &reqwest::Client,
@@ -105,15 +114,8 @@ async fn create_key(
     cred: Cred<'_>,
     body: Value,
 ) -> (String, String) {
-    let res = with(http.post(s.url("/api-keys")), cred)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    assert_eq!(status, 201, "create API key: {text}");
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let req = with(http.post(s.url("/api-keys")), cred).json(&body);
+    let v = expect_json(req, 201, "create API key").await;
     (
         v["key_id"].as_str().unwrap().to_owned(),
         v["api_key"].as_str().unwrap().to_owned(),
@@ -1192,6 +1194,16 @@ async fn burst_keys(a: &Server, b: &Server, keys: &[&str], n: usize) -> Vec<(u16
     out
 }
 
+/// `POST /api-keys/{id}/reroll` on `s` as `admin` with `overlap_seconds`, expecting 201; the
+/// answer.
+async fn reroll(http: &reqwest::Client, s: &Server, admin: &str, id: &str, overlap: u64) -> Value {
+    let req = http
+        .post(s.url(&format!("/api-keys/{id}/reroll")))
+        .bearer_auth(admin)
+        .json(&json!({"overlap_seconds": overlap}));
+    expect_json(req, 201, "reroll").await
+}
+
 #[test]
 fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_then_neither() {
     with_pair(async |a, b, admin| {
@@ -1202,16 +1214,8 @@ fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_
         warm(&ha, a, Cred::Key(&old)).await;
         warm(&hb, b, Cred::Key(&old)).await;
 
-        let res = ha
-            .post(a.url(&format!("/api-keys/{id}/reroll")))
-            .bearer_auth(&admin)
-            .json(&json!({"overlap_seconds": 2}))
-            .send()
-            .await
-            .unwrap();
+        let rolled = reroll(&ha, a, &admin, &id, 2).await;
         let rerolled_at = Instant::now();
-        assert_eq!(res.status(), 201);
-        let rolled: Value = res.json().await.unwrap();
         assert_eq!(rolled["key_id"], id.as_str(), "{rolled}");
         let new = rolled["api_key"].as_str().unwrap().to_owned();
 
@@ -1255,15 +1259,7 @@ fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_
         // A reroll on A without overlap: B refuses the secret it replaced on the very next
         // request, though B had it cached.
         warm(&hb, b, Cred::Key(&new)).await;
-        let res = ha
-            .post(a.url(&format!("/api-keys/{id}/reroll")))
-            .bearer_auth(&admin)
-            .json(&json!({"overlap_seconds": 0}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let newest: Value = res.json().await.unwrap();
+        let newest = reroll(&ha, a, &admin, &id, 0).await;
         let newest = newest["api_key"].as_str().unwrap().to_owned();
         assert_problem(
             whoami(&hb, b, Cred::Key(&new)).await,
@@ -1299,15 +1295,8 @@ fn successes(results: &[(u16, String)], what: &str) -> usize {
 
 /// The listing's `remaining` of key `id`, read on `s`.
 async fn remaining_of(http: &reqwest::Client, s: &Server, admin: &str, id: &str) -> Value {
-    let list: Value = http
-        .get(s.url("/api-keys"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let req = http.get(s.url("/api-keys")).bearer_auth(admin);
+    let list = expect_json(req, 200, "GET /api-keys").await;
     let key = list
         .as_array()
         .unwrap()
@@ -1337,15 +1326,7 @@ fn j_credits_are_spent_exactly_once_across_both_instances_and_across_a_rerolls_s
         // A key with 20 credits rerolled with an overlap: its old and new secrets, 32 requests
         // at once over both instances, share the one counter.
         let (id, old) = create_key(&ha, a, Cred::Bearer(&admin), metered("rolled")).await;
-        let res = hb
-            .post(b.url(&format!("/api-keys/{id}/reroll")))
-            .bearer_auth(&admin)
-            .json(&json!({"overlap_seconds": 60}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let rolled: Value = res.json().await.unwrap();
+        let rolled = reroll(&hb, b, &admin, &id, 60).await;
         assert_eq!(rolled["remaining"], 20, "a reroll resets nothing: {rolled}");
         let new = rolled["api_key"].as_str().unwrap().to_owned();
         let results = burst_keys(a, b, &[&old, &new], 32).await;
