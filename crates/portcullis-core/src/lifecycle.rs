@@ -832,7 +832,10 @@ impl Lifecycle {
 
     // ---- API keys -------------------------------------------------------------------------
 
-    /// Makes an API key within [`key_issuance::grant`]'s bounds.
+    /// Makes an API key within [`key_issuance::grant`]'s bounds. A key made by an API key
+    /// with usage credits takes its own `remaining` from that key first (see
+    /// [`key_issuance`]): 400 without `remaining`, 429 `usage_exhausted` when it asks for more
+    /// than is left.
     pub async fn create_api_key(
         &self,
         actor: &Actor,
