@@ -98,6 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         enabled: true,
         rate_limit_per_minute: Some(60),
         last_used_at: None,
+        remaining: None,
     })
     .await?;
     let presented = api_key::parse(generated.key.expose(), &config.api_key_prefix)?;

@@ -48,6 +48,7 @@ async fn api_key(auth: &Authenticator, permissions: portcullis::PermissionSet) -
             enabled: true,
             rate_limit_per_minute: None,
             last_used_at: None,
+            remaining: None,
         })
         .await
         .unwrap();

@@ -79,6 +79,7 @@ async fn insert_key(stores: &Stores, auth: &Authenticator, enabled: bool) -> (St
             enabled,
             rate_limit_per_minute: None,
             last_used_at: None,
+            remaining: None,
         })
         .await
         .unwrap();

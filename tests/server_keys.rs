@@ -464,3 +464,217 @@ async fn rerolling_another_users_key_is_not_found_and_a_bad_overlap_is_invalid()
     )
     .await;
 }
+
+/// A 429 `usage_exhausted`: a problem with no `Retry-After` nor `RateLimit-*` (credits never
+/// refill, so there is nothing to wait for).
+async fn assert_usage_exhausted(res: reqwest::Response) {
+    let headers = res.headers().clone();
+    assert_problem(res, 429, "usage_exhausted").await;
+    for name in [
+        "retry-after",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+    ] {
+        assert!(
+            headers.get(name).is_none(),
+            "{name} on usage_exhausted: {headers:?}"
+        );
+    }
+    assert!(headers.get("www-authenticate").is_none(), "{headers:?}");
+}
+
+/// A key with `remaining` usage credits, made as `token` (`session:list` only); the answer.
+async fn metered_key(srv: &Server, token: &str, name: &str, remaining: u64) -> Value {
+    create_key(
+        srv,
+        Cred::Bearer(token),
+        json!({"name": name, "permissions": ["session:list"], "remaining": remaining}),
+    )
+    .await
+}
+
+/// `n` requests with `key` answered 200, then the next one 429 `usage_exhausted`.
+async fn spend_all(srv: &Server, key: &str, n: usize) {
+    for i in 0..n {
+        let res = get(srv, "/api/v1/sessions", Cred::Key(key)).await;
+        assert_eq!(res.status(), 200, "request {i} of {n}");
+    }
+    assert_usage_exhausted(get(srv, "/api/v1/sessions", Cred::Key(key)).await).await;
+}
+
+/// The key `key_id` in `GET /api-keys` as `token`.
+async fn listed(srv: &Server, token: &str, key_id: &str) -> Value {
+    let list = expect(get(srv, "/api-keys", Cred::Bearer(token)).await, 200).await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == key_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{key_id} not listed: {list}"))
+}
+
+#[tokio::test]
+async fn api_key_with_credits_is_429_usage_exhausted_once_they_are_spent() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let created = metered_key(&srv, &admin, "metered", 3).await;
+    assert_eq!(created["remaining"], 3, "{created}");
+    let key = str_of(&created, "api_key");
+    let key_id = str_of(&created, "key_id");
+    let before = now();
+    spend_all(&srv, &key, 3).await;
+    // And stays so.
+    assert_usage_exhausted(get(&srv, "/api/v1/sessions", Cred::Key(&key)).await).await;
+    // Not the caller's other credentials: the admin goes on.
+    expect(
+        get(&srv, "/api/v1/sessions", Cred::Bearer(&admin)).await,
+        200,
+    )
+    .await;
+    // The listing: none left, and the last use, once written behind (every 5 s).
+    let mut item = listed(&srv, &admin, &key_id).await;
+    assert_eq!(item["remaining"], 0, "{item}");
+    let waited = std::time::Instant::now();
+    while item["last_used_at"].is_null() && waited.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        item = listed(&srv, &admin, &key_id).await;
+    }
+    let last_used = item["last_used_at"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("last_used_at never written: {item}"));
+    assert!(last_used + 5 >= before && last_used <= now() + 5, "{item}");
+    // A key without credits lists `remaining: null`.
+    let (plain_id, _) = key_with(&srv, &admin, &["session:list"]).await;
+    assert!(listed(&srv, &admin, &plain_id).await["remaining"].is_null());
+    // Disabled beats exhausted: 401 as before.
+    expect(
+        patch(
+            &srv,
+            &format!("/api-keys/{key_id}"),
+            Cred::Bearer(&admin),
+            json!({"enabled": false}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_get_401(
+        &srv,
+        "/api/v1/sessions",
+        Cred::Key(&key),
+        "api_key_disabled",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn api_key_credits_out_of_range_or_not_a_whole_number_are_invalid_request() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    for bad in [
+        json!(0),
+        json!(-1),
+        json!(2.5),
+        json!("3"),
+        json!(true),
+        json!(9_007_199_254_740_992_u64),
+    ] {
+        let res = post(
+            &srv,
+            "/api-keys",
+            Cred::Bearer(&admin),
+            json!({"name": "bad", "permissions": ["session:list"], "remaining": bad}),
+        )
+        .await;
+        let body = assert_problem(res, 400, "invalid_request").await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("remaining"), "{bad}: {body}");
+    }
+    // None of them made a key.
+    let list = expect(get(&srv, "/api-keys", Cred::Bearer(&admin)).await, 200).await;
+    assert_eq!(list, json!([]));
+    // The document says what the server enforces.
+    let doc = expect(get(&srv, "/openapi.json", Cred::None).await, 200).await;
+    let schema = &doc["components"]["schemas"]["CreateKey"]["properties"]["remaining"];
+    assert_eq!(schema["minimum"], 1, "{schema}");
+    let responses = &doc["paths"]["/api-keys"]["post"]["responses"];
+    assert!(responses["429"].is_object(), "{responses}");
+    let codes = doc["components"]["responses"]["RateLimited"]["content"]
+        ["application/problem+json"]["schema"]["allOf"][1]["properties"]["code"]["enum"]
+        .clone();
+    assert!(
+        codes
+            .as_array()
+            .unwrap()
+            .contains(&json!("usage_exhausted")),
+        "{codes}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_made_by_a_key_with_credits_takes_them_from_its_parent() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let parent = metered_key(&srv, &admin, "parent", 10).await;
+    let parent_key = str_of(&parent, "api_key");
+    let parent_id = str_of(&parent, "key_id");
+    // A key asked for by the parent, with `remaining` (null: left out).
+    let ask_child = |remaining: Value| {
+        let body =
+            json!({"name": "child", "permissions": ["session:list"], "remaining": remaining});
+        post(&srv, "/api-keys", Cred::Key(&parent_key), body)
+    };
+    // Left out: refused, not unlimited (the request itself paid 1: 9 left).
+    let res = ask_child(Value::Null).await;
+    let body = assert_problem(res, 400, "invalid_request").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("remaining"),
+        "{body}"
+    );
+    // More than the parent has left (8 once this request paid): refused, nothing taken.
+    assert_usage_exhausted(ask_child(json!(9)).await).await;
+    // Within: the child's credits leave the parent (7 left after paying, 2 after the child).
+    let child = expect(ask_child(json!(5)).await, 201).await;
+    assert_eq!(child["remaining"], 5, "{child}");
+    let child_key = str_of(&child, "api_key");
+    assert_eq!(listed(&srv, &admin, &parent_id).await["remaining"], 2);
+    // Parent and child never spend more than the parent's 10: 3 + 2 + 5 = 10.
+    spend_all(&srv, &parent_key, 2).await;
+    spend_all(&srv, &child_key, 5).await;
+    // A spent parent makes no more keys.
+    assert_usage_exhausted(ask_child(json!(1)).await).await;
+    // A user's own keys are not bounded by anything but the range.
+    let big = create_key(
+        &srv,
+        Cred::Bearer(&admin),
+        json!({"name": "big", "permissions": ["session:list"], "remaining": 9_007_199_254_740_991_u64}),
+    )
+    .await;
+    assert_eq!(big["remaining"], 9_007_199_254_740_991_u64, "{big}");
+}
+
+#[tokio::test]
+async fn rerolling_a_key_with_credits_keeps_its_count() {
+    let srv = Server::start();
+    let admin = srv.admin_token().await;
+    let created = metered_key(&srv, &admin, "metered", 4).await;
+    let key_id = str_of(&created, "key_id");
+    let old = str_of(&created, "api_key");
+    expect(get(&srv, "/api/v1/sessions", Cred::Key(&old)).await, 200).await;
+    let rolled = expect(
+        reroll(&srv, Cred::Bearer(&admin), &key_id, json!(60)).await,
+        201,
+    )
+    .await;
+    assert_eq!(rolled["remaining"], 3, "{rolled}");
+    let new = str_of(&rolled, "api_key");
+    // Old and new secret spend one counter.
+    for secret in [&old, &new, &old] {
+        expect(get(&srv, "/api/v1/sessions", Cred::Key(secret)).await, 200).await;
+    }
+    for secret in [&old, &new] {
+        assert_usage_exhausted(get(&srv, "/api/v1/sessions", Cred::Key(secret)).await).await;
+    }
+    assert_eq!(listed(&srv, &admin, &key_id).await["remaining"], 0);
+}

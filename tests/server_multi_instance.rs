@@ -98,6 +98,15 @@ async fn refresh(http: &reqwest::Client, s: &Server, refresh_token: &str) -> req
         .unwrap()
 }
 
+/// Sends `req`, asserts the answer is `status`; its JSON body.
+async fn expect_json(req: reqwest::RequestBuilder, status: u16, what: &str) -> Value {
+    let res = req.send().await.unwrap();
+    let got = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "{what}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
 /// `POST /api-keys` as `cred`; `(key_id, api_key)`.
 async fn create_key(
     http: &reqwest::Client,
@@ -105,15 +114,8 @@ async fn create_key(
     cred: Cred<'_>,
     body: Value,
 ) -> (String, String) {
-    let res = with(http.post(s.url("/api-keys")), cred)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    assert_eq!(status, 201, "create API key: {text}");
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let req = with(http.post(s.url("/api-keys")), cred).json(&body);
+    let v = expect_json(req, 201, "create API key").await;
     (
         v["key_id"].as_str().unwrap().to_owned(),
         v["api_key"].as_str().unwrap().to_owned(),
@@ -1165,9 +1167,16 @@ fn h_instances_started_at_once_on_a_fresh_database_all_come_up_with_one_admin() 
 /// `n` concurrent `whoami` requests with `X-API-Key: key`, alternating between `a` and `b`; the
 /// status and problem `code` (empty for a 200) of each.
 async fn burst(a: &Server, b: &Server, key: &str, n: usize) -> Vec<(u16, String)> {
+    burst_keys(a, b, &[key], n).await
+}
+
+/// [`burst`] with request `i` presenting `keys[(i / 2) % keys.len()]`, so that every key
+/// reaches both instances.
+async fn burst_keys(a: &Server, b: &Server, keys: &[&str], n: usize) -> Vec<(u16, String)> {
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             let s = if i % 2 == 0 { a } else { b };
+            let key = keys[(i / 2) % keys.len()];
             let (http, url, key) = (s.client(), s.url("/auth/whoami"), key.to_owned());
             tokio::spawn(async move {
                 let res = http.get(url).header("x-api-key", key).send().await.unwrap();
@@ -1185,6 +1194,16 @@ async fn burst(a: &Server, b: &Server, key: &str, n: usize) -> Vec<(u16, String)
     out
 }
 
+/// `POST /api-keys/{id}/reroll` on `s` as `admin` with `overlap_seconds`, expecting 201; the
+/// answer.
+async fn reroll(http: &reqwest::Client, s: &Server, admin: &str, id: &str, overlap: u64) -> Value {
+    let req = http
+        .post(s.url(&format!("/api-keys/{id}/reroll")))
+        .bearer_auth(admin)
+        .json(&json!({"overlap_seconds": overlap}));
+    expect_json(req, 201, "reroll").await
+}
+
 #[test]
 fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_then_neither() {
     with_pair(async |a, b, admin| {
@@ -1195,16 +1214,8 @@ fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_
         warm(&ha, a, Cred::Key(&old)).await;
         warm(&hb, b, Cred::Key(&old)).await;
 
-        let res = ha
-            .post(a.url(&format!("/api-keys/{id}/reroll")))
-            .bearer_auth(&admin)
-            .json(&json!({"overlap_seconds": 2}))
-            .send()
-            .await
-            .unwrap();
+        let rolled = reroll(&ha, a, &admin, &id, 2).await;
         let rerolled_at = Instant::now();
-        assert_eq!(res.status(), 201);
-        let rolled: Value = res.json().await.unwrap();
         assert_eq!(rolled["key_id"], id.as_str(), "{rolled}");
         let new = rolled["api_key"].as_str().unwrap().to_owned();
 
@@ -1248,15 +1259,7 @@ fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_
         // A reroll on A without overlap: B refuses the secret it replaced on the very next
         // request, though B had it cached.
         warm(&hb, b, Cred::Key(&new)).await;
-        let res = ha
-            .post(a.url(&format!("/api-keys/{id}/reroll")))
-            .bearer_auth(&admin)
-            .json(&json!({"overlap_seconds": 0}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let newest: Value = res.json().await.unwrap();
+        let newest = reroll(&ha, a, &admin, &id, 0).await;
         let newest = newest["api_key"].as_str().unwrap().to_owned();
         assert_problem(
             whoami(&hb, b, Cred::Key(&new)).await,
@@ -1273,5 +1276,79 @@ fn i_a_key_rerolled_on_a_keeps_its_old_secret_for_the_overlap_on_both_instances_
         for (s, h) in [(a, &ha), (b, &hb)] {
             whoami_ok(h, s, Cred::Key(&newest), "the newest secret").await;
         }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (j) usage credits: one counter for both instances and for every secret of a key
+
+/// How many of `results` are 200, and asserts every other one is 429 `usage_exhausted`.
+fn successes(results: &[(u16, String)], what: &str) -> usize {
+    for (status, code) in results {
+        assert!(
+            *status == 200 || (*status == 429 && code == "usage_exhausted"),
+            "{what}: {results:?}"
+        );
+    }
+    results.iter().filter(|(status, _)| *status == 200).count()
+}
+
+/// The listing's `remaining` of key `id`, read on `s`.
+async fn remaining_of(http: &reqwest::Client, s: &Server, admin: &str, id: &str) -> Value {
+    let req = http.get(s.url("/api-keys")).bearer_auth(admin);
+    let list = expect_json(req, 200, "GET /api-keys").await;
+    let key = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    key["remaining"].clone()
+}
+
+#[test]
+fn j_credits_are_spent_exactly_once_across_both_instances_and_across_a_rerolls_secrets() {
+    with_pair(async |a, b, admin| {
+        let (ha, hb) = (a.client(), b.client());
+        let metered =
+            |name: &str| json!({"name": name, "permissions": ["memory:read"], "remaining": 20});
+
+        // 32 concurrent requests over both instances with a key of 20 credits: exactly 20
+        // succeed, the other 12 are 429 usage_exhausted, and none left — not fewer than none.
+        let (id, key) = create_key(&ha, a, Cred::Bearer(&admin), metered("metered")).await;
+        let results = burst(a, b, &key, 32).await;
+        assert_eq!(successes(&results, "one secret"), 20, "{results:?}");
+        for (s, h) in [(a, &ha), (b, &hb)] {
+            assert_eq!(remaining_of(h, s, &admin, &id).await, 0);
+            assert_problem(whoami(h, s, Cred::Key(&key)).await, 429, "usage_exhausted").await;
+        }
+
+        // A key with 20 credits rerolled with an overlap: its old and new secrets, 32 requests
+        // at once over both instances, share the one counter.
+        let (id, old) = create_key(&ha, a, Cred::Bearer(&admin), metered("rolled")).await;
+        let rolled = reroll(&hb, b, &admin, &id, 60).await;
+        assert_eq!(rolled["remaining"], 20, "a reroll resets nothing: {rolled}");
+        let new = rolled["api_key"].as_str().unwrap().to_owned();
+        let results = burst_keys(a, b, &[&old, &new], 32).await;
+        assert_eq!(
+            successes(&results, "old and new secrets"),
+            20,
+            "{results:?}"
+        );
+        for (s, h) in [(a, &ha), (b, &hb)] {
+            assert_eq!(remaining_of(h, s, &admin, &id).await, 0);
+            for secret in [&old, &new] {
+                assert_problem(
+                    whoami(h, s, Cred::Key(secret)).await,
+                    429,
+                    "usage_exhausted",
+                )
+                .await;
+            }
+        }
+        println!(
+            "(j) 32 concurrent requests over two instances: 20 served, 12 usage_exhausted, for \
+             one secret and for a reroll's old and new secrets together"
+        );
     });
 }

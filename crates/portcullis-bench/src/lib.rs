@@ -129,6 +129,7 @@ impl Fixture {
             enabled: true,
             rate_limit_per_minute: None,
             last_used_at: None,
+            remaining: None,
         };
         self.stores
             .api_keys

@@ -159,6 +159,10 @@ pub enum AuthError {
     /// 429 `rate_limited`.
     #[error("rate limit exceeded")]
     RateLimited(RateLimitInfo),
+    /// 429 `usage_exhausted`: the API key's usage credits are spent. Credits never refill, so
+    /// there is no `Retry-After`: retrying cannot help.
+    #[error("usage credits exhausted")]
+    UsageExhausted,
     /// 503 `auth_unavailable`: a store could not be reached; fail closed.
     #[error("authentication temporarily unavailable")]
     Unavailable(StoreError),
@@ -198,6 +202,7 @@ impl AuthError {
             Self::OrgForbidden => "org_forbidden",
             Self::WrongActorKind => "wrong_actor_kind",
             Self::RateLimited(_) => "rate_limited",
+            Self::UsageExhausted => "usage_exhausted",
             Self::Unavailable(_) => "auth_unavailable",
         }
     }
@@ -209,7 +214,7 @@ impl AuthError {
             | Self::CsrfFailed
             | Self::OrgForbidden
             | Self::WrongActorKind => 403,
-            Self::RateLimited(_) => 429,
+            Self::RateLimited(_) | Self::UsageExhausted => 429,
             Self::Unavailable(_) => 503,
             _ => 401,
         }
@@ -314,6 +319,7 @@ mod tests {
                 429,
                 "rate_limited",
             ),
+            (AuthError::UsageExhausted, 429, "usage_exhausted"),
             (
                 AuthError::Unavailable(StoreError::Unavailable("down".into())),
                 503,

@@ -5,6 +5,11 @@
 //! - A key made by a key, or by an agent on a run token, lives no longer than that credential
 //!   and is limited no more loosely: asked for more, or for nothing, it gets the parent's bound.
 //!   Otherwise a child would outlive a revoked-by-expiry parent or outrun its rate limit.
+//! - A key made by a key with usage credits must ask for its own credits, and takes them from
+//!   its parent ([`Lifecycle::create_api_key`](crate::lifecycle::Lifecycle::create_api_key)):
+//!   the parent's counter drops by as many, so a key and all the keys it makes never spend
+//!   more than the parent held. (Bounding a child only by the parent's count would let a key
+//!   with N credits mint N children of N each.)
 //! - A key that acts as an agent (`agent_id`) needs `admin:write` in the agent's org and holds
 //!   at most what agents may hold (never `admin:*`). An agent of another org is not found.
 //! - An actor lists and manages the keys it made; a user also those its keys made. A key is
@@ -25,6 +30,10 @@ pub const MAX_KEY_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
 /// The highest per-key rate limit (requests a minute): what a signed 32-bit integer holds.
 pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = i32::MAX as u32;
 
+/// The most usage credits a key may be given: 2^53 - 1, the largest integer every JSON parser
+/// reads exactly (and well within the stores' signed 64-bit columns).
+pub const MAX_CREDITS: u64 = (1 << 53) - 1;
+
 /// What the caller asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyRequest<'a> {
@@ -35,6 +44,9 @@ pub struct KeyRequest<'a> {
     pub expires_in_secs: Option<u64>,
     /// Requests a minute (1 ..= [`MAX_RATE_LIMIT_PER_MINUTE`]); none: the creator's, or none.
     pub rate_limit_per_minute: Option<u32>,
+    /// Usage credits (1 ..= [`MAX_CREDITS`]); none: unlimited (a key made by a key with credits
+    /// must ask for some).
+    pub remaining: Option<u64>,
     /// The agent the key should act as, as found by its id (`None` when not asked for).
     pub agent: Option<&'a AgentRecord>,
 }
@@ -69,6 +81,8 @@ pub struct KeyGrant {
     pub expires_at: Option<UnixTime>,
     /// Its rate limit, if any.
     pub rate_limit_per_minute: Option<u32>,
+    /// Its usage credits, if limited (still to be taken from a parent with credits).
+    pub remaining: Option<u64>,
     /// Who made it.
     pub created_by: KeyCreator,
 }
@@ -83,6 +97,7 @@ pub struct KeyGrant {
 ///     permissions: MemoryRead::SET,
 ///     expires_in_secs: Some(60),
 ///     rate_limit_per_minute: None,
+///     remaining: None,
 ///     agent: None,
 /// };
 /// let g = grant(&Actor::Board, &req, 1_000, SESSION_ALL | MEMORY_ALL, &"default".into()).unwrap();
@@ -129,6 +144,13 @@ pub fn grant(
         }
         Some(n) => Some(n),
     };
+    if let Some(n) = req.remaining
+        && !(1..=MAX_CREDITS).contains(&n)
+    {
+        return Err(KeyIssueError::Invalid(
+            "remaining must be between 1 and 9007199254740991",
+        ));
+    }
     let (owner, org_id) = match req.agent {
         None => (owner_of(actor), actor.home_org(default_org).clone()),
         Some(agent) => {
@@ -152,6 +174,7 @@ pub fn grant(
         permissions: req.permissions,
         expires_at: tighter(requested_expiry, actor.credential_expires_at()),
         rate_limit_per_minute: tighter(requested_limit, actor.credential_rate_limit()),
+        remaining: req.remaining,
         created_by,
     })
 }
@@ -262,6 +285,7 @@ mod tests {
             permissions,
             expires_in_secs: None,
             rate_limit_per_minute: None,
+            remaining: None,
             agent: None,
         }
     }
@@ -375,6 +399,14 @@ mod tests {
                 rate_limit_per_minute: Some(u32::MAX),
                 ..req(MemoryRead::SET)
             },
+            KeyRequest {
+                remaining: Some(0),
+                ..req(MemoryRead::SET)
+            },
+            KeyRequest {
+                remaining: Some(MAX_CREDITS + 1),
+                ..req(MemoryRead::SET)
+            },
         ] {
             assert!(matches!(
                 grant(&admin, &r, 0, AGENTS, &"d".into()),
@@ -402,6 +434,7 @@ mod tests {
             enabled: true,
             rate_limit_per_minute: None,
             last_used_at: None,
+            remaining: None,
         };
         let owners_admin_key = record("u1", Some("u1"));
         let made_by_k1 = record("k1", Some("u1"));

@@ -29,7 +29,7 @@ use crate::permission::PermissionList;
 use crate::permission::seed::{AdminRead, AdminWrite};
 use crate::roles::RoleGrantError;
 use crate::session::SessionRecord;
-use crate::store::{AgentRecord, AgentStatus};
+use crate::store::{AgentRecord, AgentStatus, Credits};
 use crate::throttle::LoginThrottle;
 use crate::token::{AccessGrant, AgentGrant};
 use crate::users::{Account, Users};
@@ -151,6 +151,9 @@ pub struct NewApiKey {
     pub expires_in_secs: Option<u64>,
     /// Its own rate limit, requests a minute.
     pub rate_limit_per_minute: Option<u32>,
+    /// Usage credits: each request the key authenticates takes one, and at zero it is refused
+    /// with 429 `usage_exhausted`; none: unlimited (see [`key_issuance`]).
+    pub remaining: Option<u64>,
     /// The agent it should act as.
     pub agent_id: Option<AgentId>,
 }
@@ -829,7 +832,10 @@ impl Lifecycle {
 
     // ---- API keys -------------------------------------------------------------------------
 
-    /// Makes an API key within [`key_issuance::grant`]'s bounds.
+    /// Makes an API key within [`key_issuance::grant`]'s bounds. A key made by an API key
+    /// with usage credits takes its own `remaining` from that key first (see
+    /// [`key_issuance`]): 400 without `remaining`, 429 `usage_exhausted` when it asks for more
+    /// than is left.
     pub async fn create_api_key(
         &self,
         actor: &Actor,
@@ -852,6 +858,7 @@ impl Lifecycle {
             permissions: new.permissions,
             expires_in_secs: new.expires_in_secs,
             rate_limit_per_minute: new.rate_limit_per_minute,
+            remaining: new.remaining,
             agent: agent.as_ref(),
         };
         let now = self.now();
@@ -867,6 +874,7 @@ impl Lifecycle {
             KeyIssueError::AgentNotFound => LifecycleError::NotFound,
             KeyIssueError::Invalid(why) => LifecycleError::Invalid(why.to_owned()),
         })?;
+        self.take_parent_credits(actor, grant.remaining).await?;
         let generated = api_key::generate(&auth.config().api_key_prefix);
         let record = ApiKeyRecord {
             id: ApiKeyId::random(),
@@ -882,6 +890,7 @@ impl Lifecycle {
             enabled: true,
             rate_limit_per_minute: grant.rate_limit_per_minute,
             last_used_at: None,
+            remaining: grant.remaining,
         };
         auth.stores().api_keys.insert(record.clone()).await?;
         tracing::info!(key = %record.id, by = %record.created_by.actor, "api key created");
@@ -894,6 +903,34 @@ impl Lifecycle {
             record,
             key: generated.key,
         })
+    }
+
+    /// When `actor` came with an API key that has usage credits, takes the new key's credits
+    /// (`asked`) from it at once, so that a key and every key it makes never spend more than
+    /// it held; a new key without credits is then refused (400), and one asking for more
+    /// than the parent has left is 429 `usage_exhausted`. Nothing for any other actor.
+    ///
+    /// Taken before the new key is stored: should storing it fail, the parent has lost
+    /// those credits — never the other way round, a key with credits nobody paid for.
+    async fn take_parent_credits(&self, actor: &Actor, asked: Option<u64>) -> LifecycleResult<()> {
+        let Some(parent) = actor.api_key_id() else {
+            return Ok(());
+        };
+        let keys = &self.0.auth.stores().api_keys;
+        let record = keys.get(parent).await?.ok_or(AuthError::InvalidApiKey)?;
+        if record.remaining.is_none() {
+            return Ok(());
+        }
+        let Some(n) = asked else {
+            return Err(LifecycleError::Invalid(
+                "remaining is required when the creating API key has usage credits".into(),
+            ));
+        };
+        match keys.take_credits(parent, n).await? {
+            Credits::Taken { .. } | Credits::Unlimited => Ok(()),
+            Credits::Exhausted => Err(AuthError::UsageExhausted.into()),
+            Credits::NotFound => Err(AuthError::InvalidApiKey.into()),
+        }
     }
 
     /// Makes an API key for the account whose login is `email`, as the account itself would

@@ -55,7 +55,7 @@ pub const INVALIDATIONS_RECEIVED: &str = "portcullis_invalidations_received_tota
 pub const CREDENTIALS: [&str; 5] = ["api_key", "bearer", "cookie", "none", "unreadable"];
 
 /// The `outcome` label's values: `ok`, then every contract code of [`AuthError::code`].
-pub const OUTCOMES: [&str; 17] = [
+pub const OUTCOMES: [&str; 18] = [
     "ok",
     "missing_credentials",
     "invalid_credentials",
@@ -73,6 +73,7 @@ pub const OUTCOMES: [&str; 17] = [
     "wrong_actor_kind",
     "rate_limited",
     "auth_unavailable",
+    "usage_exhausted",
 ];
 
 /// The caches that report hits, misses and entries (the `cache` label).
@@ -221,6 +222,7 @@ fn outcome_index(e: &AuthError) -> usize {
         AuthError::WrongActorKind => 14,
         AuthError::RateLimited(_) => 15,
         AuthError::Unavailable(_) => 16,
+        AuthError::UsageExhausted => 17,
     }
 }
 
@@ -451,6 +453,7 @@ mod tests {
             AuthError::WrongActorKind,
             AuthError::RateLimited(info),
             AuthError::Unavailable(StoreError::CapacityExceeded),
+            AuthError::UsageExhausted,
         ];
         for e in &all {
             assert_eq!(OUTCOMES[outcome_index(e)], e.code(), "{e:?}");

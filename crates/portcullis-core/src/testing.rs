@@ -90,6 +90,7 @@ pub fn api_key_record(id: impl Into<ApiKeyId>, hash: KeyHash) -> ApiKeyRecord {
         enabled: true,
         rate_limit_per_minute: None,
         last_used_at: None,
+        remaining: None,
     }
 }
 
@@ -285,6 +286,7 @@ impl TestActor {
                 enabled: true,
                 rate_limit_per_minute: None,
                 last_used_at: None,
+                remaining: None,
             })
             .await?;
         Ok(generated.key)

@@ -172,6 +172,7 @@ fn new_key(permissions: PermissionSet) -> NewApiKey {
         permissions,
         expires_in_secs: None,
         rate_limit_per_minute: None,
+        remaining: None,
         agent_id: None,
     }
 }
@@ -1692,4 +1693,67 @@ mod audit {
         let e = rec.one(action::LOGIN_SUCCEEDED);
         assert_eq!((e.request_id, e.client), (None, None));
     }
+}
+
+#[tokio::test]
+async fn a_key_with_credits_pays_one_a_request_and_its_children_pay_from_it() {
+    let f = fx();
+    let ada = f.actor("ada@example.com", "admin", "acme").await;
+    let parent =
+        f.lc.create_api_key(
+            &ada,
+            NewApiKey {
+                remaining: Some(5),
+                ..new_key(MemoryRead::SET)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(parent.record.remaining, Some(5));
+    // Each resolution pays: the key is never served from the resolved-credential cache.
+    let as_parent = f.key(parent.key.expose()).await.unwrap();
+    f.key(parent.key.expose()).await.unwrap();
+    // 3 left. A child of a key with credits must ask for some...
+    let r =
+        f.lc.create_api_key(&as_parent, new_key(MemoryRead::SET))
+            .await;
+    assert!(matches!(r, Err(LifecycleError::Invalid(_))), "{r:?}");
+    // ...no more than the parent has left (nothing is taken then)...
+    let more = NewApiKey {
+        remaining: Some(4),
+        ..new_key(MemoryRead::SET)
+    };
+    let r = f.lc.create_api_key(&as_parent, more).await;
+    assert!(
+        matches!(r, Err(LifecycleError::Auth(AuthError::UsageExhausted))),
+        "{r:?}"
+    );
+    // ...and takes them from it.
+    let two = NewApiKey {
+        remaining: Some(2),
+        ..new_key(MemoryRead::SET)
+    };
+    let child = f.lc.create_api_key(&as_parent, two).await.unwrap();
+    assert_eq!(child.record.remaining, Some(2));
+    f.key(parent.key.expose()).await.unwrap();
+    assert_eq!(
+        f.key(parent.key.expose()).await.unwrap_err(),
+        AuthError::UsageExhausted
+    );
+    for _ in 0..2 {
+        f.key(child.key.expose()).await.unwrap();
+    }
+    let err = f.key(child.key.expose()).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (429, "usage_exhausted"));
+    let listed = f.lc.api_keys(&ada).await.unwrap();
+    let left: Vec<_> = listed.iter().map(|k| k.remaining).collect();
+    assert_eq!(left, [Some(0), Some(0)]);
+    // Disabled beats exhausted: a refused key is still a 401.
+    f.lc.set_api_key_enabled(&ada, &child.record.id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.key(child.key.expose()).await.unwrap_err(),
+        AuthError::ApiKeyDisabled
+    );
 }

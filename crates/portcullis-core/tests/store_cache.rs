@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeysOf};
 use portcullis_core::cache::{Invalidation, InvalidationSink};
 use portcullis_core::ids::{ApiKeyId, OrgId};
-use portcullis_core::store::{ApiKeyStore, MemoryApiKeyStore, Stores};
+use portcullis_core::store::{ApiKeyStore, Credits, MemoryApiKeyStore, Stores};
 use portcullis_core::testing;
 use portcullis_core::{AuthError, Authenticator, Credential, StoreError};
 
@@ -62,6 +62,12 @@ impl ApiKeyStore for Counting {
     }
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
         self.inner.count(org).await
+    }
+    async fn take_credits(&self, id: &ApiKeyId, n: u64) -> Result<Credits, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        self.inner.take_credits(id, n).await
     }
 }
 
@@ -238,4 +244,48 @@ async fn a_load_in_flight_during_a_revocation_does_not_bring_the_old_record_back
             Err(AuthError::ApiKeyDisabled)
         );
     }
+}
+
+#[tokio::test]
+async fn a_key_with_credits_fails_closed_when_its_count_is_unreachable_and_one_without_does_not_notice()
+ {
+    let fx = fx();
+    let (plain, _) = new_key(&fx).await;
+    let g = api_key::generate(&fx.auth.config().api_key_prefix);
+    let id = ApiKeyId::random();
+    let metered = ApiKeyRecord {
+        remaining: Some(3),
+        ..testing::api_key_record(id.clone(), g.hash)
+    };
+    fx.store.insert(metered).await.unwrap();
+    let metered = g.key.expose().to_owned();
+    for key in [&plain, &metered] {
+        fx.auth.resolve(Credential::ApiKey(key)).await.unwrap();
+    }
+    fx.store.down.store(true, Ordering::SeqCst);
+    // Both records are cached; only the key with credits needs the store, and is refused.
+    let err = fx
+        .auth
+        .resolve(Credential::ApiKey(&metered))
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.code()), (503, "auth_unavailable"));
+    assert!(
+        fx.auth
+            .resolve_cached(Credential::ApiKey(&metered))
+            .is_none()
+    );
+    assert!(fx.auth.resolve_cached(Credential::ApiKey(&plain)).is_some());
+    fx.store.down.store(false, Ordering::SeqCst);
+    // The outage took nothing: 2 of 3 left.
+    for _ in 0..2 {
+        fx.auth.resolve(Credential::ApiKey(&metered)).await.unwrap();
+    }
+    let err = fx
+        .auth
+        .resolve(Credential::ApiKey(&metered))
+        .await
+        .unwrap_err();
+    assert_eq!(err, AuthError::UsageExhausted);
+    assert_eq!((err.status(), err.code()), (429, "usage_exhausted"));
 }

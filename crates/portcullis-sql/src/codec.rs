@@ -87,6 +87,17 @@ pub(crate) fn rate_limit_from(v: Option<i64>) -> Result<Option<u32>, StoreError>
         .transpose()
 }
 
+/// Usage credits as stored (a non-negative `BIGINT`) to a count.
+pub(crate) fn credits(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Unavailable("usage credits out of range".into()))
+}
+
+/// A stored credit count; a negative one was never written by this crate.
+pub(crate) fn credits_from(v: Option<i64>) -> Result<Option<u64>, StoreError> {
+    v.map(|v| u64::try_from(v).map_err(|_| malformed("remaining")))
+        .transpose()
+}
+
 /// A row that no version of this crate wrote: the database was edited by hand or by
 /// something else. Refusing it fails closed.
 pub(crate) fn malformed(column: &'static str) -> StoreError {

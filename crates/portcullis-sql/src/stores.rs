@@ -10,7 +10,7 @@ use portcullis_core::clock::UnixTime;
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::{
-    AgentDirectory, AgentRecord, ApiKeyStore, Denylist, SessionStore, Stores,
+    AgentDirectory, AgentRecord, ApiKeyStore, Credits, Denylist, SessionStore, Stores,
 };
 
 use crate::backend::{ExpiringTable, Ops};
@@ -228,6 +228,12 @@ impl ApiKeyStore for SqlApiKeyStore {
 
     async fn delete(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
         with_pool!(&self.pool, |p| Ops::api_key_delete(p, id).await)
+    }
+
+    /// One conditional `UPDATE … RETURNING` on the key's row: see [`ApiKeyStore::take_credits`]
+    /// for why the database's count is the only one, Redis or not.
+    async fn take_credits(&self, id: &ApiKeyId, n: u64) -> Result<Credits, StoreError> {
+        with_pool!(&self.pool, |p| Ops::api_key_take_credits(p, id, n).await)
     }
 
     /// One transaction for the batch, one update per distinct key (its latest time).

@@ -212,7 +212,7 @@ async fn a_version_2_session_survives_migration_3_without_a_user_agent() {
             .fetch_all(pool)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let stores = sql.stores();
     let old = stores.sessions.get(&sid).await.unwrap().unwrap();
     assert_eq!(old.user_agent, None);
@@ -232,6 +232,12 @@ async fn a_version_2_session_survives_migration_3_without_a_user_agent() {
         .unwrap()
         .unwrap();
     assert_eq!((key.id.clone(), kept), (key_id.clone(), None));
+    // Migration 6 leaves an older key unlimited: no usage credits to count.
+    assert_eq!(key.remaining, None);
+    assert_eq!(
+        stores.api_keys.take_credits(&key_id, 1).await.unwrap(),
+        portcullis_core::store::Credits::Unlimited
+    );
     assert_eq!(stores.api_keys.previous_hash(&key_id).await.unwrap(), None);
     let next = KeyHash::of(b"its next secret");
     let until = SystemClock.now() + 60;

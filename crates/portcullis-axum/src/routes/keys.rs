@@ -32,6 +32,12 @@ pub struct CreateKey {
     #[schema(minimum = 1, maximum = 2_147_483_647)]
     #[serde(default, deserialize_with = "super::json::whole_number")]
     pub rate_limit_per_minute: Option<u32>,
+    /// Usage credits: each request the key makes takes one, and at zero it is refused with
+    /// 429 `usage_exhausted` (credits never refill); unlimited when absent. A key made by a
+    /// key with credits must ask for some, and takes them from that key.
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991.0)]
+    #[serde(default, deserialize_with = "super::json::whole_number")]
+    pub remaining: Option<u64>,
     /// Make the key act as this agent (needs admin:write in the agent's org).
     pub agent_id: Option<String>,
 }
@@ -49,6 +55,8 @@ pub struct CreatedKey {
     pub permissions: Vec<&'static str>,
     /// When it stops working (unix seconds), if ever.
     pub expires_at: Option<u64>,
+    /// Usage credits left; null: unlimited.
+    pub remaining: Option<u64>,
 }
 
 /// A key in a listing: never the key or its hash.
@@ -70,8 +78,10 @@ pub struct KeyInfo {
     pub enabled: bool,
     /// Its own rate limit.
     pub rate_limit_per_minute: Option<u32>,
-    /// Last use (written behind, may lag a few seconds).
+    /// Last use (unix seconds; written behind, may lag a few seconds); null: never used.
     pub last_used_at: Option<u64>,
+    /// Usage credits left, as counted now; null: unlimited.
+    pub remaining: Option<u64>,
     /// The agent it acts as, for agent keys.
     pub agent_id: Option<String>,
 }
@@ -104,6 +114,7 @@ fn info(s: &Lifecycle, r: &ApiKeyRecord) -> KeyInfo {
         enabled: r.enabled,
         rate_limit_per_minute: r.rate_limit_per_minute,
         last_used_at: r.last_used_at,
+        remaining: r.remaining,
         agent_id: match &r.owner {
             KeyOwner::Agent(a) => Some(a.to_string()),
             KeyOwner::User(_) => None,
@@ -116,8 +127,10 @@ fn info(s: &Lifecycle, r: &ApiKeyRecord) -> KeyInfo {
                links(("updateApiKey" = (operation_id = "updateApiKey", parameters(("key_id" = "$response.body#/key_id")))),
                      ("deleteApiKey" = (operation_id = "deleteApiKey", parameters(("key_id" = "$response.body#/key_id")))),
                      ("rerollApiKey" = (operation_id = "rerollApiKey", parameters(("key_id" = "$response.body#/key_id")))))),
+              (status = 400, description = "invalid_request: a field is missing, of the wrong type or out of range (`remaining` below 1 or above 2^53 - 1), or `remaining` is left out by an API key that has usage credits"),
               (status = 403, description = "insufficient_permissions: more than the caller holds, or `agent_id` without admin:write (or csrf_failed)"),
-              (status = 404, description = "not_found: `agent_id` names no active agent the caller can see")),
+              (status = 404, description = "not_found: `agent_id` names no active agent the caller can see"),
+              (status = 429, description = "usage_exhausted: the calling API key has fewer usage credits left than `remaining` asks to take from it (or none at all); rate_limited: its rate limit")),
     security(("bearer" = []), ("api_key" = [])))]
 /// Creates a key holding at most what the caller holds; the library's
 /// [`key_issuance`](portcullis_core::key_issuance) decides its bounds.
@@ -140,6 +153,7 @@ pub async fn create(
                 permissions,
                 expires_in_secs: req.expires_in_seconds,
                 rate_limit_per_minute: req.rate_limit_per_minute,
+                remaining: req.remaining,
                 agent_id: req.agent_id.map(AgentId::from),
             },
         )
@@ -154,6 +168,7 @@ pub async fn create(
             prefix: record.display_prefix,
             permissions: sorted_names(&s, record.permissions),
             expires_at: record.expires_at,
+            remaining: record.remaining,
         }),
     ))
 }
@@ -205,7 +220,7 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/api-keys/{key_id}/reroll", tag = "api-keys", operation_id = "rerollApiKey", request_body = RerollKey,
     params(("key_id" = String, Path, description = "the key's id", min_length = 1)),
-    responses((status = 201, body = CreatedKey, description = "the key's new secret, shown this once: the same key id, permissions, rate limit and expiry; the secret it replaces works for `overlap_seconds` more, then is refused (401 invalid_api_key) on every instance",
+    responses((status = 201, body = CreatedKey, description = "the key's new secret, shown this once: the same key id, permissions, rate limit, expiry and usage credits (one counter for the old and the new secret); the secret it replaces works for `overlap_seconds` more, then is refused (401 invalid_api_key) on every instance",
                links(("updateApiKey" = (operation_id = "updateApiKey", parameters(("key_id" = "$response.body#/key_id")))),
                      ("deleteApiKey" = (operation_id = "deleteApiKey", parameters(("key_id" = "$response.body#/key_id")))),
                      ("rerollApiKey" = (operation_id = "rerollApiKey", parameters(("key_id" = "$response.body#/key_id")))))),
@@ -237,6 +252,7 @@ pub async fn reroll(
             prefix: record.display_prefix,
             permissions: sorted_names(&s, record.permissions),
             expires_at: record.expires_at,
+            remaining: record.remaining,
         }),
     ))
 }

@@ -3,7 +3,7 @@
 //! route, so that the document says what the server does without each annotation repeating it:
 //!
 //! - the auth layer: 401, 429 and 503 on every protected route (a missing or bad credential, a
-//!   key's rate limit, an unreachable store), and 403 `csrf_failed` on its unsafe methods;
+//!   key's rate limit or spent usage credits, an unreachable store), and 403 `csrf_failed` on its unsafe methods;
 //! - [`ApiJson`](super::ApiJson): 400, 413 and 415 on every route that takes a body;
 //! - [`ApiPath`](super::ApiPath) and [`ApiQuery`](super::ApiQuery): 400 on routes with
 //!   parameters, and 404 for an id that is not there (or is another org's);
@@ -175,13 +175,27 @@ const ERRORS: &[ErrorStatus] = &[
     ErrorStatus {
         status: 429,
         component: "RateLimited",
-        description: "rate_limited: the API key's rate limit, or the password checks of one email",
-        codes: &["rate_limited"],
+        description: "rate_limited: the API key's rate limit, or the password checks of one email; \
+                      usage_exhausted: the API key's usage credits are spent (they never refill, \
+                      so it carries no Retry-After or RateLimit-* header)",
+        codes: &["rate_limited", "usage_exhausted"],
         headers: &[
-            ("Retry-After", true, "seconds to wait"),
-            ("RateLimit-Limit", true, "requests allowed in the window"),
-            ("RateLimit-Remaining", true, "requests left in the window"),
-            ("RateLimit-Reset", true, "seconds until the window resets"),
+            ("Retry-After", false, "seconds to wait (rate_limited only)"),
+            (
+                "RateLimit-Limit",
+                false,
+                "requests allowed in the window (rate_limited only)",
+            ),
+            (
+                "RateLimit-Remaining",
+                false,
+                "requests left in the window (rate_limited only)",
+            ),
+            (
+                "RateLimit-Reset",
+                false,
+                "seconds until the window resets (rate_limited only)",
+            ),
         ],
     },
     ErrorStatus {

@@ -97,6 +97,12 @@ pub struct ApiKeyRecord {
     pub rate_limit_per_minute: Option<u32>,
     /// Last use, written behind.
     pub last_used_at: Option<UnixTime>,
+    /// Usage credits left, if the key has any: each request it authenticates takes one
+    /// ([`ApiKeyStore::take_credits`](crate::store::ApiKeyStore::take_credits)), and at zero it
+    /// is refused with 429 `usage_exhausted`. `None`: unlimited. A key never gains or loses
+    /// its limit, so a cached record tells whether the key has credits, never how many: the
+    /// count is the store's.
+    pub remaining: Option<u64>,
 }
 
 impl ApiKeyRecord {

@@ -13,7 +13,7 @@ use crate::ids::{AgentId, SessionId, TokenId};
 use crate::metrics::{self, CacheName, StoreName};
 use crate::oidc::Grants;
 use crate::permission::PermissionSet;
-use crate::store::{AgentRecord, AgentStatus};
+use crate::store::{AgentRecord, AgentStatus, Credits};
 use crate::token::{AccessToken, AgentToken, Carrier, VerifiedToken};
 
 impl Authenticator {
@@ -250,8 +250,10 @@ impl Authenticator {
     }
 
     /// The actor of an API key, its hash, when a cached resolution must stop being served,
-    /// and whether it may be cached at all (a key with a rate limit must meet its limiter
-    /// on every request).
+    /// and whether it may be cached at all: a key with a rate limit must meet its limiter, and
+    /// one with usage credits must pay one, on every request, so neither is ever served from
+    /// the resolved-credential cache. Keys with neither keep the synchronous cached path,
+    /// which never looks at credits.
     async fn resolve_api_key(
         &self,
         raw: &str,
@@ -283,10 +285,7 @@ impl Authenticator {
                 .inspect_err(|_| metrics::store_error(StoreName::RateLimits))?
                 .map_err(AuthError::RateLimited)?;
         }
-        if let Some(usage) = &self.0.usage {
-            usage.record(&record.id, now);
-        }
-        let cacheable = record.rate_limit_per_minute.is_none();
+        let cacheable = record.rate_limit_per_minute.is_none() && record.remaining.is_none();
         let stale_at = record
             .expires_at
             .unwrap_or(UnixTime::MAX)
@@ -317,6 +316,22 @@ impl Authenticator {
                 expires_at: record.expires_at,
             })),
         };
+        // Last, once every other check has passed, so a refused request costs no credit. The
+        // record (perhaps cached) only says whether the key has credits; the store counts.
+        if record.remaining.is_some() {
+            match keys
+                .take_credits(&record.id, 1)
+                .await
+                .inspect_err(|_| metrics::store_error(StoreName::ApiKeys))?
+            {
+                Credits::Taken { .. } | Credits::Unlimited => {}
+                Credits::Exhausted => return Err(AuthError::UsageExhausted),
+                Credits::NotFound => return Err(AuthError::InvalidApiKey),
+            }
+        }
+        if let Some(usage) = &self.0.usage {
+            usage.record(&record.id, now);
+        }
         Ok((actor, hash, stale_at, cacheable))
     }
 }

@@ -17,7 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub use super::Stores;
-use super::{AgentRecord, AgentStatus, RefreshResult};
+use super::{AgentRecord, AgentStatus, Credits, RefreshResult};
 use crate::api_key::{self, ApiKeyPrefix, ApiKeyRecord, KeyCreator, KeyHash, KeyOwner, KeysOf};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuthError, StoreError};
@@ -51,6 +51,7 @@ fn key_record(owner: KeyOwner, expires_at: Option<u64>) -> (ApiKeyRecord, String
         enabled: true,
         rate_limit_per_minute: Some(60),
         last_used_at: None,
+        remaining: None,
     };
     (record, generated.key.expose().to_owned())
 }
@@ -333,6 +334,108 @@ pub async fn api_key_touch(s: &Stores) {
         .unwrap();
     let found = s.api_keys.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(found.last_used_at, Some(t));
+}
+
+/// Credits: stored with the key, taken all-or-nothing, never below zero; a key without
+/// credits is unlimited and untouched; a reroll keeps the count; a missing key is not found.
+pub async fn api_key_credits(s: &Stores) {
+    let (plain, _) = key_record(KeyOwner::User(UserId::random()), None);
+    s.api_keys.insert(plain.clone()).await.unwrap();
+    assert_eq!(
+        s.api_keys.take_credits(&plain.id, 1).await.unwrap(),
+        Credits::Unlimited
+    );
+    assert_eq!(
+        s.api_keys.get(&plain.id).await.unwrap().unwrap().remaining,
+        None
+    );
+    let (limited, _) = key_record(KeyOwner::User(UserId::random()), None);
+    let limited = ApiKeyRecord {
+        remaining: Some(5),
+        ..limited
+    };
+    s.api_keys.insert(limited.clone()).await.unwrap();
+    assert_eq!(
+        s.api_keys.get(&limited.id).await.unwrap().as_ref(),
+        Some(&limited)
+    );
+    let take = |n| s.api_keys.take_credits(&limited.id, n);
+    assert_eq!(take(1).await.unwrap(), Credits::Taken { left: 4 });
+    assert_eq!(take(3).await.unwrap(), Credits::Taken { left: 1 });
+    // More than is left takes nothing.
+    assert_eq!(take(2).await.unwrap(), Credits::Exhausted);
+    assert_eq!(take(u64::MAX).await.unwrap(), Credits::Exhausted);
+    let next = api_key::generate(&ApiKeyPrefix::default());
+    assert!(
+        s.api_keys
+            .reroll(
+                &limited.id,
+                next.hash,
+                &next.display_prefix,
+                Some(now() + 60)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.api_keys
+            .get(&limited.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .remaining,
+        Some(1),
+        "a reroll keeps the count"
+    );
+    assert_eq!(take(1).await.unwrap(), Credits::Taken { left: 0 });
+    assert_eq!(take(1).await.unwrap(), Credits::Exhausted);
+    let of = KeysOf::Actor(limited.created_by.actor.clone());
+    assert_eq!(s.api_keys.list(&of).await.unwrap()[0].remaining, Some(0));
+    assert_eq!(
+        s.api_keys
+            .take_credits(&ApiKeyId::random(), 1)
+            .await
+            .unwrap(),
+        Credits::NotFound
+    );
+}
+
+/// N concurrent takes of one credit from a key with fewer: exactly that many succeed, the
+/// rest are refused, and the count ends at zero.
+pub async fn api_key_credits_race(s: &Stores) {
+    let (rec, _) = key_record(KeyOwner::User(UserId::random()), None);
+    let rec = ApiKeyRecord {
+        remaining: Some(20),
+        ..rec
+    };
+    s.api_keys.insert(rec.clone()).await.unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let keys = s.api_keys.clone();
+            let id = rec.id.clone();
+            tokio::spawn(async move { keys.take_credits(&id, 1).await.unwrap() })
+        })
+        .collect();
+    let mut left = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Credits::Taken { left: l } => left.push(l),
+            Credits::Exhausted => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    left.sort_unstable();
+    assert_eq!(
+        left,
+        (0..20).collect::<Vec<u64>>(),
+        "each count handed out once"
+    );
+    assert_eq!(refused, 12);
+    assert_eq!(
+        s.api_keys.get(&rec.id).await.unwrap().unwrap().remaining,
+        Some(0)
+    );
 }
 
 /// Rotation with the current token, a retry within the grace, then reuse after it.
@@ -757,7 +860,8 @@ macro_rules! store_conformance_tests {
     (@all $stores:ident $setup:tt) => {
         $crate::store_conformance_tests!(@tests $stores $setup;
             api_key_create_and_lookup, api_key_expiry, api_key_disable, api_key_revoke,
-            api_key_touch, api_key_count, api_key_reroll, session_rotation_and_reuse, session_revoke_and_revoke_all,
+            api_key_touch, api_key_count, api_key_reroll, api_key_credits, api_key_credits_race,
+            session_rotation_and_reuse, session_revoke_and_revoke_all,
             session_revoke_all_uses_given_now, session_swap_is_compare_and_swap, session_expiry,
             session_list_for_user,
             concurrent_refresh_race, concurrent_refresh_within_grace, agent_terminate,

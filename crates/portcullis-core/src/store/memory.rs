@@ -9,7 +9,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Denylist, SessionStore};
+use super::{
+    AgentDirectory, AgentRecord, AgentStatus, ApiKeyStore, Credits, Denylist, SessionStore,
+};
 use crate::api_key::{ApiKeyRecord, KeyHash, KeysOf};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::error::StoreError;
@@ -119,6 +121,21 @@ impl ApiKeyStore for MemoryApiKeyStore {
             .get(&record.id)
             .filter(|(previous, _)| previous == hash)
             .map(|(_, until)| (record.clone(), Some(*until))))
+    }
+
+    async fn take_credits(&self, id: &ApiKeyId, n: u64) -> Result<Credits, StoreError> {
+        let mut m = lock(&self.inner);
+        let Some(record) = m.by_id.get_mut(id) else {
+            return Ok(Credits::NotFound);
+        };
+        Ok(match &mut record.remaining {
+            None => Credits::Unlimited,
+            Some(left) if *left >= n => {
+                *left -= n;
+                Credits::Taken { left: *left }
+            }
+            Some(_) => Credits::Exhausted,
+        })
     }
 
     async fn reroll(

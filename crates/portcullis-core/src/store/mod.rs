@@ -78,6 +78,26 @@ pub trait ApiKeyStore: Send + Sync + 'static {
         let _ = id;
         Ok(None)
     }
+    /// Takes `n` usage credits from key `id` as one atomic step: all `n` or none, and never
+    /// below zero however many instances take at once. A request takes one; a key made by a
+    /// key with credits takes its own credits from its parent (see
+    /// [`Lifecycle::create_api_key`](crate::lifecycle::Lifecycle::create_api_key)).
+    ///
+    /// The store's count is the only one: no cache, no other store (not Redis, where one is
+    /// configured) holds a copy that could drift, be evicted and re-seeded, or hand out a
+    /// credit twice. On SQL it is one conditional `UPDATE … WHERE remaining >= n`, which
+    /// the database serialises per row across every instance; only keys with credits pay
+    /// that round trip.
+    ///
+    /// The default answers [`StoreError::Unavailable`] (a store written before this method
+    /// existed still compiles, and a credit it cannot count is refused: fail closed); every
+    /// store of this workspace implements it.
+    async fn take_credits(&self, id: &ApiKeyId, n: u64) -> Result<Credits, StoreError> {
+        let _ = (id, n);
+        Err(StoreError::Unavailable(
+            "this API key store does not count usage credits".into(),
+        ))
+    }
     /// How many keys `org` has (enabled or not, expired or not), or every org when `None`:
     /// for statistics.
     ///
@@ -90,6 +110,22 @@ pub trait ApiKeyStore: Send + Sync + 'static {
             "this API key store does not count keys".into(),
         ))
     }
+}
+
+/// What [`ApiKeyStore::take_credits`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credits {
+    /// The credits were taken; this many are left.
+    Taken {
+        /// Credits left after this take.
+        left: u64,
+    },
+    /// Fewer credits are left than asked for; nothing was taken.
+    Exhausted,
+    /// The key has no credit limit; nothing was taken (nothing needs to be).
+    Unlimited,
+    /// There is no such key.
+    NotFound,
 }
 
 /// The result of presenting a refresh token to the store.

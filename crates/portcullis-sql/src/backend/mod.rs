@@ -63,6 +63,11 @@ macro_rules! migrations {
                 description: "audit log",
                 sql: include_str!(concat!("../../migrations/", $dir, "/0005_audit_log.sql")),
             },
+            Migration {
+                version: 6,
+                description: "key credits",
+                sql: include_str!(concat!("../../migrations/", $dir, "/0006_key_credits.sql")),
+            },
         ]
     };
 }

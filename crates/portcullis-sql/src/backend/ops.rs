@@ -13,7 +13,7 @@ use portcullis_core::audit::{AuditEvent, AuditQuery, AuditRecord};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, TokenId, UserId};
 use portcullis_core::session::SessionRecord;
-use portcullis_core::store::AgentRecord;
+use portcullis_core::store::{AgentRecord, Credits};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use super::{Backend, ExpiringTable};
@@ -29,7 +29,8 @@ fn err(e: sqlx::Error) -> StoreError {
 macro_rules! api_key_columns {
     () => {
         "id, name, key_hash, display_prefix, created_by, creator_user, owner_kind, owner_id, \
-         org_id, permissions, created_at, expires_at, enabled, rate_limit_per_minute, last_used_at"
+         org_id, permissions, created_at, expires_at, enabled, rate_limit_per_minute, last_used_at, \
+         remaining"
     };
 }
 
@@ -136,6 +137,7 @@ where
                 "rate_limit_per_minute",
             )?)?,
             last_used_at: codec::opt_time_from("last_used_at", Self::col(row, "last_used_at")?)?,
+            remaining: codec::credits_from(Self::col(row, "remaining")?)?,
         })
     }
 
@@ -147,7 +149,7 @@ where
         sqlx::query(concat!(
             "INSERT INTO api_keys (",
             api_key_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(r.id.as_str())
         .bind(&r.name)
@@ -164,6 +166,7 @@ where
         .bind(r.enabled)
         .bind(r.rate_limit_per_minute.map(i64::from))
         .bind(r.last_used_at.map(codec::time))
+        .bind(r.remaining.map(codec::credits).transpose()?)
         .execute(pool)
         .await
         .map_err(|e| conflict_or_unavailable(e, "api key"))?;
@@ -357,6 +360,58 @@ where
             .await
             .map_err(err)?;
         Ok(DB::rows_affected(&done) > 0)
+    }
+
+    /// Takes `n` credits from key `id` in one conditional statement: the database serialises
+    /// it per row, so concurrent takes on any number of instances never go below zero. Only
+    /// when nothing was taken does a second read tell why.
+    pub(crate) async fn api_key_take_credits(
+        pool: &Pool<DB>,
+        id: &ApiKeyId,
+        n: u64,
+    ) -> Result<Credits, StoreError> {
+        let Ok(n) = i64::try_from(n) else {
+            // More than any key can hold.
+            return Ok(match Self::api_key_credits(pool, id).await? {
+                None => Credits::NotFound,
+                Some(None) => Credits::Unlimited,
+                Some(Some(_)) => Credits::Exhausted,
+            });
+        };
+        let taken = sqlx::query(
+            "UPDATE api_keys SET remaining = remaining - $2 \
+             WHERE id = $1 AND remaining >= $2 RETURNING remaining",
+        )
+        .bind(id.as_str())
+        .bind(n)
+        .fetch_optional(pool)
+        .await
+        .map_err(err)?;
+        if let Some(row) = taken {
+            let left = codec::credits_from(Self::col(&row, "remaining")?)?;
+            return left
+                .map(|left| Credits::Taken { left })
+                .ok_or_else(|| codec::malformed("remaining"));
+        }
+        Ok(match Self::api_key_credits(pool, id).await? {
+            None => Credits::NotFound,
+            Some(None) => Credits::Unlimited,
+            Some(Some(_)) => Credits::Exhausted,
+        })
+    }
+
+    /// The credits of key `id`: `None` without such a key, `Some(None)` when unlimited.
+    async fn api_key_credits(
+        pool: &Pool<DB>,
+        id: &ApiKeyId,
+    ) -> Result<Option<Option<u64>>, StoreError> {
+        sqlx::query("SELECT remaining FROM api_keys WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(err)?
+            .map(|row| codec::credits_from(Self::col(&row, "remaining")?))
+            .transpose()
     }
 
     pub(crate) async fn api_key_delete(pool: &Pool<DB>, id: &ApiKeyId) -> Result<bool, StoreError> {
