@@ -1,4 +1,4 @@
-//! The public routes: the login page, health, readiness, OpenAPI.
+//! The public routes: the login page, the admin console's page, health, readiness, OpenAPI.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,9 +13,22 @@ use portcullis::routes::ApiResult;
     responses((status = 200, description = "the login page", content_type = "text/html", body = String)))]
 /// The login page: plain HTML and a little JavaScript, using the cookie flow.
 pub async fn index() -> Response {
-    let mut res = Html(include_str!("../../static/index.html")).into_response();
+    page(include_str!("../../static/index.html"))
+}
+
+#[utoipa::path(get, path = "/admin", tag = "meta", operation_id = "adminConsole",
+    responses((status = 200, description = "the admin console: a static page whose script calls the API with the cookie flow (and goes to `/` to sign in on a 401)", content_type = "text/html", body = String)))]
+/// The admin console: plain HTML and a little JavaScript, like the login page; the data comes
+/// from the API, with the cookies and the CSRF header, so the page itself is public.
+pub async fn admin_console() -> Response {
+    page(include_str!("../../static/admin.html"))
+}
+
+/// A static page of this server, with the headers that keep it to itself: it runs only its
+/// own inline script, talks only to this origin, and is never framed nor told where it was.
+fn page(html: &'static str) -> Response {
+    let mut res = Html(html).into_response();
     let h = res.headers_mut();
-    // The page runs only its own inline script and talks only to this origin.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
