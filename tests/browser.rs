@@ -742,9 +742,7 @@ async fn with_key(server: &Server, key: &str) -> (u16, String) {
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    (status, body["code"].as_str().unwrap_or("").to_owned())
+    common::outcome(res).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
