@@ -175,6 +175,15 @@ impl Drop for Driver {
     }
 }
 
+/// A fresh server, and a browser session on a chromedriver of its own (keep the driver: its
+/// drop ends the browser).
+async fn start() -> (Server, Driver, Client) {
+    let server = Server::start();
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    (server, driver, c)
+}
+
 /// `textContent` of the element with this id.
 async fn text_of(c: &Client, id: &str) -> String {
     let v = c
@@ -337,9 +346,7 @@ fn assert_only_csrf_readable(cookies: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cannot_read() {
-    let server = Server::start();
-    let driver = Driver::start().await;
-    let c = driver.browser().await;
+    let (server, _driver, c) = start().await;
     let admin_token = server.admin_token().await;
 
     // Signed out at first: the page says so and JavaScript sees no cookie.
@@ -510,9 +517,7 @@ async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cann
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_requests_from_the_page_without_the_csrf_header_are_refused() {
-    let server = Server::start();
-    let driver = Driver::start().await;
-    let c = driver.browser().await;
+    let (server, _driver, c) = start().await;
     sign_in(&c, &server, false).await;
     let csrf = document_cookie(&c)
         .await
@@ -603,9 +608,7 @@ async fn cookie_requests_from_the_page_without_the_csrf_header_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_session_shows_the_form_again_and_signing_in_again_works() {
-    let server = Server::start();
-    let driver = Driver::start().await;
-    let c = driver.browser().await;
+    let (server, _driver, c) = start().await;
     sign_in(&c, &server, false).await;
     let who: Value = serde_json::from_str(&text_of(&c, "whoami").await).unwrap();
     let user_id = who["id"].as_str().unwrap().to_owned();
@@ -749,9 +752,7 @@ async fn with_key(server: &Server, key: &str) -> (u16, String) {
 async fn admin_console_manages_keys_agents_and_sessions_through_the_cookie_flow() {
     use common::contract::{create_agent, login_pair, new_user, start_run, str_of};
 
-    let server = Server::start();
-    let driver = Driver::start().await;
-    let c = driver.browser().await;
+    let (server, _driver, c) = start().await;
     let admin = server.admin_token().await;
     // A user with a live session, and an agent with a run token, made over the API.
     let ann = "ann@example.com";
