@@ -1,9 +1,11 @@
-//! The login page at `/`, driven in headless Chromium through chromedriver.
+//! The login page at `/` and the admin console at `/admin`, driven in headless Chromium through
+//! chromedriver.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`, `/usr/bin/chromedriver`):
 //! `scripts/install-browser` installs them. When they are missing the tests fail and say so; they
 //! never skip silently. The test starts its own chromedriver on a free port and its own server
-//! (tests/common), and leaves a screenshot of the signed-in page at `target/browser-login.png`.
+//! (tests/common), and leaves a screenshot of the signed-in page at `target/browser-login.png`
+//! and one of each console screen at `target/console-*.png`.
 #![cfg(unix)]
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -173,6 +175,15 @@ impl Drop for Driver {
     }
 }
 
+/// A fresh server, and a browser session on a chromedriver of its own (keep the driver: its
+/// drop ends the browser).
+async fn start() -> (Server, Driver, Client) {
+    let server = Server::start();
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    (server, driver, c)
+}
+
 /// `textContent` of the element with this id.
 async fn text_of(c: &Client, id: &str) -> String {
     let v = c
@@ -335,9 +346,7 @@ fn assert_only_csrf_readable(cookies: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cannot_read() {
-    let server = Server::start();
-    let driver = Driver::start().await;
-    let c = driver.browser().await;
+    let (server, _driver, c) = start().await;
     let admin_token = server.admin_token().await;
 
     // Signed out at first: the page says so and JavaScript sees no cookie.
@@ -508,9 +517,7 @@ async fn login_page_signs_in_creates_a_memory_and_signs_out_with_cookies_js_cann
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_requests_from_the_page_without_the_csrf_header_are_refused() {
-    let server = Server::start();
-    let driver = Driver::start().await;
-    let c = driver.browser().await;
+    let (server, _driver, c) = start().await;
     sign_in(&c, &server, false).await;
     let csrf = document_cookie(&c)
         .await
@@ -601,9 +608,7 @@ async fn cookie_requests_from_the_page_without_the_csrf_header_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_session_shows_the_form_again_and_signing_in_again_works() {
-    let server = Server::start();
-    let driver = Driver::start().await;
-    let c = driver.browser().await;
+    let (server, _driver, c) = start().await;
     sign_in(&c, &server, false).await;
     let who: Value = serde_json::from_str(&text_of(&c, "whoami").await).unwrap();
     let user_id = who["id"].as_str().unwrap().to_owned();
@@ -636,6 +641,291 @@ async fn a_revoked_session_shows_the_form_again_and_signing_in_again_works() {
     assert_ne!(again["session_id"], who["session_id"], "{again}");
     let memory = create_memory(&c, "after signing in again").await;
     assert_eq!(memory["content"], "after signing in again", "{memory}");
+
+    c.close().await.unwrap();
+}
+
+/// Saves a screenshot of the page as `target/<name>.png`.
+async fn screenshot(c: &Client, name: &str) {
+    let shot = c.screenshot().await.unwrap();
+    std::fs::write(target_dir().join(format!("{name}.png")), shot).unwrap();
+}
+
+/// Opens a console screen through its tab and waits until its data are shown.
+async fn console_screen(c: &Client, name: &str) {
+    c.find(Locator::Css(&format!("nav a[data-screen={name}]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        c,
+        &format!("the {name} screen"),
+        &format!("document.body.dataset.loaded === '{name}'"),
+    )
+    .await;
+    assert_eq!(
+        text_of(c, "error").await,
+        "",
+        "the {name} screen shows an error"
+    );
+}
+
+/// The text of the row of table body `tbody` that contains `needle`; "" when there is none.
+async fn row_text(c: &Client, tbody: &str, needle: &str) -> String {
+    c.execute(
+        "const [tbody, needle] = arguments; \
+         const tr = [...document.getElementById(tbody).rows].find((r) => r.textContent.includes(needle)); \
+         return tr ? tr.innerText : '';",
+        vec![json!(tbody), json!(needle)],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
+/// Waits until the row of `tbody` containing `needle` also contains `want`.
+async fn wait_row(c: &Client, tbody: &str, needle: &str, want: &str) {
+    wait_until(
+        c,
+        &format!("{want:?} in the row of {needle:?}"),
+        &format!(
+            "[...document.getElementById({tbody:?}).rows].some((r) => r.textContent.includes({needle:?}) \
+             && r.innerText.includes({want:?}))"
+        ),
+    )
+    .await;
+}
+
+/// Clicks the button `label` in the row of `tbody` containing `needle` (a real click, so that
+/// a `confirm` it opens is a real dialog); accepts that dialog when `confirm`.
+async fn click_in_row(c: &Client, tbody: &str, needle: &str, label: &str, confirm: bool) {
+    let xpath = format!(
+        "//tbody[@id='{tbody}']/tr[contains(., '{needle}')]//button[normalize-space(.)='{label}']"
+    );
+    c.find(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {label} button for {needle}: {e}"))
+        .click()
+        .await
+        .unwrap();
+    if confirm {
+        let deadline = Instant::now() + PATIENCE;
+        while c.accept_alert().await.is_err() {
+            assert!(Instant::now() < deadline, "no confirmation for {label}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits for the key the console shows once, and returns it.
+async fn shown_key(c: &Client, not: &str) -> String {
+    wait_until(
+        c,
+        "the new key",
+        &format!(
+            "!document.getElementById('new-key').hidden \
+             && document.getElementById('new-key-value').textContent.startsWith('ck_') \
+             && document.getElementById('new-key-value').textContent !== {not:?}"
+        ),
+    )
+    .await;
+    text_of(c, "new-key-value").await
+}
+
+/// `GET /api/v1/memories` with `key`: its status and, on an error, its `code`.
+async fn with_key(server: &Server, key: &str) -> (u16, String) {
+    let res = server
+        .client()
+        .get(server.url("/api/v1/memories"))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    common::outcome(res).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_console_manages_keys_agents_and_sessions_through_the_cookie_flow() {
+    use common::contract::{create_agent, login_pair, new_user, start_run, str_of};
+
+    let (server, _driver, c) = start().await;
+    let admin = server.admin_token().await;
+    // A user with a live session, and an agent with a run token, made over the API.
+    let ann = "ann@example.com";
+    let (ann_id, _) = new_user(&server, &admin, ann, "user", "default").await;
+    let (_, ann_refresh) = login_pair(&server, ann, common::USER_PASSWORD).await;
+    let agent = create_agent(&server, &admin, None).await;
+    let agent_id = str_of(&agent, "agent_id");
+    let run_token = str_of(&start_run(&server, &admin, &agent_id).await, "token");
+
+    // Signed out, the console sends the browser to the login page.
+    c.goto(&server.url("/admin")).await.unwrap();
+    wait_until(&c, "the login page", "location.pathname === '/'").await;
+
+    // Signed in, the login page links to the console; it opens on the users.
+    sign_in(&c, &server, false).await;
+    c.find(Locator::Css("#admin-link a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "the users screen",
+        "document.body.dataset.loaded === 'users'",
+    )
+    .await;
+    assert_eq!(text_of(&c, "error").await, "");
+    assert!(text_of(&c, "who").await.contains("org default"));
+    let row = row_text(&c, "users-rows", ann).await;
+    assert!(row.contains("user") && row.contains(&ann_id), "{row:?}");
+    assert!(!row_text(&c, "users-rows", ADMIN_EMAIL).await.is_empty());
+
+    // Ann's sessions: the two she has (`new_user` signed in once too).
+    click_in_row(&c, "users-rows", ann, "Sessions", false).await;
+    wait_until(
+        &c,
+        "ann's sessions",
+        "document.getElementById('user-sessions-title').textContent.endsWith(': 2')",
+    )
+    .await;
+    screenshot(&c, "console-users").await;
+
+    // Revoke them: the list empties and her refresh token is dead.
+    click_in_row(&c, "users-rows", ann, "Revoke sessions", true).await;
+    wait_until(
+        &c,
+        "ann's sessions revoked",
+        "document.getElementById('user-sessions-title').textContent.endsWith(': 0')",
+    )
+    .await;
+    assert!(text_of(&c, "message").await.contains(ann));
+    let res = common::contract::refresh(&server, &ann_refresh).await;
+    assert_eq!(res.status(), 401, "ann's refresh after the revoke");
+
+    // Create a key: shown once, it works, and after a reload it is gone from the page.
+    console_screen(&c, "keys").await;
+    type_into(&c, "key-name", "console key").await;
+    click(&c, "key-perm-memory:list").await;
+    click(&c, "create-key").await;
+    let key = shown_key(&c, "").await;
+    assert_eq!(with_key(&server, &key).await, (200, String::new()));
+    click(&c, "copy-key").await;
+    wait_until(
+        &c,
+        "the copy",
+        "document.getElementById('copy-state').textContent.length > 0",
+    )
+    .await;
+    wait_row(&c, "keys-rows", "console key", "enabled").await;
+    assert!(
+        row_text(&c, "keys-rows", "console key")
+            .await
+            .contains("memory:list")
+    );
+    screenshot(&c, "console-key-created").await;
+    c.refresh().await.unwrap();
+    wait_until(
+        &c,
+        "the keys again",
+        "document.body.dataset.loaded === 'keys'",
+    )
+    .await;
+    let html: String = c
+        .execute("return document.documentElement.outerHTML;", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !html.contains(&key),
+        "the key is shown again after a reload"
+    );
+    assert!(!row_text(&c, "keys-rows", "console key").await.is_empty());
+    screenshot(&c, "console-keys").await;
+
+    // Disable it (401 api_key_disabled), enable it again.
+    click_in_row(&c, "keys-rows", "console key", "Disable", false).await;
+    wait_row(&c, "keys-rows", "console key", "disabled").await;
+    assert_eq!(
+        with_key(&server, &key).await,
+        (401, "api_key_disabled".into())
+    );
+    click_in_row(&c, "keys-rows", "console key", "Enable", false).await;
+    wait_row(&c, "keys-rows", "console key", "enabled").await;
+    assert_eq!(with_key(&server, &key).await.0, 200);
+
+    // Reroll: a new secret shown once; the old one is dead at once.
+    click_in_row(&c, "keys-rows", "console key", "Reroll", true).await;
+    let rerolled = shown_key(&c, &key).await;
+    assert_eq!(
+        with_key(&server, &key).await,
+        (401, "invalid_api_key".into())
+    );
+    assert_eq!(with_key(&server, &rerolled).await.0, 200);
+
+    // Delete: gone from the list, dead.
+    click_in_row(&c, "keys-rows", "console key", "Delete", true).await;
+    wait_until(
+        &c,
+        "the key gone",
+        "!document.getElementById('keys-rows').textContent.includes('console key')",
+    )
+    .await;
+    assert_eq!(with_key(&server, &rerolled).await.0, 401);
+
+    // Terminate the agent: its run token gets 401 agent_terminated.
+    console_screen(&c, "agents").await;
+    wait_row(&c, "agents-rows", &agent_id, "active").await;
+    screenshot(&c, "console-agents").await;
+    click_in_row(&c, "agents-rows", &agent_id, "Terminate", true).await;
+    wait_row(&c, "agents-rows", &agent_id, "terminated").await;
+    let res = server
+        .client()
+        .get(server.url("/auth/whoami"))
+        .bearer_auth(&run_token)
+        .send()
+        .await
+        .unwrap();
+    common::assert_problem(res, 401, "agent_terminated").await;
+
+    // The admin's own sessions: this one, marked.
+    console_screen(&c, "sessions").await;
+    let current = row_text(&c, "sessions-rows", "this session").await;
+    assert!(current.contains("HeadlessChrome"), "{current:?}");
+    screenshot(&c, "console-sessions").await;
+
+    // The audit log shows what was done here (written behind: look again until it is there).
+    let expected = [
+        "api_key.created",
+        "api_key.disabled",
+        "api_key.enabled",
+        "api_key.deleted",
+        "agent.terminated",
+        "sessions.revoked",
+    ];
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        console_screen(&c, "audit").await;
+        let log = text_of(&c, "audit-rows").await;
+        if expected.iter().all(|a| log.contains(a)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audit log lacks some of {expected:?}: {log}"
+        );
+        console_screen(&c, "users").await;
+    }
+    let first = row_text(&c, "audit-rows", "agent.terminated").await;
+    assert!(first.contains(&agent_id), "{first:?}");
+    screenshot(&c, "console-audit").await;
 
     c.close().await.unwrap();
 }

@@ -644,12 +644,34 @@ impl Lifecycle {
     /// `wrong_actor_kind` for any other actor, 401 for anonymous).
     pub async fn sessions_of(&self, actor: &Actor) -> LifecycleResult<Vec<SessionSummary>> {
         let user = user_of(actor)?;
+        self.live_sessions(&user.id, Some(&user.session_id)).await
+    }
+
+    /// The live sessions of user `user` (needs `admin:read`; another org's user is 404), newest
+    /// first, as [`sessions_of`](Self::sessions_of) shows a user its own; `current` is always
+    /// false (none is the caller's).
+    pub async fn sessions_of_user(
+        &self,
+        actor: &Actor,
+        user: &UserId,
+    ) -> LifecycleResult<Vec<SessionSummary>> {
+        require::<AdminRead>(actor)?;
+        self.account_in_scope(actor, user).await?;
+        self.live_sessions(user, None).await
+    }
+
+    /// `user`'s live sessions, newest first; `current` marks session `current`.
+    async fn live_sessions(
+        &self,
+        user: &UserId,
+        current: Option<&SessionId>,
+    ) -> LifecycleResult<Vec<SessionSummary>> {
         let mut live = self
             .0
             .auth
             .stores()
             .sessions
-            .list_for_user(&user.id, self.now())
+            .list_for_user(user, self.now())
             .await?;
         // The store promises the order; sorting again costs nothing and keeps it whatever
         // the backend.
@@ -657,7 +679,7 @@ impl Lifecycle {
         Ok(live
             .into_iter()
             .map(|s| SessionSummary {
-                current: s.id == user.session_id,
+                current: Some(&s.id) == current,
                 last_refreshed_at: s.last_refreshed_at(),
                 id: s.id,
                 created_at: s.created_at,
@@ -665,6 +687,15 @@ impl Lifecycle {
                 remember_me: s.remember_me,
             })
             .collect())
+    }
+
+    /// The account `user`, if the caller may act in its org: another org's user is, to this
+    /// caller, no user at all (404).
+    async fn account_in_scope(&self, actor: &Actor, user: &UserId) -> LifecycleResult<Account> {
+        match self.0.users.get(user).await? {
+            Some(account) if actor.can_access_org(&account.org_id) => Ok(account),
+            _ => Err(LifecycleError::NotFound),
+        }
     }
 
     /// Ends one of the caller's sessions at once, on every instance, exactly as
@@ -727,11 +758,7 @@ impl Lifecycle {
     /// Revokes every session of user `user` (needs `admin:write`; another org's user is 404).
     pub async fn revoke_user_sessions(&self, actor: &Actor, user: &UserId) -> LifecycleResult<u64> {
         require::<AdminWrite>(actor)?;
-        // Another org's user is, to this caller, no user at all.
-        let org = match self.0.users.get(user).await? {
-            Some(account) if actor.can_access_org(&account.org_id) => account.org_id,
-            _ => return Err(LifecycleError::NotFound),
-        };
+        let org = self.account_in_scope(actor, user).await?.org_id;
         let n = self.0.auth.revoke_user_sessions(user).await?;
         self.emit(
             self.event(actor, action::SESSIONS_REVOKED)
@@ -815,6 +842,15 @@ impl Lifecycle {
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The users of the caller's org (every org for the board and a superadmin), sorted by
+    /// email; needs `admin:read`.
+    pub async fn users_in_scope(&self, actor: &Actor) -> LifecycleResult<Vec<Account>> {
+        require::<AdminRead>(actor)?;
+        let mut users = self.0.users.list(actor.query_scope().org()).await?;
+        crate::users::by_email(&mut users);
+        Ok(users)
     }
 
     /// Counts in the caller's org (needs `admin:read`).
@@ -1103,6 +1139,21 @@ impl Lifecycle {
             .await?
             .filter(|a| actor.can_access_org(&a.org_id))
             .ok_or(LifecycleError::NotFound)
+    }
+
+    /// The agents of the caller's org (every org for the board and a superadmin), active and
+    /// terminated, oldest first; needs `admin:read`.
+    pub async fn agents_in_scope(&self, actor: &Actor) -> LifecycleResult<Vec<AgentRecord>> {
+        require::<AdminRead>(actor)?;
+        let mut agents = self
+            .0
+            .auth
+            .stores()
+            .agents
+            .list(actor.query_scope().org())
+            .await?;
+        crate::store::by_creation(&mut agents);
+        Ok(agents)
     }
 
     /// Mints a run token for an agent (needs `admin:write`; another org's agent is 404, a

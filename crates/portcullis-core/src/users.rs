@@ -59,6 +59,26 @@ pub trait Users: Send + Sync + 'static {
     -> Result<bool, StoreError>;
     /// How many accounts `org` has, or every org when `None`.
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError>;
+    /// The accounts of `org`, or of every org when `None`, in the order [`by_email`] sorts
+    /// them (for an admin's list of users).
+    ///
+    /// The default answers [`StoreError::Unavailable`] (an implementation written before this
+    /// method existed still compiles, and a list it cannot give fails closed).
+    async fn list(&self, org: Option<&OrgId>) -> Result<Vec<Account>, StoreError> {
+        let _ = org;
+        Err(StoreError::Unavailable(
+            "this users table does not list users".into(),
+        ))
+    }
+}
+
+/// Sorts accounts by email (unique), then id, as [`Users::list`] answers them.
+pub fn by_email(accounts: &mut [Account]) {
+    accounts.sort_by(|a, b| {
+        a.email
+            .cmp(&b.email)
+            .then_with(|| a.id.as_str().cmp(b.id.as_str()))
+    });
 }
 
 /// Users in memory: for tests, examples and prototypes (nothing survives a restart). Emails
@@ -133,5 +153,16 @@ impl Users for MemoryUsers {
             .values()
             .filter(|a| org.is_none_or(|o| a.org_id == *o))
             .count() as u64)
+    }
+
+    async fn list(&self, org: Option<&OrgId>) -> Result<Vec<Account>, StoreError> {
+        let mut accounts: Vec<_> = self
+            .rows()
+            .values()
+            .filter(|a| org.is_none_or(|o| a.org_id == *o))
+            .cloned()
+            .collect();
+        by_email(&mut accounts);
+        Ok(accounts)
     }
 }

@@ -16,6 +16,7 @@ use crate::routes::{PUBLIC_PATHS, meta, resources};
     ),
     paths(
         meta::index,
+        meta::admin_console,
         meta::healthz,
         meta::readyz,
         meta::openapi,

@@ -356,6 +356,10 @@ impl AgentDirectory for SqlAgentDirectory {
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
         with_pool!(&self.pool, |p| Ops::agent_count(p, org).await)
     }
+
+    async fn list(&self, org: Option<&OrgId>) -> Result<Vec<AgentRecord>, StoreError> {
+        with_pool!(&self.pool, |p| Ops::agent_list(p, org).await)
+    }
 }
 
 /// [`Denylist`] on SQL; [`SqlStores::purge_expired`] removes entries that no longer matter.

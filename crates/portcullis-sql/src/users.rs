@@ -106,6 +106,11 @@ impl UserStore {
     pub async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
         with_pool!(&self.pool, |p| Ops::user_count(p, org).await)
     }
+
+    /// The users of `org`, or of every org, sorted by email.
+    pub async fn list(&self, org: Option<&OrgId>) -> Result<Vec<UserRecord>, StoreError> {
+        with_pool!(&self.pool, |p| Ops::user_list(p, org).await)
+    }
 }
 
 impl From<UserRecord> for Account {
@@ -156,5 +161,13 @@ impl Users for UserStore {
 
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
         UserStore::count(self, org).await
+    }
+
+    async fn list(&self, org: Option<&OrgId>) -> Result<Vec<Account>, StoreError> {
+        Ok(UserStore::list(self, org)
+            .await?
+            .into_iter()
+            .map(Account::from)
+            .collect())
     }
 }

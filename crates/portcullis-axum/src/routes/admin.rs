@@ -1,9 +1,10 @@
-//! Users and administration: `POST /users`, `/admin/stats`, `/admin/audit`, revoke a user's
-//! sessions.
+//! Users and administration: `POST`/`GET /users`, `/admin/stats`, `/admin/audit`, a user's
+//! sessions: list them, revoke them.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use portcullis_core::audit::{AuditCursor, AuditQuery};
 use portcullis_core::ids::{OrgId, UserId};
 use portcullis_core::lifecycle::{Lifecycle, NewUser};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiError;
+use super::auth::SessionInfo;
 use super::json::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiResult, LifecycleResultExt};
 use crate::RequirePermissions;
@@ -65,7 +67,8 @@ pub struct Stats {
 
 #[utoipa::path(post, path = "/users", tag = "admin", operation_id = "createUser", request_body = CreateUser,
     responses((status = 201, body = UserInfo, description = "the user",
-               links(("revokeUserSessions" = (operation_id = "revokeUserSessions", parameters(("id" = "$response.body#/id")))))),
+               links(("revokeUserSessions" = (operation_id = "revokeUserSessions", parameters(("id" = "$response.body#/id")))),
+                     ("listUserSessions" = (operation_id = "listUserSessions", parameters(("id" = "$response.body#/id")))))),
               (status = 403, description = "insufficient_permissions: needs admin:write; org_forbidden: another org, or `superadmin`, from a caller that does not act in every org"),
               (status = 409, description = "conflict: the email is taken")),
     security(("bearer" = []), ("api_key" = [])))]
@@ -88,14 +91,49 @@ pub async fn create_user(
         )
         .await
         .api(&s)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(UserInfo {
-            id: user.id.to_string(),
-            email: user.email,
-            role: user.role,
-            org_id: user.org_id.to_string(),
-        }),
+    Ok((StatusCode::CREATED, Json(UserInfo::from(user))))
+}
+
+impl From<portcullis_core::users::Account> for UserInfo {
+    fn from(a: portcullis_core::users::Account) -> Self {
+        Self {
+            id: a.id.to_string(),
+            email: a.email,
+            role: a.role,
+            org_id: a.org_id.to_string(),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/users", tag = "admin", operation_id = "listUsers",
+    responses((status = 200, body = [UserInfo], description = "the users of the caller's org (every org for the board and a superadmin), sorted by email; never a password hash"),
+              (status = 403, description = "insufficient_permissions: needs admin:read")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// The users of the caller's org.
+pub async fn list_users(
+    State(s): State<Lifecycle>,
+    who: RequirePermissions<AdminRead>,
+) -> ApiResult<Json<Vec<UserInfo>>> {
+    let users = s.users_in_scope(&who).await.api(&s)?;
+    Ok(Json(users.into_iter().map(UserInfo::from).collect()))
+}
+
+#[utoipa::path(get, path = "/admin/users/{id}/sessions", tag = "admin", operation_id = "listUserSessions",
+    params(("id" = String, Path, description = "the user's id", min_length = 1)),
+    responses((status = 200, body = [SessionInfo],
+               description = "the user's live sessions (not revoked, not expired), newest first, as `GET /auth/sessions` shows a user its own; `current` is always false"),
+              (status = 403, description = "insufficient_permissions: needs admin:read"),
+              (status = 404, description = "not_found: no such user, or another org's")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// A user's live sessions.
+pub async fn user_sessions(
+    State(s): State<Lifecycle>,
+    who: RequirePermissions<AdminRead>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let sessions = s.sessions_of_user(&who, &UserId::from(id)).await.api(&s)?;
+    Ok(super::auth::no_store(
+        sessions.into_iter().map(SessionInfo::from).collect(),
     ))
 }
 

@@ -1,11 +1,12 @@
-//! `/agents`: register agents, mint run tokens, terminate.
+//! `/agents`: register and list agents, mint run tokens, terminate.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_core::ids::{AgentId, OrgId};
 use portcullis_core::lifecycle::Lifecycle;
-use portcullis_core::seed::AdminWrite;
+use portcullis_core::seed::{AdminRead, AdminWrite};
+use portcullis_core::store::{AgentRecord, AgentStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -32,7 +33,7 @@ pub struct AgentInfo {
     pub agent_id: String,
     /// Its org (the `company_id` of its run tokens).
     pub org_id: String,
-    /// `active`.
+    /// `active`, or `terminated` (in `GET /agents`).
     pub status: &'static str,
     /// Its label.
     pub name: String,
@@ -75,15 +76,34 @@ pub async fn create(
         .create_agent(&who, req.name, org_id.as_ref())
         .await
         .api(&s)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AgentInfo {
-            agent_id: agent.id.to_string(),
-            org_id: agent.org_id.to_string(),
-            status: "active",
-            name: agent.name,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(AgentInfo::from(agent))))
+}
+
+impl From<AgentRecord> for AgentInfo {
+    fn from(a: AgentRecord) -> Self {
+        Self {
+            agent_id: a.id.to_string(),
+            org_id: a.org_id.to_string(),
+            status: match a.status {
+                AgentStatus::Active => "active",
+                AgentStatus::Terminated => "terminated",
+            },
+            name: a.name,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/agents", tag = "agents", operation_id = "listAgents",
+    responses((status = 200, body = [AgentInfo], description = "the agents of the caller's org (every org for the board and a superadmin), active and terminated, oldest first"),
+              (status = 403, description = "insufficient_permissions: needs admin:read")),
+    security(("bearer" = []), ("api_key" = [])))]
+/// The agents of the caller's org.
+pub async fn list(
+    State(s): State<Lifecycle>,
+    who: RequirePermissions<AdminRead>,
+) -> ApiResult<Json<Vec<AgentInfo>>> {
+    let agents = s.agents_in_scope(&who).await.api(&s)?;
+    Ok(Json(agents.into_iter().map(AgentInfo::from).collect()))
 }
 
 #[utoipa::path(post, path = "/agents/{id}/runs", tag = "agents", operation_id = "createAgentRun", request_body = CreateRun,

@@ -261,12 +261,18 @@ pub async fn logout(State(s): State<Lifecycle>, who: CurrentActor) -> ApiResult<
 /// The caller's live login sessions, newest first.
 pub async fn list_sessions(State(s): State<Lifecycle>, who: CurrentActor) -> ApiResult<Response> {
     let sessions = s.sessions_of(&who).await.api(&s)?;
-    let body: Vec<SessionInfo> = sessions.into_iter().map(SessionInfo::from).collect();
-    Ok((
+    Ok(no_store(
+        sessions.into_iter().map(SessionInfo::from).collect(),
+    ))
+}
+
+/// A list of sessions as JSON, never cached.
+pub(super) fn no_store(body: Vec<SessionInfo>) -> Response {
+    (
         [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(body),
     )
-        .into_response())
+        .into_response()
 }
 
 #[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth", operation_id = "endSession",

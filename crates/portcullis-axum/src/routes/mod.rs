@@ -6,8 +6,8 @@
 //! | --- | --- |
 //! | [`auth()`] | `POST /auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/password`, `GET /auth/whoami`, `GET /auth/sessions`, `DELETE /auth/sessions/{id}`, `GET /.well-known/jwks.json` |
 //! | [`api_keys()`] | `POST`/`GET /api-keys`, `PATCH`/`DELETE /api-keys/{key_id}` |
-//! | [`agents()`] | `POST /agents`, `/agents/{id}/runs`, `/agents/{id}/terminate` |
-//! | [`admin()`] | `POST /users`, `GET /admin/stats`, `GET /admin/audit`, `POST /admin/users/{id}/revoke-sessions` |
+//! | [`agents()`] | `POST`/`GET /agents`, `POST /agents/{id}/runs`, `/agents/{id}/terminate` |
+//! | [`admin()`] | `POST`/`GET /users`, `GET /admin/stats`, `GET /admin/audit`, `GET /admin/users/{id}/sessions`, `POST /admin/users/{id}/revoke-sessions` |
 //! | [`all()`] | the four |
 //!
 //! They sit at the contract's paths (the refresh cookie's `Path=/auth` is part of the
@@ -93,7 +93,7 @@ pub fn api_keys<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Route
 /// `/agents*`.
 pub fn agents<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Router<S> {
     Router::new()
-        .route("/agents", post(agents::create))
+        .route("/agents", post(agents::create).get(agents::list))
         .route("/agents/{id}/runs", post(agents::create_run))
         .route("/agents/{id}/terminate", post(agents::terminate))
         .with_state(lifecycle)
@@ -103,9 +103,10 @@ pub fn agents<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Router<
 /// `/users` and `/admin/*`.
 pub fn admin<S: Clone + Send + Sync + 'static>(lifecycle: Lifecycle) -> Router<S> {
     Router::new()
-        .route("/users", post(admin::create_user))
+        .route("/users", post(admin::create_user).get(admin::list_users))
         .route("/admin/stats", get(admin::stats))
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/users/{id}/sessions", get(admin::user_sessions))
         .route(
             "/admin/users/{id}/revoke-sessions",
             post(admin::revoke_sessions),

@@ -28,9 +28,10 @@ use super::{admin, agents, auth, keys};
     paths(
         auth::login, auth::refresh, auth::logout, auth::whoami, auth::change_password, auth::jwks,
         auth::list_sessions, auth::end_session,
-        admin::create_user, admin::stats, admin::audit, admin::revoke_sessions,
+        admin::create_user, admin::list_users, admin::stats, admin::audit, admin::revoke_sessions,
+        admin::user_sessions,
         keys::create, keys::list, keys::update, keys::delete, keys::reroll,
-        agents::create, agents::create_run, agents::terminate,
+        agents::create, agents::list, agents::create_run, agents::terminate,
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -834,6 +834,48 @@ pub async fn agent_terminate(s: &Stores) {
     assert_eq!(s.agents.count(Some(&org)).await.unwrap(), 1);
 }
 
+/// Agents: listed per org (terminated ones too), oldest first, every org with `None`.
+pub async fn agent_list(s: &Stores) {
+    let org = OrgId::from(format!("org-{}", AgentId::random()));
+    let other = OrgId::from(format!("org-{}", AgentId::random()));
+    assert_eq!(s.agents.list(Some(&org)).await.unwrap(), vec![]);
+    let t = now();
+    let agent = |org: &OrgId, name: &str, created_at| AgentRecord {
+        id: AgentId::random(),
+        org_id: org.clone(),
+        name: name.into(),
+        status: AgentStatus::Active,
+        created_at,
+    };
+    let newer = agent(&org, "newer", t);
+    let older = agent(&org, "older", t - 10);
+    let elsewhere = agent(&other, "elsewhere", t - 20);
+    for a in [&newer, &older, &elsewhere] {
+        s.agents.insert(a.clone()).await.unwrap();
+    }
+    assert!(s.agents.terminate(&older.id).await.unwrap());
+    let terminated = AgentRecord {
+        status: AgentStatus::Terminated,
+        ..older
+    };
+    assert_eq!(
+        s.agents.list(Some(&org)).await.unwrap(),
+        vec![terminated.clone(), newer.clone()],
+        "its org's only, terminated too, oldest first"
+    );
+    assert_eq!(
+        s.agents.list(Some(&other)).await.unwrap(),
+        vec![elsewhere.clone()]
+    );
+    let all = s.agents.list(None).await.unwrap();
+    for a in [&terminated, &newer, &elsewhere] {
+        assert!(all.contains(a), "every org's with None");
+    }
+    let mut sorted = all.clone();
+    super::by_creation(&mut sorted);
+    assert_eq!(all, sorted, "oldest first across orgs too");
+}
+
 /// Denied `jti`s stay denied until their expiry.
 pub async fn denylist_expiry(s: &Stores) {
     let jti = TokenId::random();
@@ -864,7 +906,7 @@ macro_rules! store_conformance_tests {
             session_rotation_and_reuse, session_revoke_and_revoke_all,
             session_revoke_all_uses_given_now, session_swap_is_compare_and_swap, session_expiry,
             session_list_for_user,
-            concurrent_refresh_race, concurrent_refresh_within_grace, agent_terminate,
+            concurrent_refresh_race, concurrent_refresh_within_grace, agent_terminate, agent_list,
             denylist_expiry);
     };
     (@tests $stores:ident $setup:tt; $($name:ident),+) => {$(

@@ -392,6 +392,16 @@ impl AgentDirectory for MemoryAgentDirectory {
             .is_some())
     }
 
+    async fn list(&self, org: Option<&OrgId>) -> Result<Vec<AgentRecord>, StoreError> {
+        let mut agents: Vec<_> = lock(&self.inner)
+            .values()
+            .filter(|a| org.is_none_or(|o| a.org_id == *o))
+            .cloned()
+            .collect();
+        super::by_creation(&mut agents);
+        Ok(agents)
+    }
+
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
         Ok(lock(&self.inner)
             .values()

@@ -285,6 +285,28 @@ pub trait AgentDirectory: Send + Sync + 'static {
     async fn terminate(&self, id: &AgentId) -> Result<bool, StoreError>;
     /// How many agents there are in `org`, or in every org (for stats).
     async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError>;
+    /// The agents of `org`, or of every org when `None` (active and terminated), in the
+    /// order [`by_creation`] sorts them, so that it is the same on every backend.
+    ///
+    /// The default answers [`StoreError::Unavailable`] (a directory written before this
+    /// method existed still compiles, and a list it cannot give fails closed); every
+    /// directory of this workspace implements it.
+    async fn list(&self, org: Option<&OrgId>) -> Result<Vec<AgentRecord>, StoreError> {
+        let _ = org;
+        Err(StoreError::Unavailable(
+            "this agent directory does not list agents".into(),
+        ))
+    }
+}
+
+/// Sorts agents oldest first (by `created_at`, then by id), as [`AgentDirectory::list`]
+/// answers them.
+pub fn by_creation(agents: &mut [AgentRecord]) {
+    agents.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.as_str().cmp(b.id.as_str()))
+    });
 }
 
 /// Token ids (`jti`) refused before their expiry.

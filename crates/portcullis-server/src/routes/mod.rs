@@ -15,9 +15,11 @@ use portcullis::{Actor, AuthLayer};
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The contract's public paths: they answer without credentials (exact matches). The auth
-/// routes' own (login, refresh, JWKS) come from the library.
-pub const PUBLIC_PATHS: [&str; 7] = [
+/// routes' own (login, refresh, JWKS) come from the library. `/admin` is a static page: what
+/// it shows comes from the API, which needs the session.
+pub const PUBLIC_PATHS: [&str; 8] = [
     "/",
+    "/admin",
     "/healthz",
     "/readyz",
     "/openapi.json",
@@ -31,6 +33,7 @@ pub const PUBLIC_PATHS: [&str; 7] = [
 pub fn router(state: AppState, layer: AuthLayer) -> Router {
     Router::new()
         .route("/", get(meta::index))
+        .route("/admin", get(meta::admin_console))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .route("/openapi.json", get(meta::openapi))

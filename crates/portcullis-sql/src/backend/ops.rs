@@ -744,6 +744,28 @@ where
         .await
     }
 
+    /// The agents of `org` (every org with `None`), oldest first (ties broken by id in Rust,
+    /// so that the order does not hang on the database's collation).
+    pub(crate) async fn agent_list(
+        pool: &Pool<DB>,
+        org: Option<&OrgId>,
+    ) -> Result<Vec<AgentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, org_id, name, status, created_at FROM agents \
+             WHERE ($1 IS NULL OR org_id = $1) ORDER BY created_at",
+        )
+        .bind(org.map(OrgId::as_str))
+        .fetch_all(pool)
+        .await
+        .map_err(err)?;
+        let mut agents = rows
+            .iter()
+            .map(Self::agent)
+            .collect::<Result<Vec<_>, _>>()?;
+        portcullis_core::store::by_creation(&mut agents);
+        Ok(agents)
+    }
+
     // ---- denylist ----
 
     /// Denies `jti` until `expires_at`, or keeps the later expiry it already has.
@@ -851,6 +873,29 @@ where
             org,
         )
         .await
+    }
+
+    /// The users of `org` (every org with `None`), sorted by email in Rust (unique, and an
+    /// order that does not hang on the database's collation).
+    pub(crate) async fn user_list(
+        pool: &Pool<DB>,
+        org: Option<&OrgId>,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, email, password_hash, role, org_id, created_at FROM users \
+             WHERE ($1 IS NULL OR org_id = $1)",
+        )
+        .bind(org.map(OrgId::as_str))
+        .fetch_all(pool)
+        .await
+        .map_err(err)?;
+        let mut users = rows.iter().map(Self::user).collect::<Result<Vec<_>, _>>()?;
+        users.sort_by(|a, b| {
+            a.email
+                .cmp(&b.email)
+                .then_with(|| a.id.as_str().cmp(b.id.as_str()))
+        });
+        Ok(users)
     }
 
     pub(crate) async fn user_set_password_hash(
