@@ -907,6 +907,7 @@ async fn admin_console_manages_keys_agents_and_sessions_through_the_cookie_flow(
         "api_key.disabled",
         "api_key.enabled",
         "api_key.deleted",
+        "api_key.rerolled",
         "agent.terminated",
         "sessions.revoked",
     ];

@@ -208,6 +208,20 @@ async fn every_event(srv: &Server) -> Run {
     )
     .await;
     wait_for(srv, &root, "api_key.enabled", Some(&key_id)).await;
+    let rerolled = expect(
+        post(
+            srv,
+            &format!("{path}/reroll"),
+            Cred::Bearer(&ada),
+            json!({"overlap_seconds": 60}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    secrets.push(str_of(&rerolled, "api_key"));
+    let e = wait_for(srv, &root, "api_key.rerolled", Some(&key_id)).await;
+    check(&e, Some(&ada_id), "user", Some("acme"), "success");
     expect(delete(srv, &path, Cred::Bearer(&ada)).await, 204).await;
     let e = wait_for(srv, &root, "api_key.deleted", Some(&key_id)).await;
     check(&e, Some(&ada_id), "user", Some("acme"), "success");
@@ -350,7 +364,7 @@ async fn every_event(srv: &Server) -> Run {
     }
 }
 
-const EVERY_ACTION: [&str; 16] = [
+const EVERY_ACTION: [&str; 17] = [
     "login.succeeded",
     "login.refused",
     "login.throttled",
@@ -363,6 +377,7 @@ const EVERY_ACTION: [&str; 16] = [
     "api_key.enabled",
     "api_key.disabled",
     "api_key.deleted",
+    "api_key.rerolled",
     "agent.created",
     "agent.terminated",
     "run_token.minted",

@@ -42,6 +42,8 @@ pub mod action {
     pub const API_KEY_DISABLED: &str = "api_key.disabled";
     /// An API key was deleted.
     pub const API_KEY_DELETED: &str = "api_key.deleted";
+    /// An API key was given a new secret (its replaced secret lives for the overlap).
+    pub const API_KEY_REROLLED: &str = "api_key.rerolled";
     /// An agent was registered.
     pub const AGENT_CREATED: &str = "agent.created";
     /// An agent was terminated.
@@ -65,6 +67,7 @@ pub mod action {
         API_KEY_ENABLED,
         API_KEY_DISABLED,
         API_KEY_DELETED,
+        API_KEY_REROLLED,
         AGENT_CREATED,
         AGENT_TERMINATED,
         RUN_TOKEN_MINTED,

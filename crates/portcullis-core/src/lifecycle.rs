@@ -1094,6 +1094,11 @@ impl Lifecycle {
         record.hash = generated.hash;
         record.display_prefix = generated.display_prefix;
         tracing::info!(key = %record.id, overlap_secs, "api key rerolled");
+        self.emit(
+            self.event(actor, action::API_KEY_REROLLED)
+                .target(id.as_str())
+                .org(Some(record.org_id.clone())),
+        );
         Ok(IssuedApiKey {
             record,
             key: generated.key,

@@ -1541,6 +1541,20 @@ mod audit {
             .await
             .unwrap();
         rec.one(action::API_KEY_ENABLED);
+        let rerolled =
+            f.lc.reroll_api_key(&ada_actor, &issued.record.id, 60)
+                .await
+                .unwrap();
+        let e = rec.one(action::API_KEY_REROLLED);
+        check(
+            &e,
+            Some(ada.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(kid),
+            "success",
+        );
+        assert!(!format!("{e:?}").contains(rerolled.key.expose()));
         f.lc.delete_api_key(&ada_actor, &issued.record.id)
             .await
             .unwrap();

@@ -208,7 +208,7 @@ pub struct AuditItem {
     pub org_id: Option<String>,
     /// What happened: `login.succeeded`, `login.refused`, `login.throttled`, `logout`,
     /// `refresh.reuse_detected`, `password.changed`, `sessions.revoked`, `user.created`,
-    /// `api_key.created|enabled|disabled|deleted`, `agent.created|terminated`,
+    /// `api_key.created|enabled|disabled|deleted|rerolled`, `agent.created|terminated`,
     /// `run_token.minted`, `org.forbidden`.
     pub action: String,
     /// What it was done to (an id).
