@@ -45,41 +45,6 @@ pub fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// `PORTCULLIS_AUDIT_RETENTION_DAYS`: how many days audit events are kept (default 90; at
-/// least 1).
-pub fn audit_retention_days() -> Result<u64, String> {
-    match env("PORTCULLIS_AUDIT_RETENTION_DAYS") {
-        None => Ok(90),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|d| (1..=36_500).contains(d))
-            .ok_or_else(|| {
-                "PORTCULLIS_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500"
-                    .to_owned()
-            }),
-    }
-}
-
-/// `PORTCULLIS_AUDIT_FLUSH_MS`: the longest an audit event waits before it is written
-/// (default 1000 ms; 10 ms to one hour). Events are written at a graceful stop whatever it is.
-pub fn audit_flush_interval() -> Result<std::time::Duration, String> {
-    match env("PORTCULLIS_AUDIT_FLUSH_MS") {
-        None => Ok(std::time::Duration::from_millis(1_000)),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|ms| (10..=3_600_000).contains(ms))
-            .map(std::time::Duration::from_millis)
-            .ok_or_else(|| {
-                "PORTCULLIS_AUDIT_FLUSH_MS must be a whole number of milliseconds from 10 to 3600000"
-                    .to_owned()
-            }),
-    }
-}
-
 /// The auth configuration from the environment. In development, secrets left unset are kept
 /// in a file beside the database ([`AuthConfig::from_lookup_keeping_dev_secrets`]), so that
 /// tokens survive a restart.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use portcullis::clock::UnixTime;
 use portcullis::lifecycle::Lifecycle;
 use portcullis::redis::RedisStores;
-use portcullis::sql::{AuditSettings, LastUsedSettings, LastUsedWriter, SqlStores};
+use portcullis::sql::{AuditEnv, LastUsedSettings, LastUsedWriter, SqlStores};
 use portcullis::{AuthConfig, Authenticator};
 
 use crate::data::Data;
@@ -42,10 +42,11 @@ impl AppState {
     /// Connects the stores named by the environment, migrates, and builds the authenticator.
     pub async fn connect(config: AuthConfig) -> Result<Self, String> {
         let url = settings::database_url();
+        let audit = AuditEnv::from_lookup(settings::env)?;
         let sql = SqlStores::connect(&url)
             .await
             .map_err(|e| e.to_string())?
-            .with_audit_retention(settings::audit_retention_days()?.saturating_mul(86_400));
+            .with_audit_retention(audit.retention_secs);
         sql.migrate().await.map_err(|e| e.to_string())?;
         let data = Data::new(sql.pool().clone());
         data.migrate().await.map_err(|e| e.to_string())?;
@@ -72,10 +73,7 @@ impl AppState {
         };
         // The audit log: written behind the request path, flushed in `shutdown`.
         let mut lifecycle = Lifecycle::builder(auth.clone(), Arc::new(sql.users().clone()))
-            .audit_sink(Arc::new(sql.audit_writer(AuditSettings {
-                interval: settings::audit_flush_interval()?,
-                ..AuditSettings::default()
-            })))
+            .audit_sink(Arc::new(sql.audit_writer(audit.writer)))
             .audit_log(Arc::new(sql.audit_log()));
         if let Some(r) = &redis {
             lifecycle = lifecycle.login_throttle(r.login_throttle());

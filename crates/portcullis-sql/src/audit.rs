@@ -41,6 +41,53 @@ impl Default for AuditSettings {
     }
 }
 
+/// The audit log's settings as an operator gives them in the environment:
+/// `PORTCULLIS_AUDIT_RETENTION_DAYS` (1 to 36 500; 90 when unset) and
+/// `PORTCULLIS_AUDIT_FLUSH_MS`, the longest an event waits before it is written (10 to
+/// 3 600 000; [`AuditSettings::default`]'s when unset). Events are written at a graceful stop
+/// whatever the interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditEnv {
+    /// For [`SqlStores::with_audit_retention`](crate::SqlStores::with_audit_retention).
+    pub retention_secs: u64,
+    /// For [`SqlStores::audit_writer`](crate::SqlStores::audit_writer).
+    pub writer: AuditSettings,
+}
+
+impl AuditEnv {
+    /// Reads the variables through `lookup` (a variable unset or blank is `None`); a bad value
+    /// is an error naming the variable and its range, never the value.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let number = |name: &str, unit: &str, range: std::ops::RangeInclusive<u64>| {
+            lookup(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| range.contains(n))
+                        .ok_or_else(|| {
+                            format!(
+                                "{name} must be a whole number of {unit} from {} to {}",
+                                range.start(),
+                                range.end()
+                            )
+                        })
+                })
+                .transpose()
+        };
+        let days = number("PORTCULLIS_AUDIT_RETENTION_DAYS", "days", 1..=36_500)?;
+        let flush_ms = number("PORTCULLIS_AUDIT_FLUSH_MS", "milliseconds", 10..=3_600_000)?;
+        let defaults = AuditSettings::default();
+        Ok(Self {
+            retention_secs: days.map_or(crate::DEFAULT_AUDIT_RETENTION_SECS, |d| d * 86_400),
+            writer: AuditSettings {
+                interval: flush_ms.map_or(defaults.interval, Duration::from_millis),
+                ..defaults
+            },
+        })
+    }
+}
+
 /// Writes audit events to the `audit_log` table in batches, off the request path. Hand it to
 /// [`LifecycleBuilder::audit_sink`](portcullis_core::lifecycle::LifecycleBuilder::audit_sink);
 /// [`Lifecycle::shutdown_audit`](portcullis_core::lifecycle::Lifecycle::shutdown_audit) (or
@@ -160,5 +207,50 @@ impl AuditLog for SqlAuditLog {
             None
         };
         Ok(AuditPage { items, next_cursor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<AuditEnv, String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        AuditEnv::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, v)| k == name && !v.trim().is_empty())
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn audit_env_reads_its_two_variables_within_their_ranges() {
+        let unset = env(&[]).unwrap();
+        assert_eq!(unset.retention_secs, crate::DEFAULT_AUDIT_RETENTION_SECS);
+        assert_eq!(unset.writer, AuditSettings::default());
+        let set = env(&[
+            ("PORTCULLIS_AUDIT_RETENTION_DAYS", " 7 "),
+            ("PORTCULLIS_AUDIT_FLUSH_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(set.retention_secs, 7 * 86_400);
+        assert_eq!(set.writer.interval, Duration::from_millis(250));
+        assert_eq!(set.writer.batch, AuditSettings::default().batch);
+        for (name, bad) in [
+            ("PORTCULLIS_AUDIT_RETENTION_DAYS", "0"),
+            ("PORTCULLIS_AUDIT_RETENTION_DAYS", "36501"),
+            ("PORTCULLIS_AUDIT_RETENTION_DAYS", "ninety"),
+            ("PORTCULLIS_AUDIT_FLUSH_MS", "9"),
+            ("PORTCULLIS_AUDIT_FLUSH_MS", "-1"),
+        ] {
+            let e = env(&[(name, bad)]).unwrap_err();
+            assert!(e.starts_with(name), "{e}");
+            // The value is never echoed (digits may appear in the range itself).
+            assert!(!e.contains("ninety") && !e.contains("-1"), "{e}");
+        }
     }
 }

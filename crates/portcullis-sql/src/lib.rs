@@ -57,7 +57,7 @@ mod pool;
 mod stores;
 mod users;
 
-pub use audit::{AuditSettings, AuditWriter, MAX_AUDIT_PAGE, SqlAuditLog};
+pub use audit::{AuditEnv, AuditSettings, AuditWriter, MAX_AUDIT_PAGE, SqlAuditLog};
 pub use last_used::{LastUsedSender, LastUsedSettings, LastUsedWriter};
 pub use migrate::migrate;
 pub use pool::{PoolSettings, SqlPool};

@@ -59,6 +59,21 @@ pub struct CreatedKey {
     pub remaining: Option<u64>,
 }
 
+impl CreatedKey {
+    /// The answer for a key just issued (created or rerolled): the one time it is shown.
+    fn of(lifecycle: &Lifecycle, issued: portcullis_core::lifecycle::IssuedApiKey) -> Self {
+        let record = issued.record;
+        Self {
+            key_id: record.id.to_string(),
+            api_key: issued.key.expose().to_owned(),
+            prefix: record.display_prefix,
+            permissions: sorted_names(lifecycle, record.permissions),
+            expires_at: record.expires_at,
+            remaining: record.remaining,
+        }
+    }
+}
+
 /// A key in a listing: never the key or its hash.
 #[derive(Serialize, ToSchema)]
 pub struct KeyInfo {
@@ -159,18 +174,7 @@ pub async fn create(
         )
         .await
         .api(&s)?;
-    let record = issued.record;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            key_id: record.id.to_string(),
-            api_key: issued.key.expose().to_owned(),
-            prefix: record.display_prefix,
-            permissions: sorted_names(&s, record.permissions),
-            expires_at: record.expires_at,
-            remaining: record.remaining,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedKey::of(&s, issued))))
 }
 
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys", operation_id = "listApiKeys",
@@ -243,16 +247,5 @@ pub async fn reroll(
         .reroll_api_key(&who, &ApiKeyId::from(key_id), u64::from(overlap))
         .await
         .api(&s)?;
-    let record = issued.record;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            key_id: record.id.to_string(),
-            api_key: issued.key.expose().to_owned(),
-            prefix: record.display_prefix,
-            permissions: sorted_names(&s, record.permissions),
-            expires_at: record.expires_at,
-            remaining: record.remaining,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedKey::of(&s, issued))))
 }
