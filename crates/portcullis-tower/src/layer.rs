@@ -41,14 +41,15 @@ use crate::render::Renderer;
 /// ```
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
-    auth: Authenticator,
     shared: Arc<Shared>,
 }
 
 /// What every request reads and nothing changes: behind one `Arc`, so that cloning the service
-/// (axum does, per request) costs one reference count, not a copy of the paths.
+/// (axum does, per request, for a layer on a router's routes) costs one reference count, not a
+/// copy of the paths and not a second count for the authenticator.
 #[derive(Debug)]
 struct Shared {
+    auth: Authenticator,
     policy: Policy,
     sources: Sources,
     renderer: Renderer,
@@ -58,8 +59,8 @@ impl AuthLayer {
     /// A layer deciding with `auth` and the default [`Policy`].
     pub fn new(auth: Authenticator) -> Self {
         Self {
-            auth,
             shared: Arc::new(Shared {
+                auth,
                 policy: Policy::default(),
                 sources: Sources::DEFAULT,
                 renderer: Renderer::default(),
@@ -99,6 +100,7 @@ impl AuthLayer {
         let shared = &*self.shared;
         let renderer = renderer.with_realm_of(&shared.renderer);
         self.shared = Arc::new(Shared {
+            auth: shared.auth.clone(),
             policy: shared.policy.clone(),
             sources: shared.sources.clone(),
             renderer,
@@ -200,8 +202,8 @@ impl AuthLayerBuilder {
             access_cookie: Cow::Owned(policy.access_cookie.clone()),
         };
         Ok(AuthLayer {
-            auth: self.auth,
             shared: Arc::new(Shared {
+                auth: self.auth,
                 policy,
                 sources,
                 renderer,
@@ -216,7 +218,6 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
-            auth: self.auth.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -226,7 +227,6 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone, Debug)]
 pub struct AuthService<S> {
     inner: S,
-    auth: Authenticator,
     shared: Arc<Shared>,
 }
 
@@ -249,7 +249,7 @@ where
         // Public paths need no actor; a bad credential there leaves the request anonymous
         // (never the board), so that e.g. login works with a stale access cookie.
         let public = shared.policy.is_public(parts.uri.path());
-        let prefix = &self.auth.config().api_key_prefix;
+        let prefix = &shared.auth.config().api_key_prefix;
         let early = match credentials::extract_from(&parts, prefix, &shared.sources) {
             Ok(creds) if creds.is_empty() => Early::NoCredentials,
             Ok(creds) => {
@@ -257,7 +257,7 @@ where
                 // resolved recently and unchanged since.
                 let mut all = creds.iter();
                 match (all.next(), all.next()) {
-                    (Some(only), None) => match self.auth.resolve_cached(only) {
+                    (Some(only), None) => match shared.auth.resolve_cached(only) {
                         Some(actor) => Early::Cached(only.kind(), check_csrf(only, &parts, actor)),
                         None => Early::Resolve,
                     },
@@ -272,10 +272,9 @@ where
                 // takes well under a microsecond, and skipping the clock reads is measurable
                 // on the hot path (two `clock_gettime` of the three per cached request).
                 let started = Instant::now();
-                let auth = self.auth.clone();
                 let shared = self.shared.clone();
                 let decision = Box::pin(async move {
-                    let (kind, result) = decide(&auth, &shared.sources, &parts).await;
+                    let (kind, result) = decide(&shared.auth, &shared.sources, &parts).await;
                     (parts, kind, result)
                 });
                 return ResponseFuture {

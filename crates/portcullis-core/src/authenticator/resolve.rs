@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Authenticator, Credential};
 use crate::actor::{Actor, AgentActor, ApiKeyActor, AuthMethod, UserActor};
-use crate::api_key::{self, KeyHash, KeyOwner};
+use crate::api_key::{self, KeyOwner};
 use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::error::{AuthError, TokenError};
@@ -43,9 +43,9 @@ impl Authenticator {
         let resolved = &self.0.credential_cache;
         match credential {
             Credential::ApiKey(key) => {
-                let (actor, hash, stale_at, cacheable) = self.resolve_api_key(key).await?;
+                let (actor, stale_at, cacheable) = self.resolve_api_key(key).await?;
                 if cacheable {
-                    resolved.insert_key(hash, actor.clone(), epoch, self.0.clock.now(), stale_at);
+                    resolved.insert_key(key, actor.clone(), epoch, self.0.clock.now(), stale_at);
                 }
                 Ok(actor)
             }
@@ -54,9 +54,10 @@ impl Authenticator {
                     Credential::Cookie(_) => AuthMethod::Cookie,
                     _ => AuthMethod::Jwt,
                 };
-                let (actor, stale_at) = self.resolve_jwt(token, method).await?;
-                let now = self.0.clock.now();
                 let cookie = method == AuthMethod::Cookie;
+                let seen = resolved.knows_token(token, cookie);
+                let (actor, stale_at) = self.resolve_jwt(token, method, seen).await?;
+                let now = self.0.clock.now();
                 resolved.insert_token(token, cookie, actor.clone(), epoch, now, stale_at);
                 Ok(actor)
             }
@@ -91,15 +92,15 @@ impl Authenticator {
             Credential::Bearer(token) => resolved.token(token, false, now)?,
             Credential::Cookie(token) => resolved.token(token, true, now)?,
             Credential::ApiKey(raw) => {
-                // The cache is keyed by the key's SHA-256 and only ever holds keys that parsed
-                // and resolved, so a hit is that same valid key: the format checks (alphabet,
-                // checksum) are left to the slow path. The length check keeps a huge header
-                // from being hashed.
+                // The cache is keyed by the key's keyed hash and only ever holds keys that
+                // parsed and resolved, so a hit is that same valid key: the format checks
+                // (alphabet, checksum) are left to the slow path. The length check keeps a huge
+                // header from being hashed.
                 let config = &self.0.config;
                 if !config.api_keys_enabled || raw.len() != config.api_key_prefix.key_len() {
                     return None;
                 }
-                resolved.key(&KeyHash::of(raw.as_bytes()), now)?
+                resolved.key(raw, now)?
             }
         };
         if let (Some(usage), Some(key)) = (&self.0.usage, &entry.key_id) {
@@ -108,11 +109,13 @@ impl Authenticator {
         Some(entry.actor.clone())
     }
 
-    /// The actor of a JWT and the first second it must not be served from the cache.
+    /// The actor of a JWT and the first second it must not be served from the cache. `seen`:
+    /// whether the resolved-credential cache has known this token (see [`Self::is_denied`]).
     async fn resolve_jwt(
         &self,
         token: &str,
         method: AuthMethod,
+        seen: bool,
     ) -> Result<(Actor, UnixTime), AuthError> {
         // Only a bearer JWT may be an agent's: cookies carry user tokens.
         let carrier = if method == AuthMethod::Jwt {
@@ -142,8 +145,8 @@ impl Authenticator {
             return Ok((Actor::External(Arc::new(external)), stale_at));
         }
         match self.0.tokens.verify(token, carrier)? {
-            VerifiedToken::User(access) => self.resolve_user_token(access, method).await,
-            VerifiedToken::Agent(run) => self.resolve_agent_token(run).await,
+            VerifiedToken::User(access) => self.resolve_user_token(access, method, seen).await,
+            VerifiedToken::Agent(run) => self.resolve_agent_token(run, seen).await,
         }
     }
 
@@ -151,6 +154,7 @@ impl Authenticator {
         &self,
         access: AccessToken,
         method: AuthMethod,
+        seen: bool,
     ) -> Result<(Actor, UnixTime), AuthError> {
         // When the token stops being acceptable (leeway included).
         let token_stale_at = access
@@ -164,7 +168,7 @@ impl Authenticator {
         let Some(session) = session else {
             return Err(AuthError::TokenRevoked);
         };
-        if self.is_denied(&access.jti, now).await? {
+        if self.is_denied(&access.jti, now, seen).await? {
             return Err(AuthError::TokenRevoked);
         }
         let roles = &self.0.config.roles;
@@ -182,7 +186,11 @@ impl Authenticator {
         Ok((actor, token_stale_at.min(session.expires_at)))
     }
 
-    async fn resolve_agent_token(&self, run: AgentToken) -> Result<(Actor, UnixTime), AuthError> {
+    async fn resolve_agent_token(
+        &self,
+        run: AgentToken,
+        seen: bool,
+    ) -> Result<(Actor, UnixTime), AuthError> {
         let stale_at = run
             .expires_at
             .saturating_add(self.0.config.agent_policy.leeway_secs);
@@ -196,7 +204,7 @@ impl Authenticator {
         // A token without `jti` (as other orchestrators mint) cannot be on the denylist;
         // terminating its agent still ends it.
         if let Some(jti) = &run.jti
-            && self.is_denied(jti, self.0.clock.now()).await?
+            && self.is_denied(jti, self.0.clock.now(), seen).await?
         {
             return Err(AuthError::TokenRevoked);
         }
@@ -240,24 +248,47 @@ impl Authenticator {
             .await
     }
 
-    async fn is_denied(&self, jti: &TokenId, now: UnixTime) -> Result<bool, StoreError> {
+    /// Whether `jti` is denied.
+    ///
+    /// A token seen for the first time (`seen` false) asks the denylist store directly and
+    /// caches only a denial: the answer for a new `jti` is almost always "not denied", and the
+    /// token's actor goes into the resolved-credential cache right after, which answers its
+    /// repeats without asking again. Caching that answer as well (moka's single-flight
+    /// get-or-insert of a new entry) was half of a first-seen token's whole `resolve` in the
+    /// profile of BENCHMARKS.md. A token resolved again (its cached actor went stale: a
+    /// revocation somewhere, the cache TTL) goes through the fenced denylist cache as before,
+    /// so a wave of re-resolutions after a revocation costs no store round trip per token.
+    async fn is_denied(
+        &self,
+        jti: &TokenId,
+        now: UnixTime,
+        seen: bool,
+    ) -> Result<bool, StoreError> {
         let denylist = &self.0.stores.denylist;
-        self.0
-            .store_caches
-            .denied
-            .get(jti, || denylist.is_denied(jti, now))
+        let denied = &self.0.store_caches.denied;
+        if seen {
+            return denied.get(jti, || denylist.is_denied(jti, now)).await;
+        }
+        let denials = &self.0.store_caches.denials;
+        if denials.get(jti).is_some() {
+            return Ok(true);
+        }
+        let found = denylist
+            .is_denied(jti, now)
             .await
+            .inspect_err(|_| metrics::store_error(StoreName::Denylist))?;
+        if found {
+            denials.insert(jti.clone(), ());
+        }
+        Ok(found)
     }
 
-    /// The actor of an API key, its hash, when a cached resolution must stop being served,
+    /// The actor of an API key, when a cached resolution must stop being served,
     /// and whether it may be cached at all: a key with a rate limit must meet its limiter, and
     /// one with usage credits must pay one, on every request, so neither is ever served from
     /// the resolved-credential cache. Keys with neither keep the synchronous cached path,
     /// which never looks at credits.
-    async fn resolve_api_key(
-        &self,
-        raw: &str,
-    ) -> Result<(Actor, KeyHash, UnixTime, bool), AuthError> {
+    async fn resolve_api_key(&self, raw: &str) -> Result<(Actor, UnixTime, bool), AuthError> {
         if !self.0.config.api_keys_enabled {
             return Err(AuthError::InvalidApiKey);
         }
@@ -332,6 +363,6 @@ impl Authenticator {
         if let Some(usage) = &self.0.usage {
             usage.record(&record.id, now);
         }
-        Ok((actor, hash, stale_at, cacheable))
+        Ok((actor, stale_at, cacheable))
     }
 }

@@ -185,6 +185,12 @@ pub(crate) struct StoreCaches {
     pub(crate) sessions: Fenced<SessionId, Option<Arc<SessionRecord>>>,
     pub(crate) agents: Fenced<AgentId, Option<Arc<AgentRecord>>>,
     pub(crate) denied: Fenced<TokenId, bool>,
+    /// Token ids found denied by first-seen tokens, which skip `denied` (see
+    /// `Authenticator::is_denied`): a denied token replayed is refused from here, not by a
+    /// store query per request. A denial is never lifted (it ends with the token's `exp`, when
+    /// the token is refused anyway), so nothing here needs fencing; a plain bounded map,
+    /// whose miss costs a hash lookup (a moka miss was several times more, in the profile).
+    pub(crate) denials: quick_cache::sync::Cache<TokenId, ()>,
 }
 
 impl StoreCaches {
@@ -194,6 +200,11 @@ impl StoreCaches {
             sessions: Fenced::new(config, true, CacheName::Sessions, StoreName::Sessions),
             agents: Fenced::new(config, false, CacheName::Agents, StoreName::Agents),
             denied: Fenced::new(config, false, CacheName::Denylist, StoreName::Denylist),
+            denials: quick_cache::sync::Cache::new(
+                usize::try_from(config.capacity)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+            ),
         }
     }
 
