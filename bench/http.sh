@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The HTTP load comparison of issue 6: axum 0.8 `GET /hello` with no auth, Portcullis (JWT and
-# API key) and its peers, each a one-thread `bench-server` pinned to one core, loaded in turn by
-# `wrk -t1 -c32` pinned to the other, all servers up at once, the order rotated every round.
+# The HTTP load comparison of issues 6 and 17: axum 0.8 `GET /hello` with no auth, tower-http's
+# static bearer compare (the do-nothing reference), Portcullis (JWT and API key) and its peers
+# (axum-login with a logged-in session cookie, jsonwebtoken, jwt-authorizer), each a one-thread
+# `bench-server` pinned to one core, loaded in turn by `wrk -t1 -c32` pinned to the other, all
+# servers up at once, the order rotated every round.
 #
 #   ROUNDS=11 bench/http.sh
 #
 # Environment (defaults): ROUNDS (11), DURATION seconds per run (5), WARMUP seconds per variant
 # before round 1 (1), CONNECTIONS (32), SERVER_CORE (0), LOAD_CORE (1), BASE_PORT (18080),
-# VARIANTS ("none portcullis-jwt portcullis-api-key jsonwebtoken jwt-authorizer"; `none` must
-# be among them; `portcullis-jwt-metrics` and `portcullis-api-key-metrics` record every
+# VARIANTS ("none tower-http portcullis-jwt portcullis-api-key axum-login jsonwebtoken
+# jwt-authorizer"; `none` must be among them; `portcullis-jwt-metrics` and `portcullis-api-key-metrics` record every
 # decision into a Prometheus recorder, as the sample server does with PORTCULLIS_METRICS_BIND), QUIET_WAIT (20: seconds to wait before each run for both cores to be idle),
 # OTHER_MAX (5) and RETRIES (2): a run during which other processes used more than OTHER_MAX % of
 # a core is run again, up to RETRIES times, and the last try is kept with its figure.
@@ -31,7 +33,7 @@ BASE_PORT=${BASE_PORT:-18080}
 QUIET_WAIT=${QUIET_WAIT:-20}
 OTHER_MAX=${OTHER_MAX:-5}
 RETRIES=${RETRIES:-2}
-read -r -a VARIANTS <<<"${VARIANTS:-none portcullis-jwt portcullis-api-key jsonwebtoken jwt-authorizer}"
+read -r -a VARIANTS <<<"${VARIANTS:-none tower-http portcullis-jwt portcullis-api-key axum-login jsonwebtoken jwt-authorizer}"
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -102,10 +104,13 @@ for v in "${VARIANTS[@]}"; do
     grep -q '^listening on ' "$WORK/$v.out" || die "$v did not start in 10 s"
     token=$(sed -n 's/^token: //p' "$WORK/$v.out")
     key=$(sed -n 's/^api_key: //p' "$WORK/$v.out")
+    cookie=$(sed -n 's/^cookie: //p' "$WORK/$v.out")
     if [ -n "$token" ]; then
         HEADER[$v]="Authorization: Bearer $token"
     elif [ -n "$key" ]; then
         HEADER[$v]="X-API-Key: $key"
+    elif [ -n "$cookie" ]; then
+        HEADER[$v]="Cookie: $cookie"
     else
         HEADER[$v]=""
     fi
@@ -113,7 +118,7 @@ done
 
 # ---- every variant's auth works before it is loaded ----
 status() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
-tamper() { # the credential with its last character changed
+tamper() { # the credential with its last character changed (a cookie's: its value's last)
     local h=$1 last=${1: -1}
     if [ "$last" = A ]; then echo "${h%?}B"; else echo "${h%?}A"; fi
 }

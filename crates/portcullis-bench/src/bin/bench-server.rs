@@ -1,15 +1,19 @@
 //! The HTTP bench server: axum 0.8 `GET /hello` → `hello`, behind one auth variant.
 //!
 //! ```text
-//! bench-server --variant <none|portcullis-jwt[-metrics]|portcullis-api-key[-metrics]|jsonwebtoken|jwt-authorizer>
+//! bench-server --variant <none|tower-http|portcullis-jwt[-metrics]|portcullis-api-key[-metrics]
+//!                        |axum-login|jsonwebtoken|jwt-authorizer>
 //!              --bind 127.0.0.1:PORT [--secret S]
 //! ```
 //!
 //! Prints `listening on http://ADDR`, then the credential a load tool should send:
-//! `token: <jwt>` (the JWT variants) or `api_key: <key>`. One thread (`current_thread`), so
-//! that one pinned core is one server. Used by `bench/http.sh`.
+//! `token: <jwt>` (the JWT variants; the static token for `tower-http`), `api_key: <key>` or
+//! `cookie: <name>=<value>` (`axum-login`). One thread (`current_thread`), so that one pinned
+//! core is one server. Used by `bench/http.sh`.
 //!
 //! - `none`: the plain handler.
+//! - `tower-http`: `tower-http` 0.6's `ValidateRequestHeaderLayer::bearer`, a compare of the
+//!   `Authorization` header with one static string: the do-nothing reference.
 //! - `portcullis-jwt`, `portcullis-api-key`: `AuthLayer` (in-memory stores, one live session,
 //!   one stored key) and a handler taking `RequirePermissions<MemoryRead>`. With `-metrics`,
 //!   as the sample server runs with `PORTCULLIS_METRICS_BIND`: a Prometheus recorder installed
@@ -21,6 +25,11 @@
 //! - `jwt-authorizer`: `jwt-authorizer` 0.15's layer (`from_secret`, `iss`/`aud` checked).
 //!   It is written for axum 0.7, so its responses are converted to and from axum 0.7's body
 //!   around it (one boxing each way); requests pass through untouched.
+//! - `axum-login`: `axum-login` 0.18 on `tower-sessions` 0.14 and its `MemoryStore` (session
+//!   layer + `AuthManagerLayer`), one user in an in-memory backend, `GET /hello` behind
+//!   `login_required!` (the form without a login URL: 401, not a redirect). At start-up the
+//!   server logs its user in once through its own `POST /login` (called in-process, never by
+//!   the load tool) and prints the session cookie that login set.
 //!
 //! Every JWT variant verifies the same kind of token: a Portcullis access token (HS256, with
 //! `kid`, `iss`, `aud`, `exp`), minted here with a 7-day lifetime so long runs stay valid.
@@ -44,15 +53,19 @@ use portcullis_core::seed::MemoryRead;
 use portcullis_tower::AuthLayer;
 use tower::ServiceBuilder;
 
-const USAGE: &str = "usage: bench-server --variant <none|portcullis-jwt[-metrics]|portcullis-api-key[-metrics]|jsonwebtoken|jwt-authorizer> --bind 127.0.0.1:PORT [--secret S]";
+const USAGE: &str = "usage: bench-server --variant <none|tower-http|portcullis-jwt[-metrics]|portcullis-api-key[-metrics]|axum-login|jsonwebtoken|jwt-authorizer> --bind 127.0.0.1:PORT [--secret S]";
 /// Seven days: a load run never outlives its token.
 const TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
+/// The `tower-http` variant's one accepted bearer token.
+const STATIC_BEARER_TOKEN: &str = "portcullis-bench-static-bearer-token";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
     None,
+    TowerHttp,
     PortcullisJwt,
     PortcullisApiKey,
+    AxumLogin,
     Jsonwebtoken,
     JwtAuthorizer,
 }
@@ -61,8 +74,10 @@ impl Variant {
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "none" => Self::None,
+            "tower-http" => Self::TowerHttp,
             "portcullis-jwt" => Self::PortcullisJwt,
             "portcullis-api-key" => Self::PortcullisApiKey,
+            "axum-login" => Self::AxumLogin,
             "jsonwebtoken" => Self::Jsonwebtoken,
             "jwt-authorizer" => Self::JwtAuthorizer,
             _ => return None,
@@ -161,8 +176,23 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     }
     let fx = Fixture::new(&args.secret, TOKEN_TTL_SECS).await;
     let token = fx.mint();
+    let mut credential = None;
     let app = match args.variant {
         Variant::None => Router::new().route("/hello", get(hello)),
+        Variant::TowerHttp => {
+            // Deprecated since tower-http 0.6.7 as "too basic to be useful in real
+            // applications": that is what it is here, the cheapest check a layer can make.
+            #[allow(deprecated)]
+            let layer = tower_http::validate_request::ValidateRequestHeaderLayer::bearer(
+                STATIC_BEARER_TOKEN,
+            );
+            Router::new().route("/hello", get(hello)).layer(layer)
+        }
+        Variant::AxumLogin => {
+            let app = session_peer::router();
+            credential = Some(format!("cookie: {}", session_peer::log_in(&app).await?));
+            app
+        }
         Variant::PortcullisJwt | Variant::PortcullisApiKey => Router::new()
             .route("/hello", get(hello_portcullis))
             .layer(AuthLayer::new(fx.auth.clone())),
@@ -200,7 +230,9 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     writeln!(out, "listening on http://{}", listener.local_addr()?)?;
     match args.variant {
         Variant::None => {}
+        Variant::TowerHttp => writeln!(out, "token: {STATIC_BEARER_TOKEN}")?,
         Variant::PortcullisApiKey => writeln!(out, "api_key: {}", fx.api_key().await)?,
+        Variant::AxumLogin => writeln!(out, "{}", credential.unwrap_or_default())?,
         Variant::PortcullisJwt | Variant::Jsonwebtoken | Variant::JwtAuthorizer => {
             writeln!(out, "token: {token}")?;
         }
@@ -253,4 +285,125 @@ fn unauthorized(challenge: &'static str) -> Response {
         [(header::WWW_AUTHENTICATE, challenge)],
     )
         .into_response()
+}
+
+/// The `axum-login` variant: the session peer as its documentation sets it up.
+mod session_peer {
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use std::error::Error;
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use axum::routing::{get, post};
+    use axum_login::{AuthManagerLayerBuilder, AuthSession, AuthUser, AuthnBackend, UserId};
+    use sha2::{Digest as _, Sha256};
+    use tower::ServiceExt as _;
+    use tower_sessions::{MemoryStore, SessionManagerLayer};
+
+    /// The one user's id and password (the login path is not benchmarked).
+    const USER_ID: u64 = 1;
+    const PASSWORD: &str = "bench-password";
+
+    /// A user as a backend loads it on every request: id, name and password hash, the hash
+    /// doubling as the session auth hash (a password change ends the sessions).
+    #[derive(Debug, Clone)]
+    pub(super) struct User {
+        id: u64,
+        #[allow(dead_code, reason = "a user record carries more than its id and hash")]
+        name: String,
+        password_hash: Vec<u8>,
+    }
+
+    impl AuthUser for User {
+        type Id = u64;
+
+        fn id(&self) -> u64 {
+            self.id
+        }
+
+        fn session_auth_hash(&self) -> &[u8] {
+            &self.password_hash
+        }
+    }
+
+    /// An in-memory user table.
+    #[derive(Debug, Clone)]
+    pub(super) struct Backend {
+        users: Arc<HashMap<u64, User>>,
+    }
+
+    impl AuthnBackend for Backend {
+        type User = User;
+        /// (user id, password).
+        type Credentials = (u64, String);
+        type Error = Infallible;
+
+        async fn authenticate(
+            &self,
+            (id, password): Self::Credentials,
+        ) -> Result<Option<User>, Infallible> {
+            let hash = Sha256::digest(password.as_bytes());
+            Ok(self
+                .users
+                .get(&id)
+                .filter(|u| u.password_hash[..] == hash[..])
+                .cloned())
+        }
+
+        async fn get_user(&self, id: &UserId<Self>) -> Result<Option<User>, Infallible> {
+            Ok(self.users.get(id).cloned())
+        }
+    }
+
+    /// `GET /hello` behind `login_required!`, `POST /login` (body: the password), both under
+    /// the session layer and `AuthManagerLayer`.
+    pub(super) fn router() -> Router {
+        let user = User {
+            id: USER_ID,
+            name: "bench".to_owned(),
+            password_hash: Sha256::digest(PASSWORD.as_bytes()).to_vec(),
+        };
+        let backend = Backend {
+            users: Arc::new(HashMap::from([(USER_ID, user)])),
+        };
+        // Plain HTTP on loopback: the cookie is not marked `Secure`.
+        let sessions = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+        let auth = AuthManagerLayerBuilder::new(backend, sessions).build();
+        Router::new()
+            .route("/hello", get(super::hello))
+            .route_layer(axum_login::login_required!(Backend))
+            .route("/login", post(login))
+            .layer(auth)
+    }
+
+    async fn login(mut auth: AuthSession<Backend>, password: String) -> StatusCode {
+        match auth.authenticate((USER_ID, password)).await {
+            Ok(Some(user)) => match auth.login(&user).await {
+                Ok(()) => StatusCode::NO_CONTENT,
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Ok(None) => StatusCode::UNAUTHORIZED,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Logs the user in through the router's own `POST /login`; returns the session cookie
+    /// it set, as `name=value`.
+    pub(super) async fn log_in(app: &Router) -> Result<String, Box<dyn Error>> {
+        let req = Request::post("/login").body(Body::from(PASSWORD))?;
+        let res = app.clone().oneshot(req).await?;
+        if res.status() != StatusCode::NO_CONTENT {
+            return Err(format!("login: {}", res.status()).into());
+        }
+        let set_cookie = res
+            .headers()
+            .get(header::SET_COOKIE)
+            .ok_or("login set no cookie")?
+            .to_str()?;
+        let pair = set_cookie.split(';').next().unwrap_or_default().trim();
+        Ok(pair.to_owned())
+    }
 }
