@@ -37,6 +37,8 @@ read -r -a VARIANTS <<<"${VARIANTS:-none tower-http portcullis-jwt portcullis-ap
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "http.sh: $*"; exit 1; }
@@ -96,12 +98,7 @@ for v in "${VARIANTS[@]}"; do
     port=$((port + 1))
 done
 for v in "${VARIANTS[@]}"; do
-    for _ in $(seq 100); do
-        grep -q '^listening on ' "$WORK/$v.out" && break
-        kill -0 "${PID[$v]}" 2>/dev/null || die "$v exited: $(cat "$WORK/$v.err")"
-        sleep 0.1
-    done
-    grep -q '^listening on ' "$WORK/$v.out" || die "$v did not start in 10 s"
+    wait_listening "$v" "${PID[$v]}" "$WORK/$v.out" "$WORK/$v.err" 10
     token=$(sed -n 's/^token: //p' "$WORK/$v.out")
     key=$(sed -n 's/^api_key: //p' "$WORK/$v.out")
     cookie=$(sed -n 's/^cookie: //p' "$WORK/$v.out")
@@ -145,14 +142,6 @@ core_busy() { # busy ticks of one core (all but idle and iowait), from /proc/sta
     awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
 }
 HZ=$(getconf CLK_TCK)
-to_us() { # a wrk latency (e.g. 412.00us, 1.02ms, 1.10s) in µs
-    awk -v x="$1" 'BEGIN {
-        if (x ~ /us$/) { sub(/us$/, "", x); print x + 0 }
-        else if (x ~ /ms$/) { sub(/ms$/, "", x); print x * 1000 }
-        else if (x ~ /m$/) { sub(/m$/, "", x); print x * 60e6 }
-        else if (x ~ /s$/) { sub(/s$/, "", x); print x * 1e6 }
-        else print "nan" }'
-}
 load() { # variant seconds outfile
     local v=$1 secs=$2 out=$3
     local args=(-t1 "-c$CONNECTIONS" "-d${secs}s" --latency)
@@ -235,13 +224,7 @@ echo
 # ---- the table ----
 # Ratios and extra CPU are paired within a round (each variant's run against `none`'s run of the
 # same round), then summarised over rounds.
-awk -F'\t' -v order="${VARIANTS[*]}" -v omax="$OTHER_MAX" '
-function med(arr, k,   tmp, i, j, t) {
-    for (i = 1; i <= k; i++) tmp[i] = arr[i]
-    for (i = 2; i <= k; i++) { t = tmp[i]; for (j = i - 1; j >= 1 && tmp[j] > t; j--) tmp[j + 1] = tmp[j]; tmp[j + 1] = t }
-    lo = tmp[1]; hi = tmp[k]
-    return (k % 2) ? tmp[(k + 1) / 2] : (tmp[k / 2] + tmp[k / 2 + 1]) / 2
-}
+awk -F'\t' -v order="${VARIANTS[*]}" -v omax="$OTHER_MAX" "$AWK_MEDIAN"'
 NR > 1 {
     rps[$2, $1] = $3; p50[$2, $1] = $4; p99[$2, $1] = $5; cpu[$2, $1] = $6
     bad[$2] += $8 + $9; rounds[$1] = 1
