@@ -115,28 +115,48 @@ impl Fixture {
     /// A new API key of [`USER`] with `memory:*`, stored; returns the key itself.
     pub async fn api_key(&self) -> String {
         let generated = api_key::generate(&ApiKeyPrefix::default());
-        let record = ApiKeyRecord {
-            id: ApiKeyId::random(),
-            name: "bench key".into(),
-            hash: generated.hash,
-            display_prefix: generated.display_prefix.clone(),
-            created_by: UserId::from(USER).into(),
-            owner: KeyOwner::User(UserId::from(USER)),
-            org_id: OrgId::from(ORG),
-            permissions: seed::MEMORY_ALL,
-            created_at: self.auth.clock().now(),
-            expires_at: None,
-            enabled: true,
-            rate_limit_per_minute: None,
-            last_used_at: None,
-            remaining: None,
-        };
+        let record = key_record(
+            ApiKeyId::random(),
+            generated.hash,
+            generated.display_prefix.clone(),
+            UserId::from(USER),
+            OrgId::from(ORG),
+            self.auth.clock().now(),
+        );
         self.stores
             .api_keys
             .insert(record)
             .await
             .expect("store api key");
         generated.key.expose().to_owned()
+    }
+}
+
+/// A plain key record (`memory:*`, enabled, no expiry, rate limit or credits) of user `owner`,
+/// made by that user: what the benches store.
+pub fn key_record(
+    id: ApiKeyId,
+    hash: KeyHash,
+    display_prefix: String,
+    owner: UserId,
+    org_id: OrgId,
+    created_at: portcullis_core::UnixTime,
+) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id,
+        name: "bench key".into(),
+        hash,
+        display_prefix,
+        created_by: owner.clone().into(),
+        owner: KeyOwner::User(owner),
+        org_id,
+        permissions: seed::MEMORY_ALL,
+        created_at,
+        expires_at: None,
+        enabled: true,
+        rate_limit_per_minute: None,
+        last_used_at: None,
+        remaining: None,
     }
 }
 
