@@ -16,7 +16,9 @@
 # ZIPF_CACHE (100000), ZIPF_DISTINCT (1000000), ZIPF_REQUESTS (2000000), PG_URL
 # (postgres://postgres@127.0.0.1:5432/bench_scale; the database must exist and is emptied),
 # REDIS_URL (redis://127.0.0.1:6379/9; that database is flushed before and after), CURVES
-# ("keys-sqlite keys-postgres sessions-redis sessions-postgres zipf"), PLOT (1).
+# ("keys-sqlite keys-postgres sessions-redis sessions-postgres zipf"), PLOT (1), OUT
+# (target/bench-scale), BENCH_SCALE_BIN (default: build it with cargo, release). The PostgreSQL
+# database is created when missing. scripts/bench-smoke runs all of it at tiny sizes.
 # The 10 M-key tables take ~5 GB on disk each (SQLite file, PostgreSQL database).
 set -euo pipefail
 
@@ -34,11 +36,22 @@ CURVES=${CURVES:-keys-sqlite keys-postgres sessions-redis sessions-postgres zipf
 PLOT=${PLOT:-1}
 
 cd "$(dirname "$0")/.."
-OUT=target/bench-scale
+OUT=${OUT:-target/bench-scale}
 mkdir -p "$OUT"
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release -p portcullis-bench --bin bench-scale
-BIN=$TARGET/release/bench-scale
+if [ -n "${BENCH_SCALE_BIN:-}" ]; then
+    BIN=$BENCH_SCALE_BIN
+else
+    cargo build --release -p portcullis-bench --bin bench-scale
+    BIN=$TARGET/release/bench-scale
+fi
+case " $CURVES " in
+    *-postgres*)
+        # The database named by PG_URL, created when missing.
+        db=${PG_URL##*/}
+        psql "${PG_URL%/*}/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
+            psql "${PG_URL%/*}/postgres" -qc "CREATE DATABASE $db" ;;
+esac
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -13,7 +13,8 @@
 # jwt-authorizer"; `none` must be among them; `portcullis-jwt-metrics` and `portcullis-api-key-metrics` record every
 # decision into a Prometheus recorder, as the sample server does with PORTCULLIS_METRICS_BIND), QUIET_WAIT (20: seconds to wait before each run for both cores to be idle),
 # OTHER_MAX (5) and RETRIES (2): a run during which other processes used more than OTHER_MAX % of
-# a core is run again, up to RETRIES times, and the last try is kept with its figure.
+# a core is run again, up to RETRIES times, and the last try is kept with its figure;
+# BENCH_SERVER_BIN (default: build bench-server with cargo, release).
 # Loopback only; every step is bounded in time; it stops by itself.
 #
 # Prints the machine, the commit, then a markdown table: req/s median (min–max), p50 and p99
@@ -58,10 +59,14 @@ for tool in wrk taskset curl awk cargo; do
 done
 [ "$(nproc)" -ge 2 ] || say "warning: fewer than 2 cores; server and load tool will share one"
 
-say "building bench-server (release)…"
-cargo build --release -q -p portcullis-bench --bin bench-server
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/bench-server
+if [ -n "${BENCH_SERVER_BIN:-}" ]; then
+    BIN=$BENCH_SERVER_BIN # e.g. a debug build, for scripts/bench-smoke
+else
+    say "building bench-server (release)…"
+    cargo build --release -q -p portcullis-bench --bin bench-server
+    BIN=$TARGET_DIR/release/bench-server
+fi
 [ -x "$BIN" ] || die "no $BIN"
 
 WORK=$(mktemp -d)

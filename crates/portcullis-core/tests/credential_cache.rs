@@ -25,11 +25,16 @@ struct Fx {
 }
 
 async fn fx() -> Fx {
+    fx_from(common::authenticator(
+        common::config().agent_secret(Secret::random(32)),
+    ))
+    .await
+}
+
+/// [`fx`] over an authenticator `builder` makes (its clock set here), with one live session.
+async fn fx_from(builder: portcullis_core::AuthenticatorBuilder) -> Fx {
     let clock = ManualClock::new(T0);
-    let auth = common::authenticator(common::config().agent_secret(Secret::random(32)))
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+    let auth = builder.clock(Arc::new(clock.clone())).build().unwrap();
     let (user, org, sid) = (UserId::from("u1"), OrgId::from("acme"), SessionId::random());
     let session = SessionRecord::new(
         sid.clone(),
@@ -250,34 +255,94 @@ async fn terminating_an_agent_kills_its_cached_run_token_and_key_at_once() {
 
 #[tokio::test]
 async fn a_zero_size_cache_caches_nothing() {
-    let clock = ManualClock::new(T0);
-    let auth = Authenticator::builder()
-        .clock(Arc::new(clock))
-        .cache(portcullis_core::cache::CacheConfig {
+    let fx = fx_from(
+        Authenticator::builder().cache(portcullis_core::cache::CacheConfig {
             resolved_bytes: 0,
             ..Default::default()
-        })
-        .build()
-        .unwrap();
-    let fx = Fx {
-        user: UserId::from("u1"),
-        org: OrgId::from("acme"),
-        sid: SessionId::random(),
-        clock: ManualClock::new(T0),
-        auth,
-    };
-    let session = SessionRecord::new(
-        fx.sid.clone(),
-        fx.user.clone(),
-        fx.org.clone(),
-        KeyHash::of(b"r"),
-        T0,
-        3600,
-        false,
-    );
-    fx.auth.stores().sessions.create(session).await.unwrap();
+        }),
+    )
+    .await;
     let token = access(&fx);
     fx.auth.resolve(Credential::Bearer(&token)).await.unwrap();
     assert!(fx.auth.resolve_cached(Credential::Bearer(&token)).is_none());
     assert_eq!(fx.clock.now(), T0);
+}
+
+/// A denylist that counts the questions it is asked.
+struct Counting {
+    inner: Arc<dyn portcullis_core::store::Denylist>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl portcullis_core::store::Denylist for Counting {
+    async fn deny(
+        &self,
+        jti: &portcullis_core::ids::TokenId,
+        expires_at: u64,
+    ) -> Result<(), portcullis_core::StoreError> {
+        self.inner.deny(jti, expires_at).await
+    }
+    async fn is_denied(
+        &self,
+        jti: &portcullis_core::ids::TokenId,
+        now: u64,
+    ) -> Result<bool, portcullis_core::StoreError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.is_denied(jti, now).await
+    }
+}
+
+/// First-seen tokens ask the denylist store directly (no cache entry per new `jti`); a token
+/// re-resolved after a revocation elsewhere goes through the denylist cache; a denied token
+/// presented again and again is refused without asking the store again.
+#[tokio::test]
+async fn first_seen_tokens_ask_the_denylist_store_and_a_replayed_denial_does_not() {
+    let mut stores = portcullis_core::store::Stores::memory();
+    let counting = Arc::new(Counting {
+        inner: stores.denylist.clone(),
+        asked: Default::default(),
+    });
+    stores.denylist = counting.clone();
+    let asked = || counting.asked.load(std::sync::atomic::Ordering::SeqCst);
+    let fx = fx_from(common::authenticator(common::config()).stores(stores)).await;
+
+    // Two first-seen tokens: one question each; the repeat is a resolved-cache hit.
+    let (a, b) = (access(&fx), access(&fx));
+    fx.auth.resolve(Credential::Bearer(&a)).await.unwrap();
+    fx.auth.resolve(Credential::Bearer(&b)).await.unwrap();
+    fx.auth.resolve(Credential::Bearer(&a)).await.unwrap();
+    assert_eq!(asked(), 2);
+
+    // A revocation elsewhere makes both cached actors stale: each is re-resolved once through
+    // the denylist cache (one question each, then cached), not once per request.
+    fx.auth
+        .invalidate(&Invalidation::Session(SessionId::random()))
+        .await;
+    for _ in 0..3 {
+        fx.auth.resolve(Credential::Bearer(&a)).await.unwrap();
+        fx.auth.resolve(Credential::Bearer(&b)).await.unwrap();
+    }
+    assert_eq!(asked(), 4);
+    fx.auth
+        .invalidate(&Invalidation::Session(SessionId::random()))
+        .await;
+    fx.auth.resolve(Credential::Bearer(&a)).await.unwrap();
+    assert_eq!(
+        asked(),
+        4,
+        "the second re-resolution is a denylist-cache hit"
+    );
+
+    // A token denied before it was ever seen: refused, and its replays cost no question.
+    let c = access(&fx);
+    let jti = fx.auth.user_tokens().verify_access(&c).unwrap().jti;
+    fx.auth.deny_token(&jti, T0 + 3600).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            fx.auth.resolve(Credential::Bearer(&c)).await,
+            Err(AuthError::TokenRevoked)
+        );
+    }
+    assert_eq!(asked(), 5);
 }
