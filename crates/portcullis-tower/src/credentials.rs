@@ -128,14 +128,25 @@ pub fn extract_from<'a>(
     prefix: &ApiKeyPrefix,
     sources: &Sources,
 ) -> Result<Credentials<'a>, AuthError> {
+    extract_headers(&parts.headers, prefix, sources)
+}
+
+/// [`extract_from`] given only the request's headers (all it reads).
+pub fn extract_headers<'a>(
+    headers: &'a HeaderMap,
+    prefix: &ApiKeyPrefix,
+    sources: &Sources,
+) -> Result<Credentials<'a>, AuthError> {
     Ok(Credentials {
-        api_key_header: api_key_header(&parts.headers, &sources.api_key_header)?,
-        authorization: authorization(&parts.headers, prefix)?,
-        cookie: cookie(&parts.headers, &sources.access_cookie)?.map(Credential::Cookie),
+        api_key_header: api_key_header(headers, &sources.api_key_header)?,
+        authorization: authorization(headers, prefix)?,
+        cookie: cookie(headers, &sources.access_cookie)?.map(Credential::Cookie),
     })
 }
 
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
+/// The one value of header `name` as bytes, `Err` for two or more. Read as bytes, not
+/// with `HeaderValue::to_str`: the callers check what they need in one pass (see [`text`]).
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u8]>, ()> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -143,7 +154,36 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a st
     if values.next().is_some() {
         return Err(());
     }
-    first.to_str().map(Some).map_err(|_| ())
+    Ok(Some(first.as_bytes()))
+}
+
+/// `bytes` as text if every byte is visible ASCII or a tab (what `HeaderValue::to_str`
+/// accepts).
+fn text(bytes: &[u8]) -> Option<&str> {
+    if bytes
+        .iter()
+        .all(|&b| (b' '..=b'~').contains(&b) || b == b'\t')
+    {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
+}
+
+/// `bytes` as text if every byte is visible ASCII other than space: what a token or a key
+/// is made of. A fold without an early exit and with one comparison a byte, so that it
+/// vectorises: on a 300-byte JWT, `HeaderValue::to_str` and then `str::contains(' ')` were
+/// ~1 300 instructions a request in the HTTP bench's callgrind profile (BENCHMARKS.md), and
+/// this is a few dozen, plus `from_utf8`'s ASCII path.
+fn graphic(bytes: &[u8]) -> Option<&str> {
+    let graphic = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b.wrapping_sub(b'!') < b'~' - b'!' + 1));
+    if graphic {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
 }
 
 fn api_key_header<'a>(
@@ -152,8 +192,12 @@ fn api_key_header<'a>(
 ) -> Result<Option<Credential<'a>>, AuthError> {
     match single(headers, name) {
         Ok(None) => Ok(None),
-        Ok(Some(v)) if !v.trim().is_empty() => Ok(Some(Credential::ApiKey(v.trim()))),
-        _ => Err(AuthError::InvalidApiKey),
+        // A key is visible ASCII without spaces (one with a space could never parse).
+        Ok(Some(v)) => match graphic(v.trim_ascii()) {
+            Some(key) if !key.is_empty() => Ok(Some(Credential::ApiKey(key))),
+            _ => Err(AuthError::InvalidApiKey),
+        },
+        Err(()) => Err(AuthError::InvalidApiKey),
     }
 }
 
@@ -161,19 +205,33 @@ fn authorization<'a>(
     headers: &'a HeaderMap,
     prefix: &ApiKeyPrefix,
 ) -> Result<Option<Credential<'a>>, AuthError> {
-    let malformed = AuthError::InvalidToken(TokenError::Malformed);
-    let Some(v) = single(headers, &AUTHORIZATION).map_err(|()| malformed.clone())? else {
+    let malformed = || AuthError::InvalidToken(TokenError::Malformed);
+    let Some(v) = single(headers, &AUTHORIZATION).map_err(|()| malformed())? else {
         return Ok(None);
     };
-    let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Basic, Digest, …: a credential, but not one this service accepts.
-        return Err(AuthError::UnsupportedScheme);
+    let (scheme, rest) = match memchr::memchr(b' ', v) {
+        Some(space) => (&v[..space], &v[space + 1..]),
+        None => (v, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        // Basic, Digest, …: a credential, but not one this service accepts; unreadable bytes
+        // are malformed whatever the scheme.
+        return Err(match text(v) {
+            Some(_) => AuthError::UnsupportedScheme,
+            None => malformed(),
+        });
     }
-    let token = rest.trim_matches(' ');
-    if token.is_empty() || token.contains(' ') {
-        return Err(malformed);
-    }
+    // Spaces around the token are allowed (`Bearer  t `); a tab is not a space here.
+    let from = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let to = rest
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(from, |last| last + 1);
+    let token = &rest[from..to];
+    // No space or other byte a token cannot hold (`Bearer a b` is malformed, not `a`).
+    let token = graphic(token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(malformed)?;
     Ok(Some(if prefix.matches(token) {
         Credential::ApiKey(token)
     } else {
@@ -253,7 +311,7 @@ pub fn csrf_matches(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    !header.is_empty() && bool::from(header.as_bytes().ct_eq(cookie.as_bytes()))
+    text(header).is_some_and(|h| !h.is_empty() && bool::from(h.as_bytes().ct_eq(cookie.as_bytes())))
 }
 
 #[cfg(test)]
@@ -454,6 +512,54 @@ mod tests {
             p.headers = map;
             let _ = extract(&p, &ApiKeyPrefix::default());
             let _ = csrf_matches(&p.headers);
+        }
+
+        /// Byte-wise reading agrees with the reading it replaced (`HeaderValue::to_str`, then
+        /// `split_once`, `trim_matches`, `contains`), but for one intended difference: a
+        /// token or key holding a tab or an inner space is refused at once, since it could
+        /// never verify or parse, rather than passed on to fail there.
+        #[test]
+        fn byte_wise_reading_agrees_with_the_text_reading(
+            scheme in prop_oneof![Just(&b"Bearer"[..]), Just(&b"bEaReR"[..]), Just(&b"Basic"[..]), Just(&b""[..]), Just(&b"Bear\xffer"[..])],
+            body in proptest::collection::vec(
+                prop_oneof![Just(b' '), Just(b'\t'), Just(b'a'), Just(b'.'), Just(b'_'), Just(b'c'), Just(b'k'), Just(0xffu8), Just(0x01u8), Just(0x7fu8)],
+                0..12,
+            ),
+            in_key_header in any::<bool>(),
+        ) {
+            let mut value = scheme.to_vec();
+            value.extend_from_slice(&body);
+            let Ok(header) = http::HeaderValue::from_bytes(&value) else { return Ok(()) };
+            let prefix = ApiKeyPrefix::default();
+            let mut headers = HeaderMap::new();
+            if in_key_header {
+                headers.insert(API_KEY_HEADER, header.clone());
+                let old = match header.to_str().map(str::trim) {
+                    Ok(v) if !v.is_empty() && !v.contains([' ', '\t']) => Ok(Some(Credential::ApiKey(v))),
+                    _ => Err(AuthError::InvalidApiKey),
+                };
+                prop_assert_eq!(api_key_header(&headers, &API_KEY_HEADER), old);
+            } else {
+                headers.insert(AUTHORIZATION, header.clone());
+                let malformed = Err(AuthError::InvalidToken(TokenError::Malformed));
+                let old = match header.to_str() {
+                    Err(_) => malformed.clone(),
+                    Ok(v) => {
+                        let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+                        let token = rest.trim_matches(' ');
+                        if !scheme.eq_ignore_ascii_case("bearer") {
+                            Err(AuthError::UnsupportedScheme)
+                        } else if token.is_empty() || token.contains([' ', '\t']) {
+                            malformed.clone()
+                        } else if prefix.matches(token) {
+                            Ok(Some(Credential::ApiKey(token)))
+                        } else {
+                            Ok(Some(Credential::Bearer(token)))
+                        }
+                    }
+                };
+                prop_assert_eq!(authorization(&headers, &prefix), old);
+            }
         }
 
         #[test]

@@ -11,6 +11,7 @@
 use http::header::HOST;
 use http::request::Parts;
 use http::uri::Authority;
+use http::{HeaderMap, Uri};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// True when every host the request names is loopback and it names at least one.
@@ -23,13 +24,18 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// assert!(!addressed_to_loopback(&head("rebound.example:8080")));
 /// ```
 pub fn addressed_to_loopback(parts: &Parts) -> bool {
-    let mut headers = parts.headers.get_all(HOST).iter();
+    names_loopback(&parts.uri, &parts.headers)
+}
+
+/// [`addressed_to_loopback`] of a request's URI and headers.
+pub(crate) fn names_loopback(uri: &Uri, headers: &HeaderMap) -> bool {
+    let mut headers = headers.get_all(HOST).iter();
     let header = headers.next();
     if headers.next().is_some() {
         // Two `Host` headers: which one a proxy or a browser meant is anyone's guess.
         return false;
     }
-    let uri = parts.uri.authority();
+    let uri = uri.authority();
     if header.is_none() && uri.is_none() {
         return false;
     }

@@ -244,13 +244,17 @@ impl Policy {
 
     /// Who a request with no credentials is: the board when configured and the request is
     /// addressed to loopback (or remote fallback is allowed), else anonymous.
-    pub(crate) fn fallback_for(&self, parts: &http::request::Parts) -> portcullis_core::Actor {
+    pub(crate) fn fallback_for(
+        &self,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> portcullis_core::Actor {
         use portcullis_core::Actor;
         match self.fallback {
             // Only for a request addressed to loopback by name, unless remote use is allowed:
             // a DNS-rebound page reaches a loopback bind too (loopback.rs).
             Fallback::Board
-                if self.allow_remote_fallback || crate::loopback::addressed_to_loopback(parts) =>
+                if self.allow_remote_fallback || crate::loopback::names_loopback(uri, headers) =>
             {
                 Actor::Board
             }

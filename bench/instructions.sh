@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Instructions a request, per bench-server variant: the user-space instructions valgrind's
+# callgrind counts while wrk loads `GET /hello`, divided by the requests served. Unlike req/s
+# and CPU time, a count does not move with the neighbours of a shared VM, so two builds (or two
+# variants) compare exactly in one run; the kernel's share of a request (the syscalls, most of
+# a hello world's time) is not in it.
+#
+#   bench/instructions.sh                      # the default variants
+#   VARIANTS="none portcullis-api-key" bench/instructions.sh
+#   DIFF="none portcullis-api-key" bench/instructions.sh   # then: per function, what one adds
+#
+# Environment (defaults): VARIANTS ("none tower-http portcullis-api-key portcullis-jwt
+# portcullis-api-key-metrics portcullis-jwt-metrics"), DURATION seconds of counted load per
+# variant (8; 2 s of warm-up come first, not counted), CONNECTIONS (8), BASE_PORT (18280),
+# BENCH_SERVER_BIN (default: build bench-server with cargo, release), OUT (target/bench-instr).
+# Prints a TSV: variant, requests, instructions a request, and that minus `none`'s (when `none`
+# ran). DIFF="A B" also prints the 40 functions whose own instructions a request differ most
+# between variants A and B (bench/instructions_diff.py, over callgrind_annotate). Loopback only; valgrind and wrk are installed
+# from Debian when missing.
+set -euo pipefail
+export LC_ALL=C
+
+VARIANTS=${VARIANTS:-none tower-http portcullis-api-key portcullis-jwt portcullis-api-key-metrics portcullis-jwt-metrics}
+DURATION=${DURATION:-8}
+CONNECTIONS=${CONNECTIONS:-8}
+BASE_PORT=${BASE_PORT:-18280}
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${OUT:-$ROOT/target/bench-instr}
+say() { printf '%s\n' "$*" >&2; }
+
+for tool in valgrind:valgrind wrk:wrk; do
+    if ! command -v "${tool%%:*}" >/dev/null; then
+        say "installing ${tool#*:}…"
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null 2>&1 ||
+            { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null; }
+    fi
+done
+
+if [ -n "${BENCH_SERVER_BIN:-}" ]; then
+    BIN=$BENCH_SERVER_BIN
+else
+    cargo build --release -q -p portcullis-bench --bin bench-server
+    BIN=$ROOT/target/release/bench-server
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+printf 'variant\trequests\tinstructions_per_request\tover_none\n'
+port=$BASE_PORT
+none=""
+for v in $VARIANTS; do
+    port=$((port + 1))
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/$v.%p" "$BIN" --variant "$v" \
+        --bind "127.0.0.1:$port" >"$OUT/$v.out" 2>"$OUT/$v.err" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 300); do
+        grep -q '^listening' "$OUT/$v.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q '^listening' "$OUT/$v.out" || { say "$v did not start"; cat "$OUT/$v.err" >&2; exit 1; }
+    header=$(awk '/^api_key:/ {print "X-API-Key: " $2} /^token:/ {print "Authorization: Bearer " $2}
+                  /^cookie:/ {print "Cookie: " $2}' "$OUT/$v.out")
+    load() {
+        timeout $(($1 + 30)) wrk -t1 -c"$CONNECTIONS" -d"$1"s ${header:+-H "$header"} \
+            "http://127.0.0.1:$port/hello"
+    }
+    load 2 >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    result=$(load "$DURATION")
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    if grep -q 'Non-2xx' <<<"$result"; then
+        say "$v: non-2xx responses under load"
+        exit 1
+    fi
+    requests=$(awk '/requests in/ {print $1}' <<<"$result")
+    dump=$(ls "$OUT/$v.$pid".* | grep -v "\.$pid$" | head -1)
+    mv "$dump" "$OUT/$v.counted"
+    total=$(awk '/^summary:/ {print $2}' "$OUT/$v.counted")
+    per=$((total / requests))
+    [ "$v" = none ] && none=$per
+    printf '%s\t%s\t%s\t%s\n' "$v" "$requests" "$per" "${none:+$((per - none))}"
+    echo "$requests" >"$OUT/$v.requests"
+done
+
+if [ -n "${DIFF:-}" ]; then
+    read -r a b <<<"$DIFF"
+    echo
+    python3 bench/instructions_diff.py "$OUT/$a.counted" "$(cat "$OUT/$a.requests")" \
+        "$OUT/$b.counted" "$(cat "$OUT/$b.requests")" 40
+fi
