@@ -47,13 +47,7 @@ die() { say "http.sh: $*"; exit 1; }
 case " ${VARIANTS[*]} " in *" none "*) ;; *) die "VARIANTS must include none (the baseline)" ;; esac
 
 # ---- tools ----
-if ! command -v wrk >/dev/null; then
-    say "installing wrk…"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 ||
-        { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-fi
+need_apt wrk
 for tool in wrk taskset curl awk cargo; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
@@ -104,18 +98,7 @@ for v in "${VARIANTS[@]}"; do
 done
 for v in "${VARIANTS[@]}"; do
     wait_listening "$v" "${PID[$v]}" "$WORK/$v.out" "$WORK/$v.err" 10
-    token=$(sed -n 's/^token: //p' "$WORK/$v.out")
-    key=$(sed -n 's/^api_key: //p' "$WORK/$v.out")
-    cookie=$(sed -n 's/^cookie: //p' "$WORK/$v.out")
-    if [ -n "$token" ]; then
-        HEADER[$v]="Authorization: Bearer $token"
-    elif [ -n "$key" ]; then
-        HEADER[$v]="X-API-Key: $key"
-    elif [ -n "$cookie" ]; then
-        HEADER[$v]="Cookie: $cookie"
-    else
-        HEADER[$v]=""
-    fi
+    HEADER[$v]=$(credential_header "$WORK/$v.out")
 done
 
 # ---- every variant's auth works before it is loaded ----

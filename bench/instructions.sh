@@ -15,8 +15,8 @@
 # BENCH_SERVER_BIN (default: build bench-server with cargo, release), OUT (target/bench-instr).
 # Prints a TSV: variant, requests, instructions a request, and that minus `none`'s (when `none`
 # ran). DIFF="A B" also prints the 40 functions whose own instructions a request differ most
-# between variants A and B (bench/instructions_diff.py, over callgrind_annotate). Loopback only; valgrind and wrk are installed
-# from Debian when missing.
+# between variants A and B (bench/instructions_diff.py, over callgrind_annotate). Loopback
+# only; valgrind and wrk are installed from Debian when missing.
 set -euo pipefail
 export LC_ALL=C
 
@@ -29,15 +29,13 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=${OUT:-$ROOT/target/bench-instr}
 say() { printf '%s\n' "$*" >&2; }
+die() { say "instructions.sh: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-for tool in valgrind:valgrind wrk:wrk; do
-    if ! command -v "${tool%%:*}" >/dev/null; then
-        say "installing ${tool#*:}…"
-        SUDO=""
-        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null 2>&1 ||
-            { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null; }
-    fi
+need_apt valgrind wrk
+for tool in valgrind callgrind_control wrk python3; do
+    command -v "$tool" >/dev/null || die "$tool is required"
 done
 
 if [ -n "${BENCH_SERVER_BIN:-}" ]; then
@@ -61,22 +59,9 @@ for v in $VARIANTS; do
         --bind "127.0.0.1:$port" >"$OUT/$v.out" 2>"$OUT/$v.err" &
     pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 300); do
-        grep -q '^listening' "$OUT/$v.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    grep -q '^listening' "$OUT/$v.out" || { say "$v did not start"; cat "$OUT/$v.err" >&2; exit 1; }
-    # Every variant but `none` prints its credential after the address, once it has made it
-    # (a key stored, a token minted): slow under valgrind, so wait for that line too.
-    if [ "$v" != none ]; then
-        for _ in $(seq 300); do
-            grep -qE '^(api_key|token|cookie):' "$OUT/$v.out" && break
-            sleep 0.1
-        done
-        grep -qE '^(api_key|token|cookie):' "$OUT/$v.out" || { say "$v printed no credential"; exit 1; }
-    fi
-    header=$(awk '/^api_key:/ {print "X-API-Key: " $2} /^token:/ {print "Authorization: Bearer " $2}
-                  /^cookie:/ {print "Cookie: " $2}' "$OUT/$v.out")
+    # Under valgrind a debug build takes seconds to start.
+    wait_listening "$v" "$pid" "$OUT/$v.out" "$OUT/$v.err" 60
+    header=$(credential_header "$OUT/$v.out")
     load() {
         timeout $(($1 + 30)) wrk -t1 -c"$CONNECTIONS" -d"$1"s ${header:+-H "$header"} \
             "http://127.0.0.1:$port/hello"
@@ -88,12 +73,10 @@ for v in $VARIANTS; do
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     if grep -q 'Non-2xx' <<<"$result"; then
-        say "$v: non-2xx responses under load:"; say "$result"
-        exit 1
+        die "$v: non-2xx responses under load: $result"
     fi
     requests=$(awk '/requests in/ {print $1}' <<<"$result")
-    dump=$(ls "$OUT/$v.$pid".* | grep -v "\.$pid$" | head -1)
-    mv "$dump" "$OUT/$v.counted"
+    mv "$OUT/$v.$pid.1" "$OUT/$v.counted" # the dump `-d` asked for
     total=$(awk '/^summary:/ {print $2}' "$OUT/$v.counted")
     per=$((total / requests))
     [ "$v" = none ] && none=$per

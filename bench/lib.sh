@@ -1,4 +1,4 @@
-# Shared by bench/http.sh and bench/server.sh (sourced, not run).
+# Shared by bench/http.sh, bench/server.sh and bench/instructions.sh (sourced, not run).
 # shellcheck shell=bash
 
 # A wrk latency (e.g. 412.00us, 1.02ms, 1.10s) in µs.
@@ -32,4 +32,25 @@ wait_listening() { # name pid out err seconds
         sleep 0.1
     done
     grep -q '^listening on ' "$out" || die "$name did not start in $secs s"
+}
+
+# Installs the Debian packages of the named commands that are missing, when we may (root or
+# sudo); the caller checks afterwards what it cannot do without.
+need_apt() { # command…
+    local missing=() p
+    for p in "$@"; do command -v "$p" >/dev/null || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    say "installing ${missing[*]}…"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+        { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+        true
+}
+
+# The request header that carries the credential a bench-server printed to `out` (`token:`,
+# `api_key:` or `cookie:`, before its `listening on` line); empty for `none`.
+credential_header() { # out
+    awk '/^token: / {print "Authorization: Bearer " $2} /^api_key: / {print "X-API-Key: " $2}
+         /^cookie: / {print "Cookie: " $2}' "$1"
 }

@@ -73,17 +73,6 @@ die() {
 case "$BENCH_DB" in *[!a-z0-9_]*) die "BENCH_DB must be lowercase letters, digits and _" ;; esac
 
 # ---- tools ----
-need_apt() { # installs Debian packages if missing and we may
-    local missing=() p
-    for p in "$@"; do command -v "$p" >/dev/null || missing+=("$p"); done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    say "installing ${missing[*]}…"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
-        { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
-        true
-}
 need_apt wrk
 [ "$SMOKE" = 1 ] || need_apt haproxy
 tools=(wrk curl jq psql redis-cli awk)

@@ -33,17 +33,18 @@ fn start(variant: &str) -> Server {
         .expect("bench-server starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut next = || lines.next().expect("a line").expect("readable");
-    let listening = next();
-    let addr = listening
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{variant}: {listening:?}"))
-        .to_owned();
+    // The credential first, then the address.
     let printed = next();
     let credential = match printed.split_once(": ") {
         Some(("api_key", key)) => format!("X-API-Key: {key}"),
         Some(("token", token)) => format!("Authorization: Bearer {token}"),
         _ => panic!("{variant}: {printed:?}"),
     };
+    let listening = next();
+    let addr = listening
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{variant}: {listening:?}"))
+        .to_owned();
     Server {
         child,
         addr,

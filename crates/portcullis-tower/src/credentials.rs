@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use portcullis_core::api_key::ApiKeyPrefix;
 use portcullis_core::{AuthError, Credential, TokenError};
 use subtle::ConstantTimeEq;
@@ -144,9 +144,9 @@ pub fn extract_headers<'a>(
     })
 }
 
-/// The one value of header `name` as bytes, `Err` for two or more. Read as bytes, not
-/// with `HeaderValue::to_str`: the callers check what they need in one pass (see [`text`]).
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u8]>, ()> {
+/// The one value of header `name`, `Err` for two or more. Not read with
+/// `HeaderValue::to_str` here: a token or key is checked in one pass (see [`graphic`]).
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, ()> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -154,20 +154,7 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u
     if values.next().is_some() {
         return Err(());
     }
-    Ok(Some(first.as_bytes()))
-}
-
-/// `bytes` as text if every byte is visible ASCII or a tab (what `HeaderValue::to_str`
-/// accepts).
-fn text(bytes: &[u8]) -> Option<&str> {
-    if bytes
-        .iter()
-        .all(|&b| (b' '..=b'~').contains(&b) || b == b'\t')
-    {
-        std::str::from_utf8(bytes).ok()
-    } else {
-        None
-    }
+    Ok(Some(first))
 }
 
 /// `bytes` as text if every byte is visible ASCII other than space: what a token or a key
@@ -193,7 +180,7 @@ fn api_key_header<'a>(
     match single(headers, name) {
         Ok(None) => Ok(None),
         // A key is visible ASCII without spaces (one with a space could never parse).
-        Ok(Some(v)) => match graphic(v.trim_ascii()) {
+        Ok(Some(v)) => match graphic(v.as_bytes().trim_ascii()) {
             Some(key) if !key.is_empty() => Ok(Some(Credential::ApiKey(key))),
             _ => Err(AuthError::InvalidApiKey),
         },
@@ -206,9 +193,10 @@ fn authorization<'a>(
     prefix: &ApiKeyPrefix,
 ) -> Result<Option<Credential<'a>>, AuthError> {
     let malformed = || AuthError::InvalidToken(TokenError::Malformed);
-    let Some(v) = single(headers, &AUTHORIZATION).map_err(|()| malformed())? else {
+    let Some(value) = single(headers, &AUTHORIZATION).map_err(|()| malformed())? else {
         return Ok(None);
     };
+    let v = value.as_bytes();
     let (scheme, rest) = match memchr::memchr(b' ', v) {
         Some(space) => (&v[..space], &v[space + 1..]),
         None => (v, &[][..]),
@@ -216,9 +204,9 @@ fn authorization<'a>(
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         // Basic, Digest, …: a credential, but not one this service accepts; unreadable bytes
         // are malformed whatever the scheme.
-        return Err(match text(v) {
-            Some(_) => AuthError::UnsupportedScheme,
-            None => malformed(),
+        return Err(match value.to_str() {
+            Ok(_) => AuthError::UnsupportedScheme,
+            Err(_) => malformed(),
         });
     }
     // Spaces around the token are allowed (`Bearer  t `); a tab is not a space here.
@@ -311,7 +299,9 @@ pub fn csrf_matches(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    text(header).is_some_and(|h| !h.is_empty() && bool::from(h.as_bytes().ct_eq(cookie.as_bytes())))
+    header
+        .to_str()
+        .is_ok_and(|h| !h.is_empty() && bool::from(h.as_bytes().ct_eq(cookie.as_bytes())))
 }
 
 #[cfg(test)]

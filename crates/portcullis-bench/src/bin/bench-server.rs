@@ -6,7 +6,8 @@
 //!              --bind 127.0.0.1:PORT [--secret S]
 //! ```
 //!
-//! Prints `listening on http://ADDR`, then the credential a load tool should send:
+//! Prints the credential a load tool should send, then `listening on http://ADDR` (last, so
+//! that a script waiting for that line finds the credential already there):
 //! `token: <jwt>` (the JWT variants; the static token for `tower-http`), `api_key: <key>` or
 //! `cookie: <name>=<value>` (`axum-login`). One thread (`current_thread`), so that one pinned
 //! core is one server. Used by `bench/http.sh`.
@@ -227,7 +228,6 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     };
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on http://{}", listener.local_addr()?)?;
     match args.variant {
         Variant::None => {}
         Variant::TowerHttp => writeln!(out, "token: {STATIC_BEARER_TOKEN}")?,
@@ -237,6 +237,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
             writeln!(out, "token: {token}")?;
         }
     }
+    writeln!(out, "listening on http://{}", listener.local_addr()?)?;
     out.flush()?;
     drop(out);
     axum::serve(listener, app).await?;
