@@ -14,7 +14,8 @@
 # decision into a Prometheus recorder, as the sample server does with PORTCULLIS_METRICS_BIND), QUIET_WAIT (20: seconds to wait before each run for both cores to be idle),
 # OTHER_MAX (5) and RETRIES (2): a run during which other processes used more than OTHER_MAX % of
 # a core is run again, up to RETRIES times, and the last try is kept with its figure;
-# BENCH_SERVER_BIN (default: build bench-server with cargo, release).
+# BENCH_SERVER_BIN (default: build bench-server with cargo, release), BENCH_MOUNT (layer: each
+# auth layer through `Router::layer`; wrap: each wraps the whole router, see bench-server).
 # Loopback only; every step is bounded in time; it stops by itself.
 #
 # Prints the machine, the commit, then a markdown table: req/s median (min–max), p50 and p99
@@ -85,6 +86,7 @@ echo "- commit: $commit$dirty"
 echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
 echo "- rustc: $(rustc --version 2>/dev/null || echo unknown); wrk: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
 echo "- method: server on core $SERVER_CORE (taskset, one-thread tokio), wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency on core $LOAD_CORE, $ROUNDS rounds, order rotated each round; each run waits up to ${QUIET_WAIT}s for idle cores and is retried (up to $RETRIES times) if other processes took more than ${OTHER_MAX}% of a core"
+echo "- mount: BENCH_MOUNT=${BENCH_MOUNT:-layer} (layer: Router::layer; wrap: the layer wraps the router)"
 echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- servers ----

@@ -12,7 +12,8 @@
 # Environment (defaults): VARIANTS ("none tower-http portcullis-api-key portcullis-jwt
 # portcullis-api-key-metrics portcullis-jwt-metrics"), DURATION seconds of counted load per
 # variant (8; 2 s of warm-up come first, not counted), CONNECTIONS (8), BASE_PORT (18280),
-# BENCH_SERVER_BIN (default: build bench-server with cargo, release), OUT (target/bench-instr).
+# BENCH_SERVER_BIN (default: build bench-server with cargo, release), OUT (target/bench-instr),
+# BENCH_MOUNT (layer or wrap: how bench-server mounts each auth layer; printed to stderr).
 # Prints a TSV: variant, requests, instructions a request, and that minus `none`'s (when `none`
 # ran). DIFF="A B" also prints the 40 functions whose own instructions a request differ most
 # between variants A and B (bench/instructions_diff.py, over callgrind_annotate). Loopback
@@ -50,6 +51,7 @@ mkdir -p "$OUT"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
+say "mount: BENCH_MOUNT=${BENCH_MOUNT:-layer}"
 printf 'variant\trequests\tinstructions_per_request\tover_none\n'
 port=$BASE_PORT
 none=""

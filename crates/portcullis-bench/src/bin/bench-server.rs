@@ -52,7 +52,10 @@ use portcullis_axum::RequirePermissions;
 use portcullis_bench::{AUDIENCE, DEFAULT_SECRET, Fixture, ISSUER, LEEWAY_SECS, peer};
 use portcullis_core::seed::MemoryRead;
 use portcullis_tower::AuthLayer;
-use tower::ServiceBuilder;
+use std::convert::Infallible;
+
+use axum::routing::Route;
+use tower::{Layer, Service, ServiceBuilder};
 
 const USAGE: &str = "usage: bench-server --variant <none|tower-http|portcullis-jwt[-metrics]|portcullis-api-key[-metrics]|axum-login|jsonwebtoken|jwt-authorizer> --bind 127.0.0.1:PORT [--secret S]";
 /// Seven days: a load run never outlives its token.
@@ -177,9 +180,15 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     }
     let fx = Fixture::new(&args.secret, TOKEN_TTL_SECS).await;
     let token = fx.mint();
-    let mut credential = None;
-    let app = match args.variant {
-        Variant::None => Router::new().route("/hello", get(hello)),
+    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    let addr = listener.local_addr()?;
+    let wrap = Mount::from_env()? == Mount::Wrap;
+    let hello_router = || Router::new().route("/hello", get(hello));
+    match args.variant {
+        Variant::None => {
+            announce(None, addr)?;
+            axum::serve(listener, hello_router()).await?;
+        }
         Variant::TowerHttp => {
             // Deprecated since tower-http 0.6.7 as "too basic to be useful in real
             // applications": that is what it is here, the cheapest check a layer can make.
@@ -187,24 +196,36 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
             let layer = tower_http::validate_request::ValidateRequestHeaderLayer::bearer(
                 STATIC_BEARER_TOKEN,
             );
-            Router::new().route("/hello", get(hello)).layer(layer)
+            announce(Some(format!("token: {STATIC_BEARER_TOKEN}")), addr)?;
+            serve(listener, hello_router(), layer, wrap).await?;
         }
         Variant::AxumLogin => {
+            // Its `login_required!` is a route layer by its documentation: mounted as shown
+            // there whatever BENCH_MOUNT says.
             let app = session_peer::router();
-            credential = Some(format!("cookie: {}", session_peer::log_in(&app).await?));
-            app
+            let cookie = session_peer::log_in(&app).await?;
+            announce(Some(format!("cookie: {cookie}")), addr)?;
+            axum::serve(listener, app).await?;
         }
-        Variant::PortcullisJwt | Variant::PortcullisApiKey => Router::new()
-            .route("/hello", get(hello_portcullis))
-            .layer(AuthLayer::new(fx.auth.clone())),
+        Variant::PortcullisJwt | Variant::PortcullisApiKey => {
+            let credential = if args.variant == Variant::PortcullisApiKey {
+                format!("api_key: {}", fx.api_key().await)
+            } else {
+                format!("token: {token}")
+            };
+            let routes = Router::new().route("/hello", get(hello_portcullis));
+            announce(Some(credential), addr)?;
+            serve(listener, routes, AuthLayer::new(fx.auth.clone()), wrap).await?;
+        }
         Variant::Jsonwebtoken => {
             let state = Arc::new(JwtState {
                 key: peer::key(&args.secret),
                 validation: peer::validation(),
             });
-            Router::new()
-                .route("/hello", get(hello_claims))
-                .layer(middleware::from_fn_with_state(state, require_jwt))
+            let routes = Router::new().route("/hello", get(hello_claims));
+            announce(Some(format!("token: {token}")), addr)?;
+            let layer = middleware::from_fn_with_state(state, require_jwt);
+            serve(listener, routes, layer, wrap).await?;
         }
         Variant::JwtAuthorizer => {
             let authorizer =
@@ -223,25 +244,73 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
                 .map_response(|r: http::Response<axum07::body::Body>| r.map(axum::body::Body::new))
                 .layer(authorizer.into_layer())
                 .map_response(|r: Response| r.map(axum07::body::Body::new));
-            Router::new().route("/hello", get(hello)).layer(bridged)
-        }
-    };
-    let listener = tokio::net::TcpListener::bind(args.bind).await?;
-    let mut out = std::io::stdout().lock();
-    match args.variant {
-        Variant::None => {}
-        Variant::TowerHttp => writeln!(out, "token: {STATIC_BEARER_TOKEN}")?,
-        Variant::PortcullisApiKey => writeln!(out, "api_key: {}", fx.api_key().await)?,
-        Variant::AxumLogin => writeln!(out, "{}", credential.unwrap_or_default())?,
-        Variant::PortcullisJwt | Variant::Jsonwebtoken | Variant::JwtAuthorizer => {
-            writeln!(out, "token: {token}")?;
+            announce(Some(format!("token: {token}")), addr)?;
+            serve(listener, hello_router(), bridged, wrap).await?;
         }
     }
-    writeln!(out, "listening on http://{}", listener.local_addr()?)?;
-    out.flush()?;
-    drop(out);
-    axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// How an auth layer is put on the `/hello` router (`BENCH_MOUNT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mount {
+    /// `Router::layer` (the default): axum puts the layer on each route, and per request
+    /// clones the boxed route and runs it through `Oneshot` and a boxed future — a cost every
+    /// first `.layer(…)` on a router pays, ~1 150 instructions (BENCHMARKS.md).
+    Layer,
+    /// `layer.layer(router)`: the layer wraps the whole router and runs before routing, as
+    /// axum documents for middleware that must see every request.
+    Wrap,
+}
+
+impl Mount {
+    fn from_env() -> Result<Self, String> {
+        match std::env::var("BENCH_MOUNT").as_deref() {
+            Err(_) | Ok("" | "layer") => Ok(Self::Layer),
+            Ok("wrap") => Ok(Self::Wrap),
+            Ok(other) => Err(format!("BENCH_MOUNT={other}: layer or wrap")),
+        }
+    }
+}
+
+/// Prints the credential a load tool should send, then `listening on …` (last, so that a
+/// script waiting for that line finds the credential already there).
+fn announce(credential: Option<String>, addr: SocketAddr) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Some(credential) = credential {
+        writeln!(out, "{credential}")?;
+    }
+    writeln!(out, "listening on http://{addr}")?;
+    out.flush()
+}
+
+/// Serves `routes` behind `layer`, mounted as `wrap` says.
+async fn serve<L>(
+    listener: tokio::net::TcpListener,
+    routes: Router,
+    layer: L,
+    wrap: bool,
+) -> std::io::Result<()>
+where
+    L: Layer<Route> + Layer<Router> + Clone + Send + Sync + 'static,
+    <L as Layer<Route>>::Service:
+        Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+    <<L as Layer<Route>>::Service as Service<Request>>::Response: IntoResponse + 'static,
+    <<L as Layer<Route>>::Service as Service<Request>>::Future: Send + 'static,
+    <L as Layer<Router>>::Service:
+        Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    <<L as Layer<Router>>::Service as Service<Request>>::Future: Send + 'static,
+{
+    if wrap {
+        let app = Layer::<Router>::layer(&layer, routes);
+        axum::serve(
+            listener,
+            axum::ServiceExt::<Request>::into_make_service(app),
+        )
+        .await
+    } else {
+        axum::serve(listener, routes.layer(layer)).await
+    }
 }
 
 async fn hello() -> &'static str {
