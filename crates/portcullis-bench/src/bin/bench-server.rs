@@ -256,7 +256,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
 enum Mount {
     /// `Router::layer` (the default): axum puts the layer on each route, and per request
     /// clones the boxed route and runs it through `Oneshot` and a boxed future — a cost every
-    /// first `.layer(…)` on a router pays, ~1 150 instructions (BENCHMARKS.md).
+    /// first `.layer(…)` on a router pays, ~700–860 instructions (BENCHMARKS.md, round four).
     Layer,
     /// `layer.layer(router)`: the layer wraps the whole router and runs before routing, as
     /// axum documents for middleware that must see every request.
