@@ -34,6 +34,7 @@
 //! | `rust-crypto` | no | the pure-Rust JWT crypto backend; one of the two is required |
 //! | `sqlite`, `postgres` | no | `portcullis::sql`: stores on SQLite (embedded) or PostgreSQL |
 //! | `redis` | no | `portcullis::redis`: sessions, denylist, rate limits and invalidation on Redis |
+//! | `prometheus` | no | `portcullis::prometheus`: the `portcullis_…` series through a Prometheus recorder, and a `GET /metrics` router |
 //!
 // The guide's examples use the axum extractors, so it is part of the docs when they are.
 #![cfg_attr(feature = "axum", doc = include_str!("guide.md"))]
@@ -60,10 +61,13 @@ pub use portcullis_axum::{
     AuthRejection, CurrentActor, CurrentOrg, RequireAnyPermission, RequirePermissions,
 };
 
-/// Redis stores: sessions, the denylist, shared rate limits and cross-instance invalidation.
 #[cfg(feature = "routes")]
 pub use portcullis_axum::routes;
 
+#[cfg(feature = "prometheus")]
+pub use portcullis_axum::prometheus;
+
+/// Redis stores: sessions, the denylist, shared rate limits and cross-instance invalidation.
 #[cfg(feature = "redis")]
 pub use portcullis_redis as redis;
 

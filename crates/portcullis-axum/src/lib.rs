@@ -35,6 +35,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 #[cfg(feature = "routes")]
 pub mod routes;
 

@@ -25,9 +25,11 @@ impl Drop for Server {
     }
 }
 
-fn start(variant: &str) -> Server {
+/// `bench-server --variant <variant>` with `BENCH_MOUNT=<mount>`.
+fn start(variant: &str, mount: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bench-server"))
         .args(["--variant", variant, "--bind", "127.0.0.1:0"])
+        .env("BENCH_MOUNT", mount)
         .stdout(Stdio::piped())
         .spawn()
         .expect("bench-server starts");
@@ -81,6 +83,27 @@ fn tampered(credential: &str) -> String {
     t
 }
 
+/// The variant refuses a request without its credential and with a tampered one, and serves it
+/// with its own.
+fn check(variant: &str, mount: &str) {
+    let server = start(variant, mount);
+    let what = format!("{variant} (BENCH_MOUNT={mount})");
+    assert_eq!(status(&server.addr, None), 401, "{what}: no credential");
+    assert_eq!(
+        status(&server.addr, Some(&tampered(&server.credential))),
+        401,
+        "{what}: tampered"
+    );
+    // Twice: the first resolves through the stores, the second from the cache.
+    for _ in 0..2 {
+        assert_eq!(
+            status(&server.addr, Some(&server.credential)),
+            200,
+            "{what}: its own credential"
+        );
+    }
+}
+
 #[test]
 fn every_portcullis_variant_refuses_a_missing_or_tampered_credential_and_serves_its_own() {
     for variant in [
@@ -89,20 +112,30 @@ fn every_portcullis_variant_refuses_a_missing_or_tampered_credential_and_serves_
         "portcullis-api-key-metrics",
         "portcullis-jwt-metrics",
     ] {
-        let server = start(variant);
-        assert_eq!(status(&server.addr, None), 401, "{variant}: no credential");
-        assert_eq!(
-            status(&server.addr, Some(&tampered(&server.credential))),
-            401,
-            "{variant}: tampered"
-        );
-        // Twice: the first resolves through the stores, the second from the cache.
-        for _ in 0..2 {
-            assert_eq!(
-                status(&server.addr, Some(&server.credential)),
-                200,
-                "{variant}: its own credential"
-            );
-        }
+        check(variant, "layer");
     }
+}
+
+/// Around the router (`BENCH_MOUNT=wrap`) the layers decide as they do on it: what the
+/// benchmark's wrapped rows measure is auth, not a pass-through.
+#[test]
+fn wrapped_around_the_router_the_layers_still_decide() {
+    for variant in ["tower-http", "portcullis-api-key-metrics", "portcullis-jwt"] {
+        check(variant, "wrap");
+    }
+}
+
+#[test]
+fn an_unknown_mount_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-server"))
+        .args(["--variant", "none", "--bind", "127.0.0.1:0"])
+        .env("BENCH_MOUNT", "sideways")
+        .output()
+        .expect("bench-server runs");
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("BENCH_MOUNT=sideways: layer or wrap"),
+        "{stderr}"
+    );
 }

@@ -153,9 +153,10 @@ pub fn extract_headers<'a>(
     Ok(Credentials {
         api_key_header: api_key_header(key.single())?,
         authorization: authorization(auth.single(), prefix)?,
-        cookie: match cookies {
-            true => cookie(headers, &sources.access_cookie)?.map(Credential::Cookie),
-            false => None,
+        cookie: if cookies {
+            cookie(headers, &sources.access_cookie)?.map(Credential::Cookie)
+        } else {
+            None
         },
     })
 }

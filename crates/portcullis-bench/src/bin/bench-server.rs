@@ -17,9 +17,9 @@
 //!   `Authorization` header with one static string: the do-nothing reference.
 //! - `portcullis-jwt`, `portcullis-api-key`: `AuthLayer` (in-memory stores, one live session,
 //!   one stored key) and a handler taking `RequirePermissions<MemoryRead>`. With `-metrics`,
-//!   as the sample server runs with `PORTCULLIS_METRICS_BIND`: a Prometheus recorder installed
-//!   for the process, its handles bound (`portcullis_core::metrics::bind_global`), its
-//!   histograms folded in every 5 s; nothing scrapes it.
+//!   as the sample server runs with `PORTCULLIS_METRICS_BIND`: the library's Prometheus
+//!   recorder (`portcullis_axum::prometheus::install`: installed for the process, its handles
+//!   bound, its histograms folded in every 5 s); nothing scrapes it.
 //! - `jsonwebtoken`: a hand-written `axum::middleware::from_fn` layer around
 //!   `jsonwebtoken::decode` (HS256, `exp`/`iss`/`aud`, key and `Validation` made once), putting
 //!   the owned claims in the extensions for a handler taking `Extension<Claims>`.
@@ -31,6 +31,10 @@
 //!   `login_required!` (the form without a login URL: 401, not a redirect). At start-up the
 //!   server logs its user in once through its own `POST /login` (called in-process, never by
 //!   the load tool) and prints the session cookie that login set.
+//!
+//! `BENCH_MOUNT` says how every layer but axum-login's (a route layer by its own documentation)
+//! is put on the router: `layer` (the default), `Router::layer`; `wrap`, `layer.layer(router)`,
+//! around the router, as axum documents for middleware that runs before routing.
 //!
 //! Every JWT variant verifies the same kind of token: a Portcullis access token (HS256, with
 //! `kid`, `iss`, `aud`, `exp`), minted here with a 7-day lifetime so long runs stay valid.
@@ -165,24 +169,14 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     portcullis_bench::install_jwt_provider();
     if args.metrics {
-        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .map_err(|e| format!("metrics recorder: {e}"))?;
-        portcullis_core::metrics::describe();
-        portcullis_core::metrics::bind_global();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                every.tick().await;
-                handle.run_upkeep();
-            }
-        });
+        // As the sample server does; nothing scrapes it here.
+        portcullis_axum::prometheus::install()?;
     }
     let fx = Fixture::new(&args.secret, TOKEN_TTL_SECS).await;
     let token = fx.mint();
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let addr = listener.local_addr()?;
-    let wrap = Mount::from_env()? == Mount::Wrap;
+    let mount = Mount::from_env()?;
     let hello_router = || Router::new().route("/hello", get(hello));
     match args.variant {
         Variant::None => {
@@ -197,7 +191,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
                 STATIC_BEARER_TOKEN,
             );
             announce(Some(format!("token: {STATIC_BEARER_TOKEN}")), addr)?;
-            serve(listener, hello_router(), layer, wrap).await?;
+            serve(listener, hello_router(), layer, mount).await?;
         }
         Variant::AxumLogin => {
             // Its `login_required!` is a route layer by its documentation: mounted as shown
@@ -215,7 +209,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
             };
             let routes = Router::new().route("/hello", get(hello_portcullis));
             announce(Some(credential), addr)?;
-            serve(listener, routes, AuthLayer::new(fx.auth.clone()), wrap).await?;
+            serve(listener, routes, AuthLayer::new(fx.auth.clone()), mount).await?;
         }
         Variant::Jsonwebtoken => {
             let state = Arc::new(JwtState {
@@ -225,7 +219,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
             let routes = Router::new().route("/hello", get(hello_claims));
             announce(Some(format!("token: {token}")), addr)?;
             let layer = middleware::from_fn_with_state(state, require_jwt);
-            serve(listener, routes, layer, wrap).await?;
+            serve(listener, routes, layer, mount).await?;
         }
         Variant::JwtAuthorizer => {
             let authorizer =
@@ -245,7 +239,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
                 .layer(authorizer.into_layer())
                 .map_response(|r: Response| r.map(axum07::body::Body::new));
             announce(Some(format!("token: {token}")), addr)?;
-            serve(listener, hello_router(), bridged, wrap).await?;
+            serve(listener, hello_router(), bridged, mount).await?;
         }
     }
     Ok(())
@@ -256,7 +250,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
 enum Mount {
     /// `Router::layer` (the default): axum puts the layer on each route, and per request
     /// clones the boxed route and runs it through `Oneshot` and a boxed future — a cost every
-    /// first `.layer(…)` on a router pays, ~700–860 instructions (BENCHMARKS.md, round four).
+    /// `.layer(…)` call on a router pays, ~700–860 instructions (BENCHMARKS.md, round four).
     Layer,
     /// `layer.layer(router)`: the layer wraps the whole router and runs before routing, as
     /// axum documents for middleware that must see every request.
@@ -284,12 +278,12 @@ fn announce(credential: Option<String>, addr: SocketAddr) -> std::io::Result<()>
     out.flush()
 }
 
-/// Serves `routes` behind `layer`, mounted as `wrap` says.
+/// Serves `routes` behind `layer`, mounted as `mount` says.
 async fn serve<L>(
     listener: tokio::net::TcpListener,
     routes: Router,
     layer: L,
-    wrap: bool,
+    mount: Mount,
 ) -> std::io::Result<()>
 where
     L: Layer<Route> + Layer<Router> + Clone + Send + Sync + 'static,
@@ -301,7 +295,7 @@ where
         Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     <<L as Layer<Router>>::Service as Service<Request>>::Future: Send + 'static,
 {
-    if wrap {
+    if mount == Mount::Wrap {
         let app = Layer::<Router>::layer(&layer, routes);
         axum::serve(
             listener,
