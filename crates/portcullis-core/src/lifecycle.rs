@@ -910,7 +910,7 @@ impl Lifecycle {
             KeyIssueError::AgentNotFound => LifecycleError::NotFound,
             KeyIssueError::Invalid(why) => LifecycleError::Invalid(why.to_owned()),
         })?;
-        self.take_parent_credits(actor, grant.remaining).await?;
+        let paid = self.take_parent_credits(actor, grant.remaining).await?;
         let generated = api_key::generate(&auth.config().api_key_prefix);
         let record = ApiKeyRecord {
             id: ApiKeyId::random(),
@@ -928,7 +928,12 @@ impl Lifecycle {
             last_used_at: None,
             remaining: grant.remaining,
         };
-        auth.stores().api_keys.insert(record.clone()).await?;
+        if let Err(e) = auth.stores().api_keys.insert(record.clone()).await {
+            if let Some((parent, n)) = paid {
+                self.return_parent_credits(parent, n).await;
+            }
+            return Err(e.into());
+        }
         tracing::info!(key = %record.id, by = %record.created_by.actor, "api key created");
         self.emit(
             self.event(actor, action::API_KEY_CREATED)
@@ -945,17 +950,22 @@ impl Lifecycle {
     /// (`asked`) from it at once, so that a key and every key it makes never spend more than
     /// it held; a new key without credits is then refused (400), and one asking for more
     /// than the parent has left is 429 `usage_exhausted`. Nothing for any other actor.
+    /// Answers what it took, and from which key.
     ///
-    /// Taken before the new key is stored: should storing it fail, the parent has lost
-    /// those credits — never the other way round, a key with credits nobody paid for.
-    async fn take_parent_credits(&self, actor: &Actor, asked: Option<u64>) -> LifecycleResult<()> {
+    /// Taken before the new key is stored — never the other way round, a key with credits
+    /// nobody paid for. Should storing it fail, they go back ([`Self::return_parent_credits`]).
+    async fn take_parent_credits<'a>(
+        &self,
+        actor: &'a Actor,
+        asked: Option<u64>,
+    ) -> LifecycleResult<Option<(&'a ApiKeyId, u64)>> {
         let Some(parent) = actor.api_key_id() else {
-            return Ok(());
+            return Ok(None);
         };
         let keys = &self.0.auth.stores().api_keys;
         let record = keys.get(parent).await?.ok_or(AuthError::InvalidApiKey)?;
         if record.remaining.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let Some(n) = asked else {
             return Err(LifecycleError::Invalid(
@@ -963,9 +973,25 @@ impl Lifecycle {
             ));
         };
         match keys.take_credits(parent, n).await? {
-            Credits::Taken { .. } | Credits::Unlimited => Ok(()),
+            Credits::Taken { .. } => Ok(Some((parent, n))),
+            Credits::Unlimited => Ok(None),
             Credits::Exhausted => Err(AuthError::UsageExhausted.into()),
             Credits::NotFound => Err(AuthError::InvalidApiKey.into()),
+        }
+    }
+
+    /// Gives `parent` back the `n` credits taken for a child key that could not be stored.
+    /// If the store cannot take them back either (it is likely down), they are lost: said at
+    /// `error` level with the key's id and the count, for an operator to restore.
+    async fn return_parent_credits(&self, parent: &ApiKeyId, n: u64) {
+        let keys = &self.0.auth.stores().api_keys;
+        if let Err(e) = keys.return_credits(parent, n).await {
+            tracing::error!(
+                key = %parent,
+                credits = n,
+                error = %e,
+                "usage credits taken for a child key that was not stored could not be returned"
+            );
         }
     }
 

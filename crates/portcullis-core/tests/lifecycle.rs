@@ -12,11 +12,11 @@ use async_trait::async_trait;
 use portcullis_core::api_key::KeyOwner;
 use portcullis_core::ids::{AgentId, ApiKeyId, OrgId, SessionId, UserId};
 use portcullis_core::lifecycle::{
-    DEFAULT_ORG, Lifecycle, LifecycleError, NewApiKey, NewUser, SessionSummary, SessionTokens,
-    Stats,
+    DEFAULT_ORG, IssuedApiKey, Lifecycle, LifecycleError, NewApiKey, NewUser, SessionSummary,
+    SessionTokens, Stats,
 };
 use portcullis_core::seed::{AdminRead, AdminWrite, MemoryCreate, MemoryRead};
-use portcullis_core::store::{AgentStatus, Stores};
+use portcullis_core::store::{AgentStatus, ApiKeyStore, Stores};
 use portcullis_core::throttle::MAX_CHECKS;
 use portcullis_core::users::{Account, MemoryUsers, Users};
 use portcullis_core::{
@@ -89,9 +89,13 @@ struct Fx {
 }
 
 fn fx() -> Fx {
+    fx_with(Stores::memory())
+}
+
+fn fx_with(stores: Stores) -> Fx {
     let clock = ManualClock::new(T0);
     let auth = common::authenticator(common::config().refresh_reuse_grace_secs(GRACE))
-        .stores(Stores::memory())
+        .stores(stores)
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();
@@ -142,6 +146,15 @@ impl Fx {
 
     async fn key(&self, key: &str) -> Result<Actor, AuthError> {
         self.auth.resolve(Credential::ApiKey(key)).await
+    }
+
+    /// `by` makes a key with `credits` usage credits (`MemoryRead` only).
+    async fn key_with_credits(&self, by: &Actor, credits: u64) -> IssuedApiKey {
+        let wanted = NewApiKey {
+            remaining: Some(credits),
+            ..new_key(MemoryRead::SET)
+        };
+        self.lc.create_api_key(by, wanted).await.unwrap()
     }
 
     /// Bob (a user already stored) signs in: a session of someone else.
@@ -1713,16 +1726,7 @@ mod audit {
 async fn a_key_with_credits_pays_one_a_request_and_its_children_pay_from_it() {
     let f = fx();
     let ada = f.actor("ada@example.com", "admin", "acme").await;
-    let parent =
-        f.lc.create_api_key(
-            &ada,
-            NewApiKey {
-                remaining: Some(5),
-                ..new_key(MemoryRead::SET)
-            },
-        )
-        .await
-        .unwrap();
+    let parent = f.key_with_credits(&ada, 5).await;
     assert_eq!(parent.record.remaining, Some(5));
     // Each resolution pays: the key is never served from the resolved-credential cache.
     let as_parent = f.key(parent.key.expose()).await.unwrap();
@@ -1770,4 +1774,41 @@ async fn a_key_with_credits_pays_one_a_request_and_its_children_pay_from_it() {
         f.key(child.key.expose()).await.unwrap_err(),
         AuthError::ApiKeyDisabled
     );
+}
+
+#[tokio::test]
+async fn a_child_key_that_cannot_be_stored_costs_its_parent_nothing() {
+    let keys = Arc::new(common::TestKeys::default());
+    let f = fx_with(Stores {
+        api_keys: keys.clone(),
+        ..Stores::memory()
+    });
+    let ada = f.actor("ada@example.com", "admin", "acme").await;
+    let parent = f.key_with_credits(&ada, 5).await;
+    let as_parent = f.key(parent.key.expose()).await.unwrap();
+    // 4 left. The child's 3 are taken, then storing it fails: a 503, and the 3 come back.
+    keys.inserts_fail.store(true, Ordering::SeqCst);
+    let three = || NewApiKey {
+        remaining: Some(3),
+        ..new_key(MemoryRead::SET)
+    };
+    let r = f.lc.create_api_key(&as_parent, three()).await;
+    assert!(
+        matches!(r, Err(LifecycleError::Auth(AuthError::Unavailable(_)))),
+        "{r:?}"
+    );
+    let left = || async {
+        keys.inner
+            .get(&parent.record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .remaining
+    };
+    assert_eq!(left().await, Some(4));
+    // Once the store is back, the same child can be paid for.
+    keys.inserts_fail.store(false, Ordering::SeqCst);
+    let child = f.lc.create_api_key(&as_parent, three()).await.unwrap();
+    assert_eq!(child.record.remaining, Some(3));
+    assert_eq!(left().await, Some(1));
 }

@@ -3,73 +3,20 @@
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+use common::TestKeys;
 
 use async_trait::async_trait;
-use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash, KeysOf};
+use portcullis_core::api_key::{self, ApiKeyRecord, KeyHash};
 use portcullis_core::cache::{Invalidation, InvalidationSink};
-use portcullis_core::ids::{ApiKeyId, OrgId};
-use portcullis_core::store::{ApiKeyStore, Credits, MemoryApiKeyStore, Stores};
+use portcullis_core::ids::ApiKeyId;
+use portcullis_core::store::{ApiKeyStore, Stores};
 use portcullis_core::testing;
 use portcullis_core::{AuthError, Authenticator, Credential, StoreError};
-
-/// Counts lookups by hash, and can be switched off to act like an unreachable database.
-#[derive(Default)]
-struct Counting {
-    inner: MemoryApiKeyStore,
-    lookups: AtomicUsize,
-    down: AtomicBool,
-    /// When set, the next lookup reads the record, signals the first `Notify`, and waits for
-    /// the second before returning what it read: a slow load in flight.
-    hold: std::sync::Mutex<Option<(Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>)>>,
-}
-
-#[async_trait]
-impl ApiKeyStore for Counting {
-    async fn insert(&self, r: ApiKeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(r).await
-    }
-    async fn find_by_hash(&self, h: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        // Long enough that concurrent requests overlap with this one.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("connection refused".into()));
-        }
-        let read = self.inner.find_by_hash(h).await;
-        let hold = self.hold.lock().unwrap().take();
-        if let Some((entered, release)) = hold {
-            entered.notify_one();
-            release.notified().await;
-        }
-        read
-    }
-    async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn list(&self, o: &KeysOf) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.list(o).await
-    }
-    async fn set_enabled(&self, id: &ApiKeyId, e: bool) -> Result<bool, StoreError> {
-        self.inner.set_enabled(id, e).await
-    }
-    async fn delete(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
-        self.inner.delete(id).await
-    }
-    async fn touch(&self, u: &[(ApiKeyId, u64)]) -> Result<(), StoreError> {
-        self.inner.touch(u).await
-    }
-    async fn count(&self, org: Option<&OrgId>) -> Result<u64, StoreError> {
-        self.inner.count(org).await
-    }
-    async fn take_credits(&self, id: &ApiKeyId, n: u64) -> Result<Credits, StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("connection refused".into()));
-        }
-        self.inner.take_credits(id, n).await
-    }
-}
 
 #[derive(Default)]
 struct Recorder(std::sync::Mutex<Vec<Invalidation>>);
@@ -84,12 +31,12 @@ impl InvalidationSink for Recorder {
 
 struct Fx {
     auth: Authenticator,
-    store: Arc<Counting>,
+    store: Arc<TestKeys>,
     sink: Arc<Recorder>,
 }
 
 fn fx() -> Fx {
-    let store = Arc::new(Counting::default());
+    let store = Arc::new(TestKeys::default());
     let sink = Arc::new(Recorder::default());
     let stores = Stores {
         api_keys: store.clone(),

@@ -236,6 +236,11 @@ impl ApiKeyStore for SqlApiKeyStore {
         with_pool!(&self.pool, |p| Ops::api_key_take_credits(p, id, n).await)
     }
 
+    /// One `UPDATE … SET remaining = remaining + n` on the key's row.
+    async fn return_credits(&self, id: &ApiKeyId, n: u64) -> Result<(), StoreError> {
+        with_pool!(&self.pool, |p| Ops::api_key_return_credits(p, id, n).await)
+    }
+
     /// One transaction for the batch, one update per distinct key (its latest time).
     async fn touch(&self, used: &[(ApiKeyId, UnixTime)]) -> Result<(), StoreError> {
         let mut latest: HashMap<&ApiKeyId, UnixTime> = HashMap::with_capacity(used.len());

@@ -389,6 +389,18 @@ pub async fn api_key_credits(s: &Stores) {
     );
     assert_eq!(take(1).await.unwrap(), Credits::Taken { left: 0 });
     assert_eq!(take(1).await.unwrap(), Credits::Exhausted);
+    // What a failed step took comes back, all of it; an unlimited or missing key is left be.
+    s.api_keys.return_credits(&limited.id, 2).await.unwrap();
+    assert_eq!(take(2).await.unwrap(), Credits::Taken { left: 0 });
+    s.api_keys.return_credits(&plain.id, 3).await.unwrap();
+    assert_eq!(
+        s.api_keys.get(&plain.id).await.unwrap().unwrap().remaining,
+        None
+    );
+    s.api_keys
+        .return_credits(&ApiKeyId::random(), 3)
+        .await
+        .unwrap();
     let of = KeysOf::Actor(limited.created_by.actor.clone());
     assert_eq!(s.api_keys.list(&of).await.unwrap()[0].remaining, Some(0));
     assert_eq!(

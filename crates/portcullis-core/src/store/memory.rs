@@ -138,6 +138,14 @@ impl ApiKeyStore for MemoryApiKeyStore {
         })
     }
 
+    async fn return_credits(&self, id: &ApiKeyId, n: u64) -> Result<(), StoreError> {
+        let mut m = lock(&self.inner);
+        if let Some(left) = m.by_id.get_mut(id).and_then(|r| r.remaining.as_mut()) {
+            *left = left.saturating_add(n);
+        }
+        Ok(())
+    }
+
     async fn reroll(
         &self,
         id: &ApiKeyId,

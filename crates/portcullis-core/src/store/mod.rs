@@ -98,6 +98,18 @@ pub trait ApiKeyStore: Send + Sync + 'static {
             "this API key store does not count usage credits".into(),
         ))
     }
+    /// Gives back `n` credits that [`take_credits`](Self::take_credits) took for a step that
+    /// then failed (a child key that could not be stored), as one atomic add. A key without a
+    /// limit, or no longer there, is left as it is.
+    ///
+    /// The default answers [`StoreError::Unavailable`], as for `take_credits`; every store of
+    /// this workspace implements it.
+    async fn return_credits(&self, id: &ApiKeyId, n: u64) -> Result<(), StoreError> {
+        let _ = (id, n);
+        Err(StoreError::Unavailable(
+            "this API key store does not count usage credits".into(),
+        ))
+    }
     /// How many keys `org` has (enabled or not, expired or not), or every org when `None`:
     /// for statistics.
     ///

@@ -400,6 +400,27 @@ where
         })
     }
 
+    pub(crate) async fn api_key_return_credits(
+        pool: &Pool<DB>,
+        id: &ApiKeyId,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        // More than any key can hold was never taken.
+        let Ok(n) = i64::try_from(n) else {
+            return Ok(());
+        };
+        sqlx::query(
+            "UPDATE api_keys SET remaining = remaining + $2 \
+             WHERE id = $1 AND remaining IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .bind(n)
+        .execute(pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
     /// The credits of key `id`: `None` without such a key, `Some(None)` when unlimited.
     async fn api_key_credits(
         pool: &Pool<DB>,
