@@ -75,6 +75,10 @@ pub struct KeysCreateArgs {
     /// The key's own rate limit.
     #[arg(long)]
     pub rate_limit_per_minute: Option<u32>,
+    /// Usage credits (1 to 2^53 - 1): each request the key authenticates takes one; at zero
+    /// it is refused with 429 `usage_exhausted`. Unlimited when absent.
+    #[arg(long)]
+    pub remaining: Option<u64>,
 }
 
 /// `secret …`.

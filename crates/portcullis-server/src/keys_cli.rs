@@ -37,7 +37,7 @@ async fn create(s: &AppState, args: KeysCreateArgs) -> Result<(), String> {
         permissions,
         expires_in_secs: args.expires_in_seconds,
         rate_limit_per_minute: args.rate_limit_per_minute,
-        remaining: None,
+        remaining: args.remaining,
         agent_id: None,
     };
     let issued = s

@@ -312,6 +312,7 @@ fn help_of_the_command_and_every_subcommand_exits_0_and_says_what_it_does() {
         "--permissions",
         "--expires-in-seconds",
         "--rate-limit-per-minute",
+        "--remaining",
     ] {
         assert!(
             text.contains(opt),
@@ -543,6 +544,72 @@ fn keys_create_list_and_revoke_work_against_a_running_server() {
 
 /// The layer's policy is checked by the server before it connects to anything: board fallback
 /// is refused in production and on a non-loopback bind unless allowed, and a bad value is named.
+#[test]
+fn keys_create_gives_usage_credits_that_a_running_server_counts_down() {
+    let db = Db::new();
+    db.ok(&["migrate"]);
+    db.serve().stop(); // creates the admin
+    let create = |remaining: &str| {
+        db.run(&[
+            "keys",
+            "create",
+            "--owner",
+            ADMIN_EMAIL,
+            "--name",
+            "metered",
+            "--permissions",
+            "memory:read",
+            "--remaining",
+            remaining,
+        ])
+    };
+    for bad in ["0", "9007199254740992", "many"] {
+        let r = create(bad);
+        assert!(
+            !r.output.status.success(),
+            "`--remaining {bad}` was accepted: {}",
+            r.stdout()
+        );
+        assert!(
+            r.stderr().contains("remaining"),
+            "`--remaining {bad}` gave no clear message: {}",
+            r.stderr()
+        );
+        assert!(
+            !r.stdout().contains("ck_"),
+            "a key was printed: {}",
+            r.stdout()
+        );
+    }
+    let r = create("2");
+    assert!(r.output.status.success(), "{}\n{}", r.stdout(), r.stderr());
+    let key = r
+        .stdout()
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let server = db.serve();
+    let rt = rt();
+    for _ in 0..2 {
+        let (status, me) = rt.block_on(whoami_with_key(&server, &key));
+        assert_eq!(status, 200, "{me}");
+    }
+    let (status, body) = rt.block_on(whoami_with_key(&server, &key));
+    assert_eq!(
+        (status, &body["code"]),
+        (429, &json!("usage_exhausted")),
+        "{body}"
+    );
+    let listed = rt.block_on(admin_keys(&server));
+    let metered: Vec<_> = listed.iter().filter(|k| k["name"] == "metered").collect();
+    assert_eq!(metered.len(), 1, "{listed:?}");
+    assert_eq!(metered[0]["remaining"], 0, "{listed:?}");
+}
+
 #[test]
 fn serve_refuses_a_policy_it_must_not_run_before_touching_the_database() {
     let db = Db::new();
