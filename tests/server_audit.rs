@@ -348,6 +348,24 @@ async fn every_event(srv: &Server) -> Run {
         &expect(get(srv, "/auth/whoami", Cred::Bearer(&last)).await, 200).await,
         "session_id",
     );
+
+    // logout, of another session by its id (DELETE /auth/sessions/{id}): that session is the
+    // target.
+    let other = srv.login("ada@acme.test", NEW_PASSWORD).await;
+    let other_token = str_of(&other, "access_token");
+    secrets.extend([other_token.clone(), str_of(&other, "refresh_token")]);
+    let other_session = str_of(
+        &expect(
+            get(srv, "/auth/whoami", Cred::Bearer(&other_token)).await,
+            200,
+        )
+        .await,
+        "session_id",
+    );
+    let path = format!("/auth/sessions/{other_session}");
+    expect(delete(srv, &path, Cred::Bearer(&last)).await, 204).await;
+    let e = wait_for(srv, &root, "logout", Some(&other_session)).await;
+    check(&e, Some(&ada_id), "user", Some("acme"), "success");
     expect(
         post_empty(srv, "/auth/logout", Cred::Bearer(&last)).await,
         204,

@@ -699,7 +699,8 @@ impl Lifecycle {
     }
 
     /// Ends one of the caller's sessions at once, on every instance, exactly as
-    /// [`logout`](Self::logout) ends the caller's own (the caller's own may be named too).
+    /// [`logout`](Self::logout) ends the caller's own (the caller's own may be named too), and
+    /// audited as it is (`logout`, the ended session as the target).
     /// Another user's session, an unknown id and a session already ended (revoked or
     /// expired) are all 404; only a user has sessions (403 `wrong_actor_kind`).
     pub async fn end_session(&self, actor: &Actor, id: &SessionId) -> LifecycleResult<()> {
@@ -711,6 +712,8 @@ impl Lifecycle {
         }
         auth.revoke_session(id).await?;
         tracing::info!(user = %user.id, session = %id, "session ended by its user");
+        // The audit log's `logout`, as for the caller's own; the target says which session.
+        self.emit(self.event(actor, action::LOGOUT).target(id.as_str()));
         Ok(())
     }
 

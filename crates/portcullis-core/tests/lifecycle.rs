@@ -1666,6 +1666,25 @@ mod audit {
         check(&e[0], Some(cid), "user", Some("acme"), Some(cid), "success");
         assert!(!format!("{e:?}").contains("another good password"));
 
+        // logout, of another of ada's sessions by its id (DELETE /auth/sessions/{id}).
+        let other = f.lc.start_session(&ada, false).await.unwrap();
+        assert!(rec.take().is_empty(), "start_session is not a login");
+        f.lc.end_session(&ada_actor, &other.session_id)
+            .await
+            .unwrap();
+        let e = rec.take();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].action, action::LOGOUT);
+        let other_sid = other.session_id.as_str();
+        check(
+            &e[0],
+            Some(ada.id.as_str()),
+            "user",
+            Some("acme"),
+            Some(other_sid),
+            "success",
+        );
+
         f.lc.logout(&ada_actor).await.unwrap();
         let e = rec.take();
         assert_eq!(e.len(), 1, "{e:?}");
